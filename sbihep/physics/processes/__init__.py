@@ -1,0 +1,39 @@
+"""The processes sbihep ships, one per module, and a registry by name.
+
+>>> from sbihep.physics.processes import get_process, available_processes
+>>> proc = get_process("ee_mumu")
+"""
+
+from __future__ import annotations
+
+from sbihep.errors import UnknownParameterError
+from sbihep.physics.processes.base import Amplitudes, EFTDecomposition, PartonicChannel, Process
+from sbihep.physics.processes.ee_mumu import EEToMuMu
+
+__all__ = [
+    "Amplitudes",
+    "EFTDecomposition",
+    "PartonicChannel",
+    "Process",
+    "EEToMuMu",
+    "PROCESSES",
+    "available_processes",
+    "get_process",
+]
+
+#: name → Process subclass, for the CLI and configuration files.
+PROCESSES: dict[str, type[Process]] = {cls.name: cls for cls in (EEToMuMu,)}
+
+
+def available_processes() -> dict[str, str]:
+    """name → one-line description of every registered process."""
+    return {name: cls.description for name, cls in PROCESSES.items()}
+
+
+def get_process(name: str, **options) -> Process:
+    """Instantiate a registered process by name, passing ``options`` to its constructor."""
+    try:
+        cls = PROCESSES[name]
+    except KeyError:
+        raise UnknownParameterError(f"unknown process {name!r}; available: {sorted(PROCESSES)}") from None
+    return cls(**options)
