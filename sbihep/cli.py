@@ -40,3 +40,81 @@ def list_processes() -> None:
 
     for name, cls in PROCESSES.items():
         typer.echo(f"{name:12s} {cls.collider:2s}  operators: {', '.join(cls.operators):28s} {cls.description}")
+
+
+def _parse_assignments(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{what} must look like NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(f"value of {name} must be a number, got {text!r}") from None
+
+
+@app.command("xsec")
+def xsec(
+    process: str = typer.Argument(..., help="Process name (see `sbihep processes`)."),
+    sqrts: float = typer.Option(13000.0, "--sqrts", help="Collider energy √s in GeV."),
+    set_: list[str] = typer.Option([], "--set", help="Wilson coefficient NAME=VALUE (c/Λ², Λ = 1 TeV); repeatable."),
+    order: str = typer.Option("quadratic", "--order", help="EFT order: linear or quadratic."),
+    n_eval: int = typer.Option(20000, "--n-eval", help="Integrand evaluations per VEGAS iteration."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same result)."),
+    option: list[str] = typer.Option([], "--option", help="Process option NAME=VALUE, e.g. charge=1; repeatable."),
+) -> None:
+    """Compute σ(θ) as a polynomial in the Wilson coefficients and evaluate it at --set values."""
+    from sbihep.errors import SbihepError
+    from sbihep.physics.processes import get_process
+    from sbihep.physics.xsec import cross_section
+
+    try:
+        theta = {k: _number(v, k) for k, v in _parse_assignments(set_, "--set").items()}
+        options = {k: _option_value(v) for k, v in _parse_assignments(option, "--option").items()}
+        proc = get_process(process, **options)
+        proc.theta_vector(theta)  # reject unknown operators before integrating
+        result = cross_section(proc, sqrts, order=order, n_evaluations=n_eval, seed=seed)
+    except (SbihepError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(result.describe())
+    value, error = result(theta)
+    shown = ", ".join(f"{k}={v:g}" for k, v in theta.items()) or "SM"
+    typer.echo(f"sigma({shown}) = {value:.6g} ± {error:.2g} pb")
+
+
+def _option_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+@app.command("demo")
+def demo(
+    n_eval: int = typer.Option(20000, "--n-eval", help="Integrand evaluations per VEGAS iteration."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+) -> None:
+    """The main demo: the processes sbihep ships and the SMEFT dependence of a cross section."""
+    from sbihep.physics.processes import PROCESSES, get_process
+    from sbihep.physics.xsec import cross_section
+
+    typer.echo("Processes:")
+    list_processes()
+    name = "wh_lvbb" if "wh_lvbb" in PROCESSES else "ee_mumu"
+    sqrts = 13000.0 if PROCESSES[name].collider == "pp" else 500.0
+    proc = get_process(name)
+    typer.echo(f"\nCross section of {name} at √s = {sqrts:g} GeV with its exact dependence on {', '.join(proc.operators)}:")
+    result = cross_section(proc, sqrts, n_evaluations=n_eval, seed=seed)
+    typer.echo(result.describe())
+    for op in proc.operators:
+        value, error = result({op: 1.0})
+        typer.echo(f"  sigma({op}=1) / sigma_SM = {value / result.sm_pb:.4f} ± {error / result.sm_pb:.1e}")

@@ -26,7 +26,7 @@ import torch
 from sbihep.errors import InvalidInputError, ShapeError, UnknownParameterError
 from sbihep.params import ParameterSpace
 from sbihep.physics.couplings import DEFAULT_SM, SMInputs, operator_parameter
-from sbihep.physics.lorentz import check_momenta
+from sbihep.physics.lorentz import check_momenta, mass
 
 __all__ = [
     "EFTOrder",
@@ -199,6 +199,10 @@ class Process(ABC):
     def threshold(self) -> float:
         """The smallest partonic √ŝ (GeV) at which the process is open."""
         return float(sum(self.external_masses()[2:]))
+
+    def factorisation_scale(self, momenta: torch.Tensor) -> torch.Tensor:
+        """μ_F (GeV) at which hadronic processes evaluate the PDFs, (N, 2+n, 4) → (N,); default √ŝ."""
+        return mass(momenta[:, 0] + momenta[:, 1])
 
     def channels(self) -> tuple[PartonicChannel, ...]:
         """Initial-state channels; a lepton collider has a single one."""
