@@ -130,3 +130,16 @@ def test_autograd_through_spinor_current():
     (grad,) = torch.autograd.grad(value, p1)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     assert not math.isnan(value.item())
+
+
+def test_fermion_current_equals_explicit_dirac_matrices():
+    g = torch.Generator().manual_seed(10)
+    f_out = torch.randn(20, 4, generator=g, dtype=torch.float64) + 1j * torch.randn(20, 4, generator=g, dtype=torch.float64)
+    f_in = torch.randn(20, 4, generator=g, dtype=torch.float64) + 1j * torch.randn(20, 4, generator=g, dtype=torch.float64)
+    gl, gr = 0.37, -1.2
+    chiral = gl * helas.PROJ_L + gr * helas.PROJ_R
+    reference = torch.einsum("na,mab,bc,nc->nm", f_out, helas.GAMMA, chiral, f_in)
+    assert torch.allclose(helas.fermion_current(f_out, f_in, gl, gr), reference, atol=1e-13)
+    per_event = torch.linspace(0.1, 2.0, 20, dtype=torch.float64)
+    reference = torch.einsum("na,mab,nbc,nc->nm", f_out, helas.GAMMA, per_event[:, None, None] * helas.PROJ_L, f_in)
+    assert torch.allclose(helas.fermion_current(f_out, f_in, per_event, 0.0), reference, atol=1e-13)

@@ -1,0 +1,108 @@
+"""Throughput and memory of helicity-summed |M|² for every registered process.
+
+For each process: evaluations per second of ``matrix_element2`` (at a fixed θ) and of
+``eft_decomposition`` (all SM/linear/quadratic coefficients) at batch 10⁵, with torch pinned to one
+thread and with torch's default threading; and the peak resident memory per event of one batch.
+Each measurement runs in a fresh subprocess so that peak memory is not polluted by the others.
+
+Usage:  python benchmarks/bench_matrix_elements.py [--batch 100000] [--repeats 3] [--processes a,b]
+Writes benchmarks/results/bench_matrix_elements.json (flat keys with units).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_matrix_elements.json"
+
+
+def _measure(name: str, batch: int, repeats: int, threads: int | None, what: str, queue) -> None:
+    import torch
+
+    from sbihep.physics.processes import get_process
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    proc = get_process(name)
+    gen = torch.Generator().manual_seed(0)
+    r = torch.rand(batch, proc.n_random, generator=gen, dtype=torch.float64)
+    sqrt_s = max(3.0 * proc.threshold(), 500.0)
+    momenta, _ = proc.phase_space(r, sqrt_s)
+    theta = torch.full((len(proc.operators),), 0.1, dtype=torch.float64)
+
+    def run():
+        with torch.no_grad():
+            if what == "me2":
+                proc.matrix_element2(momenta, theta)
+            else:
+                proc.eft_decomposition(momenta)
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    run()  # warm-up, and the peak-memory sample
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    queue.put(
+        {
+            "per_s": batch / min(times),
+            "bytes_per_event": max(rss_after - rss_before, 0) * 1024 / batch,
+            "threads": torch.get_num_threads(),
+        }
+    )
+
+
+def measure(name: str, batch: int, repeats: int, threads: int | None, what: str) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure, args=(name, batch, repeats, threads, what, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    from sbihep.physics.processes import PROCESSES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--processes", default=",".join(PROCESSES))
+    args = parser.parse_args()
+
+    figures: dict[str, float | str] = {
+        "batch_events": args.batch,
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
+    }
+    print(f"{'process':12s} {'what':6s} {'1 thread /s':>14s} {'default /s':>14s} {'threads':>7s} {'bytes/event':>12s}")
+    for name in args.processes.split(","):
+        for what in ("me2", "decomp"):
+            one = measure(name, args.batch, args.repeats, 1, what)
+            default = measure(name, args.batch, args.repeats, None, what)
+            key = f"{name}_{what}"
+            figures[f"{key}_per_s_1core"] = round(one["per_s"], 1)
+            figures[f"{key}_per_s_default_threads"] = round(default["per_s"], 1)
+            figures[f"{key}_peak_bytes_per_event"] = round(one["bytes_per_event"], 1)
+            print(
+                f"{name:12s} {what:6s} {one['per_s']:14.4g} {default['per_s']:14.4g} {default['threads']:7d} "
+                f"{one['bytes_per_event']:12.0f}"
+            )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    tmp.replace(RESULTS)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
