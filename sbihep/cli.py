@@ -118,3 +118,14 @@ def demo(
     for op in proc.operators:
         value, error = result({op: 1.0})
         typer.echo(f"  sigma({op}=1) / sigma_SM = {value / result.sm_pb:.4f} ± {error / result.sm_pb:.1e}")
+
+
+@app.command("sm-inputs")
+def sm_inputs() -> None:
+    """Print the Standard Model inputs ({G_F, m_W, m_Z} scheme) and the derived couplings."""
+    from sbihep.physics.couplings import DEFAULT_SM, LAMBDA_GEV
+
+    typer.echo(DEFAULT_SM.describe())
+    typer.echo(f"{'Lambda':12s} = {LAMBDA_GEV:g} GeV (Wilson coefficients are c/Lambda^2)")
+    for up in "uc":
+        typer.echo("  ".join(f"V_{up}{down} = {DEFAULT_SM.ckm(up, down):+.5f}" for down in "ds"))
