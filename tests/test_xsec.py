@@ -71,3 +71,36 @@ def test_bad_arguments():
     xs = cross_section(proc, 100.0, n_evaluations=200, n_adapt=0, n_iterations=1, progress=False)
     with pytest.raises(InvalidInputError, match="cHW"):
         xs({"cHW": 1.0})
+
+
+def test_hadronic_w_cross_section_matches_luminosity_integral():
+    """pp → W⁺ → e⁺ν at 13 TeV: VEGAS over (x₁, x₂, angles) vs Σ_ab ∫dτ L_ab(τ, μ=√ŝ) σ̂(τS).
+
+    σ̂(ud̄ → eν) = ŝ |A|² / (144π), A = (g²/2)/(ŝ − m_W² + i m_W Γ_W) (see tests/test_w_lv.py),
+    times |V_ud|²; the τ integral is done by Gauss–Legendre in the Breit–Wigner variable
+    y = arctan((ŝ − m_W²)/(m_W Γ_W)), independent of the VEGAS / phase-space machinery.
+    """
+    from sbihep.physics.pdf import PDF, parton_luminosity
+
+    proc = get_process("w_lv", charge=1, m_ll_min=40.0)
+    sm, sqrt_s = proc.sm, 13000.0
+    xs = cross_section(proc, sqrt_s, order="linear", n_evaluations=6000, n_adapt=4, n_iterations=4, seed=2, progress=False)
+    pdf = PDF.load()
+    s_min, s_max = 40.0**2, sqrt_s**2
+    m2, mg = sm.m_W**2, sm.m_W * sm.width_W
+    y_lo, y_hi = math.atan((s_min - m2) / mg), math.atan((s_max - m2) / mg)
+    nodes, weights = np.polynomial.legendre.leggauss(400)
+    y = torch.from_numpy(0.5 * (y_hi - y_lo) * nodes + 0.5 * (y_hi + y_lo))
+    s_hat = m2 + mg * torch.tan(y)
+    jac = 0.5 * (y_hi - y_lo) * mg / torch.cos(y) ** 2  # ds/dy
+    tau = s_hat / sqrt_s**2
+    amp2 = (sm.g**2 / 2) ** 2 / ((s_hat - m2) ** 2 + mg**2)
+    sigma_hat = s_hat * amp2 / (144 * math.pi) * GEV2_TO_PB
+    total = torch.zeros_like(s_hat)
+    for ch in proc.channels():
+        lumi = parton_luminosity(pdf, ch.pid_a, ch.pid_b, tau, torch.sqrt(s_hat), n_points=96)
+        total = total + ch.factor * lumi * sigma_hat
+    reference = float((total * jac / sqrt_s**2 * torch.from_numpy(weights)).sum())  # dτ = ds/S
+    value, error = xs({})
+    assert abs(value - reference) < 4 * error, (value, error, reference)
+    assert error < 0.01 * reference

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sbihep.errors import UnknownParameterError
 from sbihep.physics.processes.base import Amplitudes, EFTDecomposition, PartonicChannel, Process
 from sbihep.physics.processes.ee_mumu import EEToMuMu
+from sbihep.physics.processes.w_lv import WToLNu
 
 __all__ = [
     "Amplitudes",
@@ -16,13 +17,14 @@ __all__ = [
     "PartonicChannel",
     "Process",
     "EEToMuMu",
+    "WToLNu",
     "PROCESSES",
     "available_processes",
     "get_process",
 ]
 
 #: name → Process subclass, for the CLI and configuration files.
-PROCESSES: dict[str, type[Process]] = {cls.name: cls for cls in (EEToMuMu,)}
+PROCESSES: dict[str, type[Process]] = {cls.name: cls for cls in (EEToMuMu, WToLNu)}
 
 
 def available_processes() -> dict[str, str]:
