@@ -35,7 +35,10 @@ class SMInputs:
     """Standard Model input values (GeV, except dimensionless couplings).
 
     Defaults: PDG-2024-like values; widths are the SM total widths used in Breit–Wigner
-    propagators.  CKM: the Cabibbo block only, with sin θ_C = ``sin_cabibbo`` (V_ud = V_cs = cos θ_C,
+    propagators.  The b quark has two masses: ``m_b`` (pole-like) for kinematics and spinors, and
+    ``m_b_yukawa`` = m̄_b(m_H) (MS-bar, running to the Higgs mass) for the h b b̄ coupling, which
+    resums the large QCD logarithms of Γ(h → b b̄); with the pole mass in the coupling the LO width
+    Γ(h → b b̄) = 5.4 MeV would exceed the total width Γ_H = 4.07 MeV.  CKM: the Cabibbo block only, with sin θ_C = ``sin_cabibbo`` (V_ud = V_cs = cos θ_C,
     V_us = −V_cd = sin θ_C); third-generation mixing is neglected (V_tb = 1).
     """
 
@@ -44,7 +47,8 @@ class SMInputs:
     m_Z: float = 91.1876
     m_H: float = 125.20
     m_t: float = 172.57
-    m_b: float = 4.70  # pole-like mass used in kinematics and in the b Yukawa
+    m_b: float = 4.70  # pole-like mass: kinematics and spinors
+    m_b_yukawa: float = 2.79  # MS-bar m_b(m_H): the h b b̄ coupling y_b/√2 = m_b_yukawa / v
     width_W: float = 2.085
     width_Z: float = 2.4955
     width_H: float = 4.07e-3

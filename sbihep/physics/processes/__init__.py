@@ -10,6 +10,7 @@ from sbihep.errors import UnknownParameterError
 from sbihep.physics.processes.base import Amplitudes, EFTDecomposition, PartonicChannel, Process
 from sbihep.physics.processes.ee_mumu import EEToMuMu
 from sbihep.physics.processes.w_lv import WToLNu
+from sbihep.physics.processes.wh_lvbb import QQbarToWH, WHToLNuBB
 
 __all__ = [
     "Amplitudes",
@@ -18,13 +19,15 @@ __all__ = [
     "Process",
     "EEToMuMu",
     "WToLNu",
+    "WHToLNuBB",
+    "QQbarToWH",
     "PROCESSES",
     "available_processes",
     "get_process",
 ]
 
 #: name → Process subclass, for the CLI and configuration files.
-PROCESSES: dict[str, type[Process]] = {cls.name: cls for cls in (EEToMuMu, WToLNu)}
+PROCESSES: dict[str, type[Process]] = {cls.name: cls for cls in (EEToMuMu, WToLNu, WHToLNuBB, QQbarToWH)}
 
 
 def available_processes() -> dict[str, str]:

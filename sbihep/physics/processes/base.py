@@ -152,7 +152,8 @@ class Process(ABC):
 
     Momenta are (N, 2 + n, 4) float64 tensors in GeV, ordered (incoming 1, incoming 2,
     outgoing …) as listed in ``particles``; |M|² is summed over final and averaged over initial
-    helicities and colours, dimension GeV^(4 − 2·(2+n)) (dimensionless for 2 → 2).
+    helicities and colours, dimension GeV^(4 − 2n) for n final-state particles (dimensionless
+    for 2 → 2).
 
     Args:
         sm: Standard Model inputs (default :data:`~sbihep.physics.couplings.DEFAULT_SM`).
