@@ -2,7 +2,9 @@
 
 For each process: evaluations per second of ``matrix_element2`` (at a fixed θ) and of
 ``eft_decomposition`` (all SM/linear/quadratic coefficients) at batch 10⁵, with torch pinned to one
-thread and with torch's default threading; and the peak resident memory per event of one batch.
+thread and with torch's default threading, each with the input validation of the public API and
+without it (``validate=False``, as the integrators call it); and the peak resident memory per
+event of one batch.
 Each measurement runs in a fresh subprocess so that peak memory is not polluted by the others.
 
 Usage:  python benchmarks/bench_matrix_elements.py [--batch 100000] [--repeats 3] [--processes a,b]
@@ -37,12 +39,14 @@ def _measure(name: str, batch: int, repeats: int, threads: int | None, what: str
     momenta, _ = proc.phase_space(r, sqrt_s)
     theta = torch.full((len(proc.operators),), 0.1, dtype=torch.float64)
 
+    validate = not what.endswith("_novalidate")
+
     def run():
         with torch.no_grad():
-            if what == "me2":
-                proc.matrix_element2(momenta, theta)
+            if what.startswith("me2"):
+                proc.matrix_element2(momenta, theta, validate=validate)
             else:
-                proc.eft_decomposition(momenta)
+                proc.eft_decomposition(momenta, validate=validate)
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     run()  # warm-up, and the peak-memory sample
@@ -84,19 +88,21 @@ def main() -> None:
         "batch_events": args.batch,
         "machine": f"{platform.node()} {platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
     }
-    print(f"{'process':12s} {'what':6s} {'1 thread /s':>14s} {'default /s':>14s} {'threads':>7s} {'bytes/event':>12s}")
+    print(f"{'process':12s} {'what':18s} {'1 thread /s':>14s} {'default /s':>14s} {'threads':>7s} {'bytes/event':>12s}")
     for name in args.processes.split(","):
-        for what in ("me2", "decomp"):
+        for what in ("me2", "me2_novalidate", "decomp", "decomp_novalidate"):
             one = measure(name, args.batch, args.repeats, 1, what)
-            default = measure(name, args.batch, args.repeats, None, what)
             key = f"{name}_{what}"
             figures[f"{key}_per_s_1core"] = round(one["per_s"], 1)
-            figures[f"{key}_per_s_default_threads"] = round(default["per_s"], 1)
             figures[f"{key}_peak_bytes_per_event"] = round(one["bytes_per_event"], 1)
-            print(
-                f"{name:12s} {what:6s} {one['per_s']:14.4g} {default['per_s']:14.4g} {default['threads']:7d} "
-                f"{one['bytes_per_event']:12.0f}"
-            )
+            line = f"{name:12s} {what:18s} {one['per_s']:14.4g}"
+            if not what.endswith("_novalidate"):
+                default = measure(name, args.batch, args.repeats, None, what)
+                figures[f"{key}_per_s_default_threads"] = round(default["per_s"], 1)
+                line += f" {default['per_s']:14.4g} {default['threads']:7d}"
+            else:
+                line += f" {'':14s} {'':7s}"
+            print(line + f" {one['bytes_per_event']:12.0f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")

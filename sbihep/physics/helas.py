@@ -131,29 +131,32 @@ def sigma_munu() -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 # External wavefunctions
 # --------------------------------------------------------------------------------------
-def _helicity_spinors(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two-component helicity eigenstates χ₊(p̂), χ₋(p̂), each (N, 2) complex.
+def _helicity_spinor(p: torch.Tensor, helicity: int) -> torch.Tensor:
+    """Two-component helicity eigenstate χ_λ(p̂), (N, 2) complex.
 
     χ₊ = (|p|+pz, px + i py)/√(2|p|(|p|+pz)),  χ₋ = (−px + i py, |p|+pz)/√(2|p|(|p|+pz)).
     For p⃗ along −z the limits χ₊ = (0, 1), χ₋ = (−1, 0) are used; for p⃗ = 0 (a massive particle
-    at rest) the spin is quantised along +z.
+    at rest) the spin is quantised along +z.  Built in real arithmetic, one complex cast at the end.
     """
     px, py, pz = p[:, 1], p[:, 2], p[:, 3]
     pabs = torch.sqrt(px * px + py * py + pz * pz)
     a = pabs + pz
-    regular = a > 1e-10 * torch.clamp(p[:, 0], min=1.0)
-    at_rest = pabs <= 1e-12 * torch.clamp(p[:, 0], min=1.0)
+    scale = torch.clamp(p[:, 0], min=1.0)
+    regular = a > 1e-10 * scale
+    at_rest = pabs <= 1e-12 * scale
     norm = torch.sqrt(torch.where(regular, 2.0 * pabs * a, torch.ones_like(a)))
-    plus = torch.stack([a / norm + 0j, (px + 1j * py) / norm], dim=-1)
-    minus = torch.stack([(-px + 1j * py) / norm, a / norm + 0j], dim=-1)
-    anti_z_plus = torch.tensor([0.0, 1.0], dtype=CDTYPE).expand_as(plus)
-    anti_z_minus = torch.tensor([-1.0, 0.0], dtype=CDTYPE).expand_as(minus)
-    rest_plus = torch.tensor([1.0, 0.0], dtype=CDTYPE).expand_as(plus)
-    rest_minus = torch.tensor([0.0, 1.0], dtype=CDTYPE).expand_as(minus)
-    sel = regular[:, None]
-    plus = torch.where(sel, plus, torch.where(at_rest[:, None], rest_plus, anti_z_plus))
-    minus = torch.where(sel, minus, torch.where(at_rest[:, None], rest_minus, anti_z_minus))
-    return plus, minus
+    zero, one = torch.zeros_like(a), torch.ones_like(a)
+    if helicity > 0:
+        upper_re, upper_im, lower_re, lower_im = a / norm, zero, px / norm, py / norm
+        limit_upper, limit_lower = torch.where(at_rest, one, zero), torch.where(at_rest, zero, one)
+    else:
+        upper_re, upper_im, lower_re, lower_im = -px / norm, py / norm, a / norm, zero
+        limit_upper, limit_lower = torch.where(at_rest, zero, -one), torch.where(at_rest, one, zero)
+    upper_re = torch.where(regular, upper_re, limit_upper)
+    lower_re = torch.where(regular, lower_re, limit_lower)
+    upper_im = torch.where(regular, upper_im, zero)
+    lower_im = torch.where(regular, lower_im, zero)
+    return torch.complex(torch.stack([upper_re, lower_re], -1), torch.stack([upper_im, lower_im], -1))
 
 
 def _omegas(p: torch.Tensor, mass: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,9 +169,8 @@ def _omegas(p: torch.Tensor, mass: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 def incoming_fermion(p: torch.Tensor, helicity: int, mass: float = 0.0) -> torch.Tensor:
     """u(p, λ) for a fermion entering the diagram.  p (N, 4) → (N, 4) complex; λ = ±1."""
-    chi_plus, chi_minus = _helicity_spinors(p)
+    chi = _helicity_spinor(p, helicity)
     w_plus, w_minus = _omegas(p, mass)
-    chi = chi_plus if helicity > 0 else chi_minus
     upper = (w_minus if helicity > 0 else w_plus)[:, None] * chi
     lower = (w_plus if helicity > 0 else w_minus)[:, None] * chi
     return torch.cat([upper, lower], dim=-1)
@@ -176,9 +178,8 @@ def incoming_fermion(p: torch.Tensor, helicity: int, mass: float = 0.0) -> torch
 
 def outgoing_antifermion(p: torch.Tensor, helicity: int, mass: float = 0.0) -> torch.Tensor:
     """v(p, λ) for an antifermion leaving the diagram.  p (N, 4) → (N, 4) complex; λ = ±1."""
-    chi_plus, chi_minus = _helicity_spinors(p)
+    chi = _helicity_spinor(p, -helicity)
     w_plus, w_minus = _omegas(p, mass)
-    chi = chi_minus if helicity > 0 else chi_plus  # χ_{−λ}
     w_lam, w_mlam = (w_plus, w_minus) if helicity > 0 else (w_minus, w_plus)
     return torch.cat([-helicity * w_lam[:, None] * chi, helicity * w_mlam[:, None] * chi], dim=-1)
 
