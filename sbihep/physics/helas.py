@@ -139,10 +139,13 @@ def _helicity_spinor(p: torch.Tensor, helicity: int) -> torch.Tensor:
     at rest) the spin is quantised along +z.  Built in real arithmetic, one complex cast at the end.
     """
     px, py, pz = p[:, 1], p[:, 2], p[:, 3]
-    pabs = torch.sqrt(px * px + py * py + pz * pz)
-    a = pabs + pz
+    kt2 = px * px + py * py
+    pabs = torch.sqrt(kt2 + pz * pz)
+    # a = |p| + pz, computed without cancellation when p⃗ points backwards: (|p|² − pz²)/(|p| − pz).
+    backwards = pz < 0
+    a = torch.where(backwards, kt2 / torch.where(backwards, pabs - pz, torch.ones_like(pz)), pabs + pz)
     scale = torch.clamp(p[:, 0], min=1.0)
-    regular = a > 1e-10 * scale
+    regular = a > 0
     at_rest = pabs <= 1e-12 * scale
     norm = torch.sqrt(torch.where(regular, 2.0 * pabs * a, torch.ones_like(a)))
     zero, one = torch.zeros_like(a), torch.ones_like(a)
@@ -287,13 +290,14 @@ def ffs_amplitude(f_out: torch.Tensor, f_in: torch.Tensor, scalar, cl, cr) -> to
 def dipole_current(f_out: torch.Tensor, f_in: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """D^ν = ψ̄_out σ^{μν} k_μ ψ_in for a vector of incoming momentum k.  (N, 4) each → (N, 4) contravariant.
 
+    Uses σ^{μν} k_μ = i(k̸ γ^ν − k^ν), i.e. D^ν = i[(ψ̄ k̸) γ^ν ψ − k^ν ψ̄ψ].
     From L ⊃ C ψ̄ σ^{μν} ψ V_{μν} (V_{μν} = ∂_μ V_ν − ∂_ν V_μ) the vertex with an incoming vector
     of momentum k and polarisation ε is i·C·(−2i) σ^{μν} k_μ ε_ν = 2C σ^{μν} k_μ ε_ν; see
     :func:`ffv_dipole_amplitude`.
     """
-    k_lower = k.to(CDTYPE) * _METRIC.to(CDTYPE)
-    sig_k = torch.einsum("nm,mvab->nvab", k_lower, _SIGMA)  # σ^{μν} k_μ, index ν up
-    return torch.einsum("na,nvab,nb->nv", f_out, sig_k, f_in)
+    row_kslash = (f_out[:, None, :] @ slash(k))[:, 0, :]
+    scalar = (f_out * f_in).sum(-1)
+    return 1j * (fermion_current(row_kslash, f_in) - k.to(CDTYPE) * scalar[:, None])
 
 
 def ffv_dipole_amplitude(f_out: torch.Tensor, f_in: torch.Tensor, vector: torch.Tensor, k: torch.Tensor, c) -> torch.Tensor:

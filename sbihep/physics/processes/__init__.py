@@ -9,6 +9,7 @@ from __future__ import annotations
 from sbihep.errors import UnknownParameterError
 from sbihep.physics.processes.base import Amplitudes, EFTDecomposition, PartonicChannel, Process
 from sbihep.physics.processes.ee_mumu import EEToMuMu
+from sbihep.physics.processes.ttbar import TTbar
 from sbihep.physics.processes.w_lv import WToLNu
 from sbihep.physics.processes.wh_lvbb import QQbarToWH, WHToLNuBB
 
@@ -21,13 +22,14 @@ __all__ = [
     "WToLNu",
     "WHToLNuBB",
     "QQbarToWH",
+    "TTbar",
     "PROCESSES",
     "available_processes",
     "get_process",
 ]
 
 #: name → Process subclass, for the CLI and configuration files.
-PROCESSES: dict[str, type[Process]] = {cls.name: cls for cls in (EEToMuMu, WToLNu, WHToLNuBB, QQbarToWH)}
+PROCESSES: dict[str, type[Process]] = {cls.name: cls for cls in (EEToMuMu, WToLNu, WHToLNuBB, QQbarToWH, TTbar)}
 
 
 def available_processes() -> dict[str, str]:
