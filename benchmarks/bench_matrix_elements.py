@@ -4,7 +4,8 @@ For each process: evaluations per second of ``matrix_element2`` (at a fixed θ) 
 ``eft_decomposition`` (all SM/linear/quadratic coefficients) at batch 10⁵, with torch pinned to one
 thread and with torch's default threading, each with the input validation of the public API and
 without it (``validate=False``, as the integrators call it); and the peak resident memory per
-event of one batch.
+event of one batch (rise of the process's peak RSS over the RSS before the call, after the peak
+mark is reset through /proc/self/clear_refs).
 Each measurement runs in a fresh subprocess so that peak memory is not polluted by the others.
 
 Usage:  python benchmarks/bench_matrix_elements.py [--batch 100000] [--repeats 3] [--processes a,b]
@@ -18,11 +19,28 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_matrix_elements.json"
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> int:
+    """Return freed memory to the OS, reset the peak-RSS mark (Linux ≥ 4.0), return current RSS (KiB)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmRSS")
 
 
 def _measure(name: str, batch: int, repeats: int, threads: int | None, what: str, queue) -> None:
@@ -48,9 +66,10 @@ def _measure(name: str, batch: int, repeats: int, threads: int | None, what: str
             else:
                 proc.eft_decomposition(momenta, validate=validate)
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    run()  # warm-up, and the peak-memory sample
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run()  # warm-up
+    rss_before = _reset_peak_rss()
+    run()  # the peak-memory sample
+    rss_after = _status_kib("VmHWM")
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
