@@ -212,6 +212,16 @@ class Process(ABC):
     def default_subprocess(self) -> str:
         return "default"
 
+    def roles(self, subprocess: str | None = None) -> tuple[str, ...]:
+        """The physics role of each external slot of ``subprocess`` (incoming first).
+
+        Observables and event records address particles by role ("l", "v", "b", "bbar", "t", …)
+        so that subprocesses with different slot orders (e.g. W⁺ → ν e⁺ vs W⁻ → e⁻ ν̄) line up.
+        Every subprocess's final-state roles are a permutation of the default subprocess's.
+        Default: the particle names.
+        """
+        return tuple(self.particles)
+
     # ---- shared behaviour ---------------------------------------------------------------
     @property
     def n_external(self) -> int:

@@ -316,6 +316,11 @@ class TTbar(Process):
     def external_masses(self) -> tuple[float, ...]:
         return (0.0, 0.0, self.m_t, self.m_t)
 
+    def roles(self, subprocess: str | None = None) -> tuple[str, ...]:
+        """(g, g, t, tbar) for gg and (q, qbar, t, tbar) for q q̄."""
+        sub = self._channel(subprocess)
+        return ("g", "g", "t", "tbar") if sub == "gg" else ("q", "qbar", "t", "tbar")
+
     def default_subprocess(self) -> str:
         return "gg"
 

@@ -123,6 +123,11 @@ class WToLNu(Process):
         """The lower cut on √ŝ = m_ℓν (GeV) used for hadronic integration: ``m_ll_min``."""
         return self.m_ll_min
 
+    def roles(self, subprocess: str | None = None) -> tuple[str, ...]:
+        """(q, qbar, v, l) for W⁺ and (q, qbar, l, v) for W⁻: "l" is the charged lepton."""
+        sub = self._channel(subprocess)
+        return ("q", "qbar", "v", "l") if sub == "W+" else ("q", "qbar", "l", "v")
+
     def default_subprocess(self) -> str:
         return "W-" if self.charge == -1 else "W+"
 

@@ -331,6 +331,10 @@ class WHToLNuBB(_WHProduction):
         )
 
     # ---- kinematics ------------------------------------------------------------------------
+    def roles(self, subprocess: str | None = None) -> tuple[str, ...]:
+        """(q, qbar, l, v, b, bbar) for both W charges: "l" is the charged lepton."""
+        return ("q", "qbar", "l", "v", "b", "bbar")
+
     def external_masses(self) -> tuple[float, ...]:
         m_b = self.sm.m_b
         return (0.0, 0.0, 0.0, 0.0, m_b, m_b)
@@ -438,6 +442,10 @@ class QQbarToWH(_WHProduction):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(charge={self.charge:+d}, operators={list(self.operators)})"
+
+    def roles(self, subprocess: str | None = None) -> tuple[str, ...]:
+        """(q, qbar, W, h) for both W charges."""
+        return ("q", "qbar", "W", "h")
 
     def external_masses(self) -> tuple[float, ...]:
         return (0.0, 0.0, self.sm.m_W, self.sm.m_H)
