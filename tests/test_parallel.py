@@ -30,3 +30,11 @@ def test_errors_propagate_and_bad_arguments():
         map_jobs(seeded_sum, JOBS, n_workers=0, progress=False)
     with pytest.raises(InvalidInputError, match="either"):
         map_jobs(seeded_sum, JOBS, executor=ThreadPoolExecutor(1), client=object(), progress=False)
+
+
+def test_dask_client_gives_the_same_results():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            on_dask = map_jobs(seeded_sum, JOBS, client=client, progress=False)
+    assert on_dask == map_jobs(seeded_sum, JOBS, n_workers=1, progress=False)

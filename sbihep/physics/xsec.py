@@ -10,7 +10,8 @@ together with their full MC covariance.  Hadronic cross sections are
 
     σ = Σ_channels ∫ dx₁ dx₂ f_a(x₁, μ_F) f_b(x₂, μ_F) · factor · ∫ dΦ_n |M|² / (2ŝ),
 
-with μ_F the process's factorisation scale (default √ŝ); a lepton collider has fixed √s.
+with μ_F the process's factorisation scale (default √ŝ); a lepton collider has fixed √s.  Negative
+parton densities (LO grids at large x) are set to zero, as event generators do.
 The integration uses the ``vegas`` package (Lepage, J. Comput. Phys. 27 (1978) 192), seeded
 through its ``ran_array_generator`` so that a seed reproduces the result exactly.
 """
@@ -140,7 +141,9 @@ class PhaseSpaceIntegrand:
         pdf: a :class:`~sbihep.physics.pdf.PDF` (hadronic processes; default: the embedded set).
     """
 
-    def __init__(self, process: Process, sqrt_s: float, order: EFTOrder = "quadratic", pdf=None) -> None:
+    def __init__(
+        self, process: Process, sqrt_s: float, order: EFTOrder = "quadratic", pdf=None, subprocess: str | None = None
+    ) -> None:
         self.process = process
         self.sqrt_s = float(sqrt_s)
         self.order = check_order(order)
@@ -153,23 +156,29 @@ class PhaseSpaceIntegrand:
             )
         self.hadronic = process.collider == "pp"
         self.dim = process.n_random + (2 if self.hadronic else 0)
+        known = sorted({ch.subprocess for ch in process.channels()})
+        if subprocess is not None and subprocess not in known:
+            raise InvalidInputError(f"{process.name}: unknown subprocess {subprocess!r}; known: {known}")
+        self.subprocess = subprocess
+        self.pdf = None
         if self.hadronic:
             if pdf is None:
                 from sbihep.physics.pdf import PDF
 
                 pdf = PDF.load()
             self.pdf = pdf
-            self._groups = self._group_channels()
-        else:
-            self.pdf = None
+        self._groups = self._group_channels()
 
     def _group_channels(self) -> list[tuple[str, bool, list]]:
         """Channels sharing a partonic amplitude (same subprocess and beam order) are evaluated once."""
         groups: dict[tuple[str, bool], list] = {}
         for ch in self.process.channels():
-            for pid in (ch.pid_a, ch.pid_b):
-                if pid not in _PDF_COLUMN:
-                    raise InvalidInputError(f"{self.process.name}: channel parton id {pid} is not a PDF parton")
+            if self.subprocess is not None and ch.subprocess != self.subprocess:
+                continue
+            if self.hadronic:
+                for pid in (ch.pid_a, ch.pid_b):
+                    if pid not in _PDF_COLUMN:
+                        raise InvalidInputError(f"{self.process.name}: channel parton id {pid} is not a PDF parton")
             groups.setdefault((ch.subprocess, ch.swap), []).append(ch)
         return [(sub, swap, chans) for (sub, swap), chans in groups.items()]
 
@@ -188,20 +197,32 @@ class PhaseSpaceIntegrand:
 
     def evaluate(self, r: torch.Tensor) -> torch.Tensor:
         """Torch version of ``__call__``: r (N, dim) → (N, M) weighted coefficients in pb."""
-        if self.hadronic:
-            return self._hadronic(r)
-        momenta, weight = self.process.phase_space(r, self.sqrt_s)
-        coeffs = self.process.eft_decomposition(momenta, self.order, validate=False).packed()
-        return coeffs * (weight * GEV2_TO_PB / (2.0 * self.sqrt_s**2))[:, None]
+        return self.events(r)["coefficients"]
 
-    def _hadronic(self, r: torch.Tensor) -> torch.Tensor:
+    def events(self, r: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The full event record at r (N, dim).
+
+        Returns a dict with ``coefficients`` (N, M) (as :meth:`evaluate`, pb), ``momenta`` (N, 2+n, 4)
+        in the partonic centre-of-mass frame with the slot order of the process's default
+        subprocess (or of ``subprocess`` if the integrand is restricted to one), and for hadronic
+        processes ``x1``, ``x2`` (N,) and ``scale`` (N,) μ_F in GeV.
+        """
+        if not self.hadronic:
+            momenta, weight = self.process.phase_space(r, self.sqrt_s)
+            total = None
+            for subprocess, _, _ in self._groups:
+                coeffs = self.process.eft_decomposition(momenta, self.order, subprocess, validate=False).packed()
+                total = coeffs if total is None else total + coeffs
+            return {"coefficients": total * (weight * GEV2_TO_PB / (2.0 * self.sqrt_s**2))[:, None], "momenta": momenta}
         s_hat_min = self.process.threshold() ** 2
         x1, x2, w_x = hadronic_momentum_fractions(r[:, :2], self.sqrt_s, s_hat_min)
         s_hat = x1 * x2 * self.sqrt_s**2
         momenta, w_ps = self.process.phase_space(r[:, 2:], torch.sqrt(s_hat))
         mu = self.process.factorisation_scale(momenta)
-        f1 = self.pdf.xfxQ_all(x1, mu) / x1[:, None]
-        f2 = self.pdf.xfxQ_all(x2, mu) / x2[:, None]
+        # LO grids are slightly negative for some antiquarks at large x; as event generators do, such
+        # densities are set to zero so that event weights are never negative (≈ 1e-4 of σ for WH).
+        f1 = torch.clamp(self.pdf.xfxQ_all(x1, mu), min=0.0) / x1[:, None]
+        f2 = torch.clamp(self.pdf.xfxQ_all(x2, mu), min=0.0) / x2[:, None]
         total = None
         for subprocess, swap, channels in self._groups:
             moms = momenta[:, [1, 0, *range(2, momenta.shape[1])]] if swap else momenta
@@ -209,7 +230,8 @@ class PhaseSpaceIntegrand:
             lumi = sum(ch.factor * f1[:, _PDF_COLUMN[ch.pid_a]] * f2[:, _PDF_COLUMN[ch.pid_b]] for ch in channels)
             term = coeffs * lumi[:, None]
             total = term if total is None else total + term
-        return total * (w_x * w_ps * GEV2_TO_PB / (2.0 * s_hat))[:, None]
+        weight = w_x * w_ps * GEV2_TO_PB / (2.0 * s_hat)
+        return {"coefficients": total * weight[:, None], "momenta": momenta, "x1": x1, "x2": x2, "scale": mu}
 
 
 def cross_section(

@@ -1,0 +1,1 @@
+"""Events: generation with exact per-event EFT dependence, detector simulation, observables, EventSet."""

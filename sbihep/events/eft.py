@@ -1,0 +1,132 @@
+"""Exact per-event EFT dependence: event weights, σ(θ), joint likelihood ratio and joint score.
+
+Every event i carries a coefficient vector c_i over the monomials m(θ) = (1, θ_1…θ_n, θ_iθ_j for
+i ≤ j) (the column order of :meth:`~sbihep.physics.processes.base.EFTDecomposition.packed`), such
+that its weight at any θ is
+
+    w_i(θ) = c_i · m(θ)                        (pb; Σ_i w_i(θ) estimates σ(θ)).
+
+The parton-level density of an event z (momenta, momentum fractions and subprocess) is
+p(z|θ) = w_i(θ)/σ(θ) up to θ-independent factors (PDFs, flux and phase-space weights cancel in ratios), so
+
+    joint likelihood ratio   r(z|θ₀, θ₁) = [w(θ₀)/σ(θ₀)] / [w(θ₁)/σ(θ₁)],
+    joint score              t(z|θ)      = ∇_θ log p(z|θ) = c·∇m(θ)/(c·m(θ)) − C·∇m(θ)/(C·m(θ)),
+
+with C the coefficient vector of σ(θ) (Brehmer, Cranmer, Louppe, Pavez, arXiv:1805.00020).
+Everything here is torch and differentiable; θ of shape (n,) or (K, n).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from sbihep.errors import InvalidInputError, ShapeError
+from sbihep.physics.processes.base import EFTOrder, check_order
+
+__all__ = [
+    "monomial_names",
+    "n_monomials",
+    "monomials",
+    "monomial_jacobian",
+    "weights_at",
+    "log_joint_ratio",
+    "joint_score",
+]
+
+
+def n_monomials(n_operators: int, order: EFTOrder) -> int:
+    return 1 + n_operators + (n_operators * (n_operators + 1) // 2 if check_order(order) == "quadratic" else 0)
+
+
+def monomial_names(operators: Sequence[str], order: EFTOrder) -> list[str]:
+    """"1", θ names, then "θ_i*θ_j" for i ≤ j (quadratic order only)."""
+    names = ["1", *operators]
+    if check_order(order) == "quadratic":
+        n = len(operators)
+        names += [f"{operators[i]}*{operators[j]}" for i in range(n) for j in range(i, n)]
+    return names
+
+
+def _pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    iu = torch.triu_indices(n, n)
+    return iu[0], iu[1]
+
+
+def monomials(theta: torch.Tensor, order: EFTOrder) -> torch.Tensor:
+    """m(θ): (..., n) → (..., M)."""
+    theta = torch.as_tensor(theta, dtype=torch.float64)
+    ones = torch.ones(theta.shape[:-1] + (1,), dtype=theta.dtype)
+    parts = [ones, theta]
+    if check_order(order) == "quadratic":
+        i, j = _pairs(theta.shape[-1])
+        parts.append(theta[..., i] * theta[..., j])
+    return torch.cat(parts, dim=-1)
+
+
+def monomial_jacobian(theta: torch.Tensor, order: EFTOrder) -> torch.Tensor:
+    """∂m/∂θ: (..., n) → (..., M, n), analytic."""
+    theta = torch.as_tensor(theta, dtype=torch.float64)
+    n = theta.shape[-1]
+    batch = theta.shape[:-1]
+    rows = [torch.zeros(batch + (1, n), dtype=theta.dtype), torch.eye(n, dtype=theta.dtype).expand(batch + (n, n))]
+    if check_order(order) == "quadratic":
+        i, j = _pairs(n)
+        quad = torch.zeros(batch + (len(i), n), dtype=theta.dtype)
+        k = torch.arange(len(i))
+        quad[..., k, i] += theta[..., j]
+        quad[..., k, j] += theta[..., i]
+        rows.append(quad)
+    return torch.cat(rows, dim=-2)
+
+
+def _order_from_width(coefficients: torch.Tensor, n_operators: int) -> EFTOrder:
+    width = coefficients.shape[-1]
+    for order in ("linear", "quadratic"):
+        if width == n_monomials(n_operators, order):
+            return order  # type: ignore[return-value]
+    raise ShapeError(
+        f"coefficients have {width} columns, which fits neither linear ({n_monomials(n_operators, 'linear')}) nor "
+        f"quadratic ({n_monomials(n_operators, 'quadratic')}) order for {n_operators} operators"
+    )
+
+
+def weights_at(coefficients: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """w(θ) = c · m(θ).  coefficients (N, M), θ (n,) → (N,); θ (K, n) → (K, N)."""
+    theta = torch.as_tensor(theta, dtype=torch.float64)
+    order = _order_from_width(coefficients, theta.shape[-1])
+    m = monomials(theta, order)
+    return m @ coefficients.T if m.ndim == 2 else coefficients @ m
+
+
+def _check_positive(values: torch.Tensor, what: str) -> None:
+    if (values <= 0).any():
+        raise InvalidInputError(
+            f"{what} is not positive for some events/θ (linear-order weights can be negative far from the SM): "
+            "the density p(z|θ) is undefined there; use quadratic order or a smaller θ"
+        )
+
+
+def log_joint_ratio(
+    coefficients: torch.Tensor, sigma_coefficients: torch.Tensor, theta0: torch.Tensor, theta1: torch.Tensor
+) -> torch.Tensor:
+    """log r(z|θ₀, θ₁) per event.  coefficients (N, M), sigma_coefficients (M,), θ (n,) → (N,)."""
+    w0, w1 = weights_at(coefficients, theta0), weights_at(coefficients, theta1)
+    s0 = weights_at(sigma_coefficients[None], theta0)[0]
+    s1 = weights_at(sigma_coefficients[None], theta1)[0]
+    _check_positive(torch.cat([w0, w1]), "the event weight w(θ)")
+    _check_positive(torch.stack([s0, s1]), "the cross section σ(θ)")
+    return torch.log(w0) - torch.log(s0) - torch.log(w1) + torch.log(s1)
+
+
+def joint_score(coefficients: torch.Tensor, sigma_coefficients: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """t(z|θ) = ∇_θ log p(z|θ) per event.  coefficients (N, M), sigma_coefficients (M,), θ (n,) → (N, n)."""
+    theta = torch.as_tensor(theta, dtype=torch.float64)
+    order = _order_from_width(coefficients, theta.shape[-1])
+    m, dm = monomials(theta, order), monomial_jacobian(theta, order)
+    w = coefficients @ m
+    s = sigma_coefficients @ m
+    _check_positive(w, "the event weight w(θ)")
+    _check_positive(s[None], "the cross section σ(θ)")
+    return (coefficients @ dm) / w[:, None] - (sigma_coefficients @ dm) / s
