@@ -33,6 +33,8 @@ __all__ = [
     "weights_at",
     "log_joint_ratio",
     "joint_score",
+    "paired_log_joint_ratio",
+    "paired_joint_score",
 ]
 
 
@@ -130,3 +132,26 @@ def joint_score(coefficients: torch.Tensor, sigma_coefficients: torch.Tensor, th
     _check_positive(w, "the event weight w(θ)")
     _check_positive(s[None], "the cross section σ(θ)")
     return (coefficients @ dm) / w[:, None] - (sigma_coefficients @ dm) / s
+
+
+def paired_log_joint_ratio(
+    coefficients: torch.Tensor, sigma_coefficients: torch.Tensor, theta0: torch.Tensor, theta1: torch.Tensor
+) -> torch.Tensor:
+    """log r(z_i|θ₀_i, θ₁_i) with one (θ₀, θ₁) pair per event: coefficients (N, M), θ (N, n) → (N,)."""
+    order = _order_from_width(coefficients, theta0.shape[-1])
+    m0, m1 = monomials(theta0, order), monomials(theta1, order)
+    w0, w1 = (coefficients * m0).sum(-1), (coefficients * m1).sum(-1)
+    s0, s1 = m0 @ sigma_coefficients, m1 @ sigma_coefficients
+    _check_positive(torch.cat([w0, w1]), "the event weight w(θ)")
+    _check_positive(torch.cat([s0, s1]), "the cross section σ(θ)")
+    return torch.log(w0) - torch.log(s0) - torch.log(w1) + torch.log(s1)
+
+
+def paired_joint_score(coefficients: torch.Tensor, sigma_coefficients: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """t(z_i|θ_i) with one θ per event: coefficients (N, M), θ (N, n) → (N, n)."""
+    order = _order_from_width(coefficients, theta.shape[-1])
+    m, dm = monomials(theta, order), monomial_jacobian(theta, order)  # (N, M), (N, M, n)
+    w, s = (coefficients * m).sum(-1), m @ sigma_coefficients
+    _check_positive(w, "the event weight w(θ)")
+    _check_positive(s, "the cross section σ(θ)")
+    return torch.einsum("nm,nmk->nk", coefficients, dm) / w[:, None] - torch.einsum("m,nmk->nk", sigma_coefficients, dm) / s[:, None]

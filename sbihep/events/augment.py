@@ -1,0 +1,224 @@
+"""Training samples for likelihood-ratio and score estimators, with the joint ratio and score attached.
+
+Every event of an :class:`~sbihep.events.eventset.EventSet` is exactly reweightable, so a sample
+"generated at θ" is drawn from one base EventSet by choosing events with probability ∝ w_i(θ)
+(with replacement; the effective sample size is reported).  What the estimators need
+(Brehmer, Cranmer, Louppe, Pavez, arXiv:1805.00013, 1805.00020; Stoye et al. arXiv:1808.00973):
+
+* ratio estimators (CARL, ROLR, RASCAL, ALICE, ALICES, CASCAL): x from θ₀ (label y = 0) and from
+  θ₁ (y = 1), θ₀ drawn from a prior (and θ₁ too for doubly parametrised estimators), with
+  log r(x,z|θ₀,θ₁) and the joint scores t(x,z|θ₀), t(x,z|θ₁) of every sample;
+* local score estimators (SALLY, SALLINO): x at θ_ref with t(x,z|θ_ref).
+
+The result is an ``xarray.Dataset`` with dims (sample, observable) and (sample, parameter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from sbihep.errors import InvalidInputError
+from sbihep.events import eft as eft_math
+from sbihep.events.eventset import EventSet
+from sbihep.params import ParameterSpace
+
+__all__ = [
+    "ThetaSampler",
+    "uniform_prior",
+    "gaussian_prior",
+    "grid",
+    "benchmarks",
+    "draw_at_theta",
+    "ratio_training_sample",
+    "score_training_sample",
+]
+
+#: (n, generator) → θ of shape (n, n_parameters).
+ThetaSampler = Callable[[int, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A θ sampler that remembers the parameter names it produces."""
+
+    names: tuple[str, ...]
+    draw: ThetaSampler
+
+    def __call__(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.draw(n, rng)
+
+
+def uniform_prior(space: ParameterSpace, bounds: Mapping[str, tuple[float, float]] | None = None) -> _Named:
+    """θ uniform in each parameter's bounds (or the narrower ``bounds`` given by name)."""
+    bounds = dict(bounds or {})
+    lows, highs = [], []
+    for p in space:
+        low, high = bounds.get(p.name, p.bounds)
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise InvalidInputError(f"uniform_prior: parameter {p.name!r} needs finite bounds low < high, got ({low}, {high})")
+        lows.append(low)
+        highs.append(high)
+    lo, hi = np.array(lows), np.array(highs)
+    return _Named(space.names, lambda n, rng: lo + (hi - lo) * rng.random((n, len(lo))))
+
+
+def gaussian_prior(space: ParameterSpace, sigma: float | Mapping[str, float] = 1.0) -> _Named:
+    """θ ~ N(SM value, σ²) per parameter, truncated to the bounds by redrawing."""
+    sigmas = np.array([sigma.get(p.name, 1.0) if isinstance(sigma, Mapping) else float(sigma) for p in space])
+    centre = np.array([p.sm_value for p in space])
+    lo = np.array([p.bounds[0] for p in space])
+    hi = np.array([p.bounds[1] for p in space])
+
+    def draw(n, rng):
+        out = centre + sigmas * rng.standard_normal((n, len(centre)))
+        bad = ((out < lo) | (out > hi)).any(1)
+        while bad.any():
+            out[bad] = centre + sigmas * rng.standard_normal((int(bad.sum()), len(centre)))
+            bad = ((out < lo) | (out > hi)).any(1)
+        return out
+
+    return _Named(space.names, draw)
+
+
+def grid(space: ParameterSpace, points_per_axis: int | Mapping[str, Sequence[float]]) -> _Named:
+    """θ cycling through a regular grid (the bounds split into ``points_per_axis`` values each, or explicit values)."""
+    axes = []
+    for p in space:
+        if isinstance(points_per_axis, Mapping):
+            axes.append(np.asarray(points_per_axis[p.name], dtype=float))
+        else:
+            axes.append(np.linspace(p.bounds[0], p.bounds[1], int(points_per_axis)))
+    table = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+    return _Named(space.names, lambda n, rng: table[np.arange(n) % len(table)])
+
+
+def benchmarks(space: ParameterSpace, points: Sequence[Mapping[str, float]]) -> _Named:
+    """θ cycling through named benchmark points (morphing-style), missing parameters at their SM value."""
+    table = np.stack([space.to_vector(p) for p in points])
+    return _Named(space.names, lambda n, rng: table[np.arange(n) % len(table)])
+
+
+def _order_theta(names: Sequence[str], events: EventSet, theta: np.ndarray) -> torch.Tensor:
+    """θ columns in the EventSet's operator order (names not in the sampler are at 0)."""
+    unknown = sorted(set(names) - set(events.operators))
+    if unknown:
+        raise InvalidInputError(f"the θ sampler has parameters {unknown} that the EventSet does not know ({events.operators})")
+    out = np.zeros((theta.shape[0], len(events.operators)))
+    for j, name in enumerate(names):
+        out[:, events.operators.index(name)] = theta[:, j]
+    return torch.from_numpy(out)
+
+
+def draw_at_theta(events: EventSet, theta: torch.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Indices of events distributed as at each θ (one draw per row of θ (K, n)), and the effective sample size.
+
+    Event i is chosen for row k with probability w_i(θ_k)/Σ_j w_j(θ_k).
+    """
+    weights = eft_math.weights_at(events.coefficients(), theta)  # (K, N)
+    if (weights < 0).any():
+        raise InvalidInputError("negative event weights at some θ (linear order far from the SM): cannot sample")
+    probs = (weights / weights.sum(1, keepdim=True)).numpy()
+    cumulative = np.cumsum(probs, axis=1)
+    u = rng.random((probs.shape[0], 1))
+    idx = np.minimum((cumulative < u).sum(1), probs.shape[1] - 1)
+    ess = float(np.mean(1.0 / (probs**2).sum(1)))
+    return idx, ess
+
+
+def _features(events: EventSet, features: str | Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    if features == "z":
+        return events.data["z"].values, [str(v) for v in events.data["latent"].values]
+    x = events.observables()
+    names = list(x["observable"].values) if features == "x" else list(features)
+    missing = sorted(set(names) - set(x["observable"].values.tolist()))
+    if missing:
+        raise InvalidInputError(f"observables {missing} are not in the EventSet (have {list(x['observable'].values)})")
+    return x.sel(observable=names).values, [str(n) for n in names]
+
+
+def _dataset(x, names, operators, theta0, theta1, y, log_r, t0, t1, attrs) -> xr.Dataset:
+    data = {
+        "x": (("sample", "observable"), x),
+        "theta0": (("sample", "parameter"), theta0),
+        "t_xz0": (("sample", "parameter"), t0),
+    }
+    if theta1 is not None:
+        data.update(
+            {
+                "theta1": (("sample", "parameter"), theta1),
+                "y": (("sample",), y),
+                "log_r_xz": (("sample",), log_r),
+                "t_xz1": (("sample", "parameter"), t1),
+            }
+        )
+    return xr.Dataset(data, coords={"observable": names, "parameter": list(operators)}, attrs=attrs)
+
+
+def ratio_training_sample(
+    events: EventSet,
+    prior: _Named,
+    n_samples: int,
+    *,
+    theta1: Mapping[str, float] | _Named | None = None,
+    features: str | Sequence[str] = "x",
+    seed: int = 0,
+) -> xr.Dataset:
+    """Samples for parametrised ratio estimators r̂(x|θ₀, θ₁).
+
+    Args:
+        events: the base EventSet (ideally generated near the middle of the prior).
+        prior: θ₀ sampler (e.g. :func:`uniform_prior`).
+        n_samples: total samples; half with y = 0 (x ~ θ₀), half with y = 1 (x ~ θ₁).
+        theta1: fixed reference θ₁ by name (default SM), or a sampler for doubly parametrised estimators.
+        features: "x" (all observables), a list of observable names, or "z" (parton-level momenta).
+        seed: random seed.
+    Returns:
+        Dataset with x (sample, observable), theta0/theta1/t_xz0/t_xz1 (sample, parameter),
+        y and log_r_xz (sample); attrs record the effective sample sizes.
+    """
+    if int(n_samples) != n_samples or n_samples < 2:
+        raise InvalidInputError(f"n_samples must be an integer ≥ 2, got {n_samples!r}")
+    rng = np.random.default_rng(seed)
+    n0 = n_samples // 2
+    n1 = n_samples - n0
+    th0 = _order_theta(prior.names, events, prior(n_samples, rng))
+    if isinstance(theta1, _Named):
+        th1 = _order_theta(theta1.names, events, theta1(n_samples, rng))
+    else:
+        th1 = events.theta_vector(theta1 or {}).expand(n_samples, -1).clone()
+    y = np.concatenate([np.zeros(n0), np.ones(n1)])
+    source = torch.where(torch.from_numpy(y)[:, None] == 0, th0, th1)
+    idx, ess = draw_at_theta(events, source, rng)
+    coeffs = events.coefficients()[idx]
+    sigma = events.sigma_coefficients()
+    log_r = eft_math.paired_log_joint_ratio(coeffs, sigma, th0, th1)
+    t0 = eft_math.paired_joint_score(coeffs, sigma, th0)
+    t1 = eft_math.paired_joint_score(coeffs, sigma, th1)
+    x, names = _features(events, features)
+    attrs = {"effective_sample_size": ess, "n_base_events": events.n_events, "seed": seed, "kind": "ratio"}
+    return _dataset(x[idx], names, events.operators, th0.numpy(), th1.numpy(), y, log_r.numpy(), t0.numpy(), t1.numpy(), attrs)
+
+
+def score_training_sample(
+    events: EventSet,
+    n_samples: int,
+    *,
+    theta_ref: Mapping[str, float] | None = None,
+    features: str | Sequence[str] = "x",
+    seed: int = 0,
+) -> xr.Dataset:
+    """Samples x ~ p(x|θ_ref) with the joint score t(x,z|θ_ref) (SALLY, SALLINO)."""
+    if int(n_samples) != n_samples or n_samples < 1:
+        raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}")
+    rng = np.random.default_rng(seed)
+    th = events.theta_vector(theta_ref or {}).expand(n_samples, -1).clone()
+    idx, ess = draw_at_theta(events, th, rng)
+    t = eft_math.joint_score(events.coefficients()[idx], events.sigma_coefficients(), th[0])
+    x, names = _features(events, features)
+    attrs = {"effective_sample_size": ess, "n_base_events": events.n_events, "seed": seed, "kind": "score"}
+    return _dataset(x[idx], names, events.operators, th.numpy(), None, None, None, t.numpy(), None, attrs)
