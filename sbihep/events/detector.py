@@ -422,6 +422,12 @@ class Detector:
         jet_rel = torch.hypot(jet.energy_resolution_stochastic / torch.sqrt(energy), torch.full_like(energy, jet.energy_resolution_constant))
         return torch.where(is_lepton, lepton, jet_rel)
 
+    @staticmethod
+    def _per_object(is_lepton: torch.Tensor, lepton: float, jet: float, like: torch.Tensor) -> torch.Tensor:
+        """(n_visible,) float64: the lepton or jet value of a card entry for each object."""
+        values = torch.tensor([lepton, jet], dtype=like.dtype, device=like.device)
+        return torch.where(is_lepton, values[0], values[1])
+
     def _tag_probability(self, flavours: Sequence[str], like: torch.Tensor) -> torch.Tensor:
         table = {"b": self.card.btag.efficiency, "c": self.card.btag.mistag_c, "light": self.card.btag.mistag_light, "": 0.0}
         return torch.tensor([table[f] for f in flavours], dtype=like.dtype, device=like.device)
@@ -467,8 +473,8 @@ class Detector:
         card = self.card
         abs_eta = pseudorapidity(reco).abs()
         pt = torch.hypot(reco[..., 1], reco[..., 2])
-        eta_max = torch.where(is_lepton, card.leptons.eta_max, card.jets.eta_max)
-        pt_min = torch.where(is_lepton, card.leptons.pt_min, card.jets.pt_min)
+        eta_max = self._per_object(is_lepton, card.leptons.eta_max, card.jets.eta_max, reco)
+        pt_min = self._per_object(is_lepton, card.leptons.pt_min, card.jets.pt_min, reco)
         in_eta = abs_eta <= eta_max
         accepted = in_eta & (pt >= pt_min)
 

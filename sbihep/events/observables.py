@@ -157,7 +157,7 @@ def transverse_mass(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # Frames
 # --------------------------------------------------------------------------------------
 def _unit(v: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
-    """v/|v| for (..., 3), ``fallback`` (already unit, broadcastable) where |v| ≤ 1e-12 × scale."""
+    """v/|v| for (..., 3); ``fallback`` (a unit vector, broadcastable) where |v| ≤ 1e-12 (absolute)."""
     norm = v.norm(dim=-1, keepdim=True)
     ok = norm > _DIRECTION_TOL
     return torch.where(ok, v / torch.where(ok, norm, torch.ones_like(norm)), fallback.expand_as(v))
