@@ -29,8 +29,21 @@ def main(
     version: Optional[bool] = typer.Option(
         None, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
+    threads: int = typer.Option(
+        1,
+        "--threads",
+        envvar="SBIHEP_THREADS",
+        help="Torch threads per process (0: torch's default). One thread is the safe default: on small "
+        "shared machines torch's default threading can be ~10x slower; use workers for parallelism.",
+    ),
 ) -> None:
     """sbihep: differentiable matrix elements, learned likelihoods and EFT fits."""
+    if threads < 0:
+        raise typer.BadParameter("--threads must be ≥ 0")
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @app.command("processes")
@@ -129,3 +142,35 @@ def sm_inputs() -> None:
     typer.echo(f"{'Lambda':12s} = {LAMBDA_GEV:g} GeV (Wilson coefficients are c/Lambda^2)")
     for up in "uc":
         typer.echo("  ".join(f"V_{up}{down} = {DEFAULT_SM.ckm(up, down):+.5f}" for down in "ds"))
+
+
+@app.command("simulate")
+def simulate(
+    card: str = typer.Argument(..., help="Simulation card (TOML); see sbihep.config for the fields."),
+    output: str = typer.Option(..., "-o", "--output", help="Output EventSet file (.nc or .zarr)."),
+) -> None:
+    """Generate events with exact EFT weights (and a detector, if the card has one) into an EventSet file."""
+    import json
+    import time
+
+    from sbihep.config import SimulationCard
+    from sbihep.errors import SbihepError
+
+    start = time.perf_counter()
+    try:
+        run_card = SimulationCard.from_toml(card)
+        events = run_card.run()
+        path = events.save(output)
+    except (SbihepError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"{events} written to {path} ({time.perf_counter() - start:.1f} s)")
+    for report in json.loads(events.data.attrs["generation"]):
+        typer.echo(
+            f"  {report['subprocess']:8s} sigma = {report['sigma_pb']:.5g} ± {report['sigma_error_pb']:.2g} pb, "
+            f"unweighting efficiency {report['efficiency']:.3%}, {report['n_weighted']} weighted points"
+        )
+    if "passed" in events.data:
+        typer.echo(f"  passed the detector selection: {float(events.data['passed'].mean()):.1%}")
+    if "x" in events.data:
+        typer.echo(f"  observables: {', '.join(map(str, events.data['observable'].values))}")

@@ -36,6 +36,7 @@ import xarray as xr
 from sbihep._version import __version__
 from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
 from sbihep.events import eft as eft_math
+from sbihep.params import GaussianConstraint, Parameter, ParameterSpace
 
 __all__ = ["EventSet", "LORENTZ"]
 
@@ -71,6 +72,8 @@ class EventSet:
         x1=None,
         x2=None,
         attrs: Mapping | None = None,
+        variations=None,
+        variation_names: Sequence[str] = (),
     ) -> "EventSet":
         """Build from arrays.
 
@@ -81,6 +84,8 @@ class EventSet:
             subprocess_index: (N,) integers into ``subprocesses`` (default all 0).
             x1, x2: (N,) momentum fractions, or None for a lepton collider.
             attrs: further provenance attributes (JSON-serialisable values).
+            variations: (N, V, M) coefficients of systematically varied weights (e.g. μ_F up/down),
+                named by ``variation_names``; nuisance parameters morph between them (see :meth:`weights`).
         """
         p = _numpy(momenta)
         c = _numpy(coefficients)
@@ -101,6 +106,11 @@ class EventSet:
             "eft": (("event", "component"), c),
             "subprocess": (("event",), index),
         }
+        if variations is not None:
+            v = _numpy(variations)
+            if v.shape != (n, len(variation_names), len(names)):
+                raise ShapeError(f"variations must have shape ({n}, {len(variation_names)}, {len(names)}), got {v.shape}")
+            variables["eft_variations"] = (("event", "variation", "component"), v)
         if x1 is not None:
             variables["x1"] = (("event",), _numpy(x1))
             variables["x2"] = (("event",), _numpy(x2))
@@ -121,7 +131,10 @@ class EventSet:
         total = float(eft_math.weights_at(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float64)), theta_vec).sum())
         if not total > 0:
             raise InvalidInputError(f"the total weight of the events at the generation point is {total:g} pb, not positive")
-        data = xr.Dataset(variables, coords={"latent": latent, "component": names}, attrs=base_attrs)
+        coords = {"latent": latent, "component": names}
+        if variations is not None:
+            coords["variation"] = list(variation_names)
+        data = xr.Dataset(variables, coords=coords, attrs=base_attrs)
         return cls(data)
 
     # ---- basic properties --------------------------------------------------------------
@@ -174,9 +187,44 @@ class EventSet:
             raise InvalidInputError(f"unknown operator(s) {unknown}; this EventSet has {self.operators}")
         return torch.tensor([float(theta.get(op, 0.0)) for op in self.operators], dtype=torch.float64)
 
-    def weights(self, theta: Mapping[str, float] | None = None) -> torch.Tensor:
-        """Event weights w_i(θ) in pb, (N,); Σ estimates σ(θ).  θ by name, missing ones at 0 (SM)."""
-        return eft_math.weights_at(self.coefficients(), self.theta_vector(theta))
+    def weights(self, theta: Mapping[str, float] | None = None, nuisances: Mapping[str, float] | None = None) -> torch.Tensor:
+        """Event weights w_i(θ, ν) in pb, (N,); Σ estimates σ(θ, ν).  θ by name, missing ones at 0 (SM).
+
+        Nuisance parameters ν (see :meth:`nuisance_space`) morph each weight exponential-
+        quadratically between its −1σ, nominal and +1σ variations at the same θ:
+        w(θ, ν) = w(θ) exp(a ν + b ν²), a = ½ ln(w₊/w₋), b = ½ ln(w₊ w₋ / w²), exact at ν = 0, ±1
+        and positive everywhere.
+        """
+        nominal = eft_math.weights_at(self.coefficients(), self.theta_vector(theta))
+        nuisances = dict(nuisances or {})
+        if not nuisances:
+            return nominal
+        declared = self.nuisances
+        unknown = sorted(set(nuisances) - set(declared))
+        if unknown:
+            raise InvalidInputError(f"unknown nuisance parameter(s) {unknown}; this EventSet has {sorted(declared)}")
+        variations = self.data["eft_variations"]
+        log_factor = torch.zeros_like(nominal)
+        theta_vec = self.theta_vector(theta)
+        for name, nu in nuisances.items():
+            up_name, down_name = declared[name]
+            up = eft_math.weights_at(torch.from_numpy(np.asarray(variations.sel(variation=up_name).values)), theta_vec)
+            down = eft_math.weights_at(torch.from_numpy(np.asarray(variations.sel(variation=down_name).values)), theta_vec)
+            log_up, log_down = torch.log(up / nominal), torch.log(down / nominal)
+            a, b = 0.5 * (log_up - log_down), 0.5 * (log_up + log_down)
+            log_factor = log_factor + a * nu + b * nu * nu
+        return nominal * torch.exp(log_factor)
+
+    @property
+    def nuisances(self) -> dict[str, list[str]]:
+        """Nuisance name → [up variation, down variation] names."""
+        return json.loads(self.data.attrs.get("nuisances", "{}"))
+
+    def nuisance_space(self, bounds: tuple[float, float] = (-5.0, 5.0)) -> ParameterSpace:
+        """The nuisance parameters, each with a unit Gaussian constraint N(0, 1) (±1 = the stored variations)."""
+        return ParameterSpace(
+            Parameter(name, 0.0, bounds, kind="nuisance", constraint=GaussianConstraint(0.0, 1.0)) for name in self.nuisances
+        )
 
     def sigma_coefficients(self) -> torch.Tensor:
         """(M,) coefficients of the sample's σ(θ) = Σ_i w_i(θ) estimate (pb)."""
@@ -238,6 +286,8 @@ class EventSet:
             scale = self.n_events / max(len(idx), 1)
             part = self.data.isel(event=idx)
             part = part.assign(eft=part["eft"] * scale)
+            if "eft_variations" in part:
+                part = part.assign(eft_variations=part["eft_variations"] * scale)
             parts.append(EventSet(part))
         return tuple(parts)
 

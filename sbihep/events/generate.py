@@ -9,9 +9,11 @@ For each subprocess of a process (e.g. W⁺ and W⁻, whose final states differ)
    in local worker processes or on a dask cluster (:mod:`sbihep.parallel`);
 3. weighted mode: event i gets coefficients c_i = jac_i · f_i / N (pb), f the packed EFT integrand
    of :class:`~sbihep.physics.xsec.PhaseSpaceIntegrand`, so that w_i(θ) = c_i·m(θ) for every θ;
-4. unweighted mode: accept event i with probability w_i(θ_gen)/w_max, w_max the largest weight of
-   the weighted sample, and rescale the survivors' coefficients so that each has weight σ_k/n_k at
-   θ_gen — their weights at any other θ stay exact (reweighting).
+4. unweighted mode: accept event i with probability min(1, w_i(θ_gen)/w_max), w_max the smallest
+   weight above which at most ``max_overweight`` (10⁻³) of σ lies, and rescale the survivors'
+   coefficients so that each carries ∝ max(w_max, w_i): equal weights σ_k/n_k except for the rare
+   overweight events, which stay proportionally heavier (exactly unbiased); their weights at any
+   other θ stay exact (reweighting).
 
 Subprocesses contribute n_k ∝ σ_k(θ_gen) unweighted events.
 """
@@ -34,7 +36,10 @@ from sbihep.physics.phasespace import boost_partonic_to_lab
 from sbihep.physics.processes.base import EFTOrder, Process, check_order
 from sbihep.physics.xsec import PhaseSpaceIntegrand
 
-__all__ = ["generate", "GenerationReport"]
+__all__ = ["generate", "GenerationReport", "SYSTEMATICS"]
+
+#: nuisance name → the μ_F multipliers of its (+1σ, −1σ) variations.
+SYSTEMATICS: dict[str, tuple[float, float]] = {"mu_f": (2.0, 0.5)}
 
 
 @dataclass
@@ -46,14 +51,17 @@ class GenerationReport:
     sigma_error_pb: float
     n_weighted: int
     n_unweighted: int
-    max_weight_pb: float
-    efficiency: float  # ⟨w⟩ / w_max: accepted fraction of weighted events
+    max_weight_pb: float  # w_max used for unweighting (the largest weight when weighted)
+    efficiency: float  # ⟨min(1, w/w_max)⟩: accepted fraction of weighted points
+    overweight_fraction: float  # Σ max(0, w − w_max) / σ: the part of σ above w_max
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def _weighted_chunk(integrand: PhaseSpaceIntegrand, vegas_map, seed: tuple[int, ...], n_points: int) -> dict:
+def _weighted_chunk(
+    integrand: PhaseSpaceIntegrand, vegas_map, seed: tuple[int, ...], n_points: int, muf_factors: tuple[float, ...] = ()
+) -> dict:
     """Sample ``n_points`` from the VEGAS map; returns numpy arrays (module-level: picklable job)."""
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
     y = rng.random((n_points, integrand.dim))
@@ -62,9 +70,11 @@ def _weighted_chunk(integrand: PhaseSpaceIntegrand, vegas_map, seed: tuple[int, 
     vegas_map.map(y, x, jac)
     np.clip(x, 0.0, 1.0, out=x)
     with torch.no_grad():
-        record = integrand.events(torch.from_numpy(x))
+        record = integrand.events(torch.from_numpy(x), muf_factors)
     out = {key: value.numpy() for key, value in record.items()}
     out["coefficients"] = out["coefficients"] * jac[:, None]
+    if muf_factors:
+        out["coefficients_muf"] = np.moveaxis(out["coefficients_muf"] * jac[None, :, None], 0, 1)  # (N, V, M)
     out["uniform"] = rng.random(n_points)  # for accept/reject, drawn with the chunk
     return out
 
@@ -102,6 +112,11 @@ def generate(
     n_per_iteration: int = 20_000,
     chunk_size: int = 50_000,
     pdf=None,
+    systematics: tuple[str, ...] = (),
+    detector=None,
+    observables: tuple[str, ...] | list[str] | None = None,
+    detector_seed: int | None = None,
+    max_overweight: float = 1e-3,
     n_workers: int | None = 1,
     client=None,
     progress: bool = True,
@@ -119,6 +134,15 @@ def generate(
         n_adapt, n_per_iteration: VEGAS adaptation iterations and evaluations per iteration.
         chunk_size: sampling points per job.
         pdf: PDF for hadronic processes (default: the embedded set).
+        systematics: nuisance parameters to attach as per-event weight variations; available:
+            ``"mu_f"`` (factorisation scale × 2 / × ½ as the ±1σ variations).
+        detector: a Detector, DetectorCard, built-in card name or TOML path: adds ``passed`` and
+            reco-level observables (see :func:`sbihep.events.reco.reconstruct`).
+        observables: names to compute into ``x`` — at reco level with a detector, else parton level.
+        detector_seed: seed of the detector smearing (default: ``seed``).
+        max_overweight: unweighting uses the smallest w_max for which the weight above it is at most
+            this fraction of σ; those few events keep weight w/w_max > 1 (unbiased). 0 = strict
+            unweighting with the largest weight (slow for heavy-tailed weights).
         n_workers, client: passed to :func:`sbihep.parallel.map_jobs` (default: in this process).
         progress: progress bars.
     Returns:
@@ -126,6 +150,10 @@ def generate(
         per-subprocess :class:`GenerationReport` (JSON attribute ``generation``).
     """
     order = check_order(order)
+    unknown = sorted(set(systematics) - set(SYSTEMATICS))
+    if unknown:
+        raise InvalidInputError(f"unknown systematics {unknown}; available: {sorted(SYSTEMATICS)}")
+    muf_factors = tuple(k for name in systematics for k in SYSTEMATICS[name])
     if int(n_events) != n_events or n_events < 1:
         raise InvalidInputError(f"n_events must be a positive integer, got {n_events!r}")
     if int(chunk_size) != chunk_size or chunk_size < 1:
@@ -156,12 +184,16 @@ def generate(
         if share[k] == 0:
             continue
         if unweighted:
-            efficiency = max(float(pilot_w[k].mean() / pilot_w[k].max()), 1e-6)
-            n_points = int(math.ceil(1.3 * share[k] / efficiency)) + 100
+            w_max_pilot = _max_weight(pilot_w[k], max_overweight)
+            efficiency = max(float(np.minimum(pilot_w[k] / w_max_pilot, 1.0).mean()), 1e-6)
+            # the pilot sees few tail events, so its efficiency is a poor guide: cap the first pass and
+            # let _sample_subprocess extend it from the acceptance it measures
+            n_points = min(int(math.ceil(1.2 * share[k] / efficiency)), 10 * int(share[k])) + 100
         else:
             n_points = int(share[k])
         record, report = _sample_subprocess(
-            sub, k, integ, vmap, theta_m, n_points, int(share[k]), unweighted, seed, chunk_size, n_workers, client, progress
+            sub, k, integ, vmap, theta_m, n_points, int(share[k]), unweighted, seed, chunk_size, n_workers, client, progress,
+            muf_factors, max_overweight,
         )
         record["subprocess_index"] = np.full(len(record["coefficients"]), k, dtype=np.int16)
         records.append(_to_roles(process, sub, record, integ.hadronic))
@@ -180,7 +212,9 @@ def generate(
         "generation": json.dumps([r.to_dict() for r in reports]),
         "sigma_pb": json.dumps(dict(zip(eft_math.monomial_names(process.operators, order), sigma_coeffs.tolist()))),
     }
-    return EventSet.from_arrays(
+    if systematics:
+        attrs["nuisances"] = json.dumps({name: [f"{name}_up", f"{name}_down"] for name in systematics})
+    events = EventSet.from_arrays(
         momenta=merged["momenta"],
         roles=roles,
         coefficients=merged["coefficients"],
@@ -191,32 +225,81 @@ def generate(
         x1=merged.get("x1"),
         x2=merged.get("x2"),
         attrs=attrs,
+        variations=merged.get("coefficients_muf"),
+        variation_names=[f"{name}_{side}" for name in systematics for side in ("up", "down")],
     )
+    if detector is not None:
+        from sbihep.events.reco import reconstruct
+
+        return reconstruct(events, detector, list(observables or ()), seed=seed if detector_seed is None else detector_seed, process=process)
+    if observables:
+        from sbihep.events.reco import parton_observables
+
+        return parton_observables(events, list(observables), process=process)
+    return events
 
 
-def _sample_subprocess(sub, k, integ, vmap, theta_m, n_points, n_target, unweighted, seed, chunk_size, n_workers, client, progress):
-    jobs = [(integ, vmap, (seed, k, i), n) for i, n in enumerate(_chunks(n_points, chunk_size))]
-    chunks = map_jobs(_weighted_chunk, jobs, n_workers=n_workers, client=client, progress=progress, desc=f"events {sub}")
-    data = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
-    n_total = len(data["uniform"])
-    data["coefficients"] = data["coefficients"] / n_total
-    weights = data["coefficients"] @ theta_m
-    sigma = float(weights.sum())
-    sigma_error = float(weights.std(ddof=1) * math.sqrt(n_total)) if n_total > 1 else float("nan")
-    w_max = float(weights.max())
-    if not unweighted:
-        report = GenerationReport(sub, sigma, sigma_error, n_total, 0, w_max, float(weights.mean() / w_max))
-        return data, report
-    accepted = np.flatnonzero(data["uniform"] * w_max < weights)
-    if len(accepted) < n_target:
-        more = int(math.ceil((n_target - len(accepted)) * 1.3 * n_total / max(len(accepted), 1))) + 100
-        extra_seed = seed + 104729 * (len(accepted) + 1)
-        return _sample_subprocess(sub, k, integ, vmap, theta_m, n_points + more, n_target, True, extra_seed, chunk_size, n_workers, client, progress)
+def _max_weight(weights: np.ndarray, max_overweight: float) -> float:
+    """Smallest w_max whose overweight excess Σ max(0, w_i − w_max) is ≤ max_overweight × Σ w_i."""
+    if max_overweight <= 0:
+        return float(weights.max())
+    w = np.sort(weights)[::-1]
+    above = np.cumsum(w)  # Σ of the k+1 largest weights
+    k = np.arange(1, len(w) + 1)
+    excess = above - k * w  # excess over w_max = w[k-1] of the k largest weights
+    allowed = max_overweight * w.sum()
+    index = int(np.searchsorted(excess, allowed, side="right")) - 1
+    return float(w[max(index, 0)])
+
+
+def _sample_subprocess(
+    sub, k, integ, vmap, theta_m, n_points, n_target, unweighted, seed, chunk_size, n_workers, client, progress,
+    muf_factors=(), max_overweight=1e-3,
+):
+    """Weighted points in chunks (seeded by chunk index), then partial unweighting if asked.
+
+    Unweighting: event i is kept with probability min(1, w_i/w_max) and then carries weight
+    ∝ max(w_max, w_i), so the rare events above w_max stay heavier and the sample is unbiased.
+    If too few events are kept, further chunks (continuing the chunk numbering) are added and the
+    decision is retaken over all points, so the result depends only on the seed.
+    """
+    chunks: list[dict] = []
+
+    def extend(n_new: int) -> None:
+        first = len(chunks)
+        sizes = _chunks(n_new, chunk_size)
+        jobs = [(integ, vmap, (seed, k, first + i), n, muf_factors) for i, n in enumerate(sizes)]
+        chunks.extend(map_jobs(_weighted_chunk, jobs, n_workers=n_workers, client=client, progress=progress, desc=f"events {sub}"))
+
+    extend(n_points)
+    while True:
+        data = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+        n_total = len(data["uniform"])
+        data["coefficients"] = data["coefficients"] / n_total
+        if "coefficients_muf" in data:
+            data["coefficients_muf"] = data["coefficients_muf"] / n_total
+        weights = data["coefficients"] @ theta_m
+        sigma = float(weights.sum())
+        sigma_error = float(weights.std(ddof=1) * math.sqrt(n_total)) if n_total > 1 else float("nan")
+        if not unweighted:
+            w_max = float(weights.max())
+            return data, GenerationReport(sub, sigma, sigma_error, n_total, 0, w_max, float(weights.mean() / w_max), 0.0)
+        w_max = _max_weight(weights, max_overweight)
+        accepted = np.flatnonzero(data["uniform"] * w_max < weights)
+        if len(accepted) >= n_target:
+            break
+        missing = n_target - len(accepted)
+        extend(int(math.ceil(1.2 * missing * n_total / max(len(accepted), 1))) + chunk_size // 10)
     keep = accepted[:n_target]
     out = {key: value[keep] for key, value in data.items() if key != "uniform"}
-    target_weight = sigma / n_target
-    out["coefficients"] = out["coefficients"] * (target_weight / weights[keep])[:, None]
-    report = GenerationReport(sub, sigma, sigma_error, n_total, n_target, w_max, float(weights.mean() / w_max))
+    carried = np.maximum(weights[keep], w_max)
+    rescale = carried * (sigma / carried.sum()) / weights[keep]
+    out["coefficients"] = out["coefficients"] * rescale[:, None]
+    if "coefficients_muf" in out:
+        out["coefficients_muf"] = out["coefficients_muf"] * rescale[:, None, None]
+    efficiency = float(np.minimum(weights / w_max, 1.0).mean())
+    overweight = float(np.maximum(weights - w_max, 0.0).sum() / sigma)
+    report = GenerationReport(sub, sigma, sigma_error, n_total, n_target, w_max, efficiency, overweight)
     return out, report
 
 

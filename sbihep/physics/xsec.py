@@ -199,15 +199,19 @@ class PhaseSpaceIntegrand:
         """Torch version of ``__call__``: r (N, dim) → (N, M) weighted coefficients in pb."""
         return self.events(r)["coefficients"]
 
-    def events(self, r: torch.Tensor) -> dict[str, torch.Tensor]:
+    def events(self, r: torch.Tensor, muf_factors: tuple[float, ...] = ()) -> dict[str, torch.Tensor]:
         """The full event record at r (N, dim).
 
         Returns a dict with ``coefficients`` (N, M) (as :meth:`evaluate`, pb), ``momenta`` (N, 2+n, 4)
         in the partonic centre-of-mass frame with the slot order of the process's default
         subprocess (or of ``subprocess`` if the integrand is restricted to one), and for hadronic
-        processes ``x1``, ``x2`` (N,) and ``scale`` (N,) μ_F in GeV.
+        processes ``x1``, ``x2`` (N,), ``scale`` (N,) μ_F in GeV and, if ``muf_factors`` are given,
+        ``coefficients_muf`` (len(muf_factors), N, M): the coefficients with the PDFs evaluated at
+        k·μ_F instead (same amplitudes, same phase-space point).
         """
         if not self.hadronic:
+            if muf_factors:
+                raise InvalidInputError(f"{self.process.name}: factorisation-scale variations need a hadronic process")
             momenta, weight = self.process.phase_space(r, self.sqrt_s)
             total = None
             for subprocess, _, _ in self._groups:
@@ -219,19 +223,29 @@ class PhaseSpaceIntegrand:
         s_hat = x1 * x2 * self.sqrt_s**2
         momenta, w_ps = self.process.phase_space(r[:, 2:], torch.sqrt(s_hat))
         mu = self.process.factorisation_scale(momenta)
+        group_coeffs = []
+        for subprocess, swap, channels in self._groups:
+            moms = momenta[:, [1, 0, *range(2, momenta.shape[1])]] if swap else momenta
+            group_coeffs.append(self.process.eft_decomposition(moms, self.order, subprocess, validate=False).packed())
+        weight = (w_x * w_ps * GEV2_TO_PB / (2.0 * s_hat))[:, None]
+        out = {"momenta": momenta, "x1": x1, "x2": x2, "scale": mu}
+        out["coefficients"] = self._convolve(group_coeffs, x1, x2, mu) * weight
+        if muf_factors:
+            out["coefficients_muf"] = torch.stack([self._convolve(group_coeffs, x1, x2, k * mu) * weight for k in muf_factors])
+        return out
+
+    def _convolve(self, group_coeffs: list[torch.Tensor], x1, x2, mu) -> torch.Tensor:
+        """Σ_channels factor · f_a(x1, μ) f_b(x2, μ) · coefficients of the channel's amplitude group."""
         # LO grids are slightly negative for some antiquarks at large x; as event generators do, such
         # densities are set to zero so that event weights are never negative (≈ 1e-4 of σ for WH).
         f1 = torch.clamp(self.pdf.xfxQ_all(x1, mu), min=0.0) / x1[:, None]
         f2 = torch.clamp(self.pdf.xfxQ_all(x2, mu), min=0.0) / x2[:, None]
         total = None
-        for subprocess, swap, channels in self._groups:
-            moms = momenta[:, [1, 0, *range(2, momenta.shape[1])]] if swap else momenta
-            coeffs = self.process.eft_decomposition(moms, self.order, subprocess, validate=False).packed()
+        for coeffs, (_, _, channels) in zip(group_coeffs, self._groups):
             lumi = sum(ch.factor * f1[:, _PDF_COLUMN[ch.pid_a]] * f2[:, _PDF_COLUMN[ch.pid_b]] for ch in channels)
             term = coeffs * lumi[:, None]
             total = term if total is None else total + term
-        weight = w_x * w_ps * GEV2_TO_PB / (2.0 * s_hat)
-        return {"coefficients": total * weight[:, None], "momenta": momenta, "x1": x1, "x2": x2, "scale": mu}
+        return total
 
 
 def cross_section(

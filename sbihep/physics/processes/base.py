@@ -212,6 +212,10 @@ class Process(ABC):
     def default_subprocess(self) -> str:
         return "default"
 
+    def lepton_charge(self, subprocess: str | None = None) -> int:
+        """Charge (±1) of the charged lepton of ``subprocess``, for charge-odd observables; default +1."""
+        return 1
+
     def roles(self, subprocess: str | None = None) -> tuple[str, ...]:
         """The physics role of each external slot of ``subprocess`` (incoming first).
 

@@ -123,6 +123,10 @@ class WToLNu(Process):
         """The lower cut on √ŝ = m_ℓν (GeV) used for hadronic integration: ``m_ll_min``."""
         return self.m_ll_min
 
+    def lepton_charge(self, subprocess: str | None = None) -> int:
+        """+1 for the W⁺ subprocess (e⁺), −1 for W⁻ (e⁻)."""
+        return 1 if self._channel(subprocess) == "W+" else -1
+
     def roles(self, subprocess: str | None = None) -> tuple[str, ...]:
         """(q, qbar, v, l) for W⁺ and (q, qbar, l, v) for W⁻: "l" is the charged lepton."""
         sub = self._channel(subprocess)

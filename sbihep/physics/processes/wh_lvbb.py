@@ -331,6 +331,10 @@ class WHToLNuBB(_WHProduction):
         )
 
     # ---- kinematics ------------------------------------------------------------------------
+    def lepton_charge(self, subprocess: str | None = None) -> int:
+        """+1 for the W⁺ subprocess (e⁺), −1 for W⁻ (e⁻)."""
+        return 1 if self._channel(subprocess) == "W+" else -1
+
     def roles(self, subprocess: str | None = None) -> tuple[str, ...]:
         """(q, qbar, l, v, b, bbar) for both W charges: "l" is the charged lepton."""
         return ("q", "qbar", "l", "v", "b", "bbar")
