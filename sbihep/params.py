@@ -90,6 +90,11 @@ class Parameter:
             raise OutOfBoundsError(f"parameter {self.name!r}: value {v} lies outside its bounds [{low}, {high}]")
         return v
 
+    def same_physics(self, other: "Parameter") -> bool:
+        """Same name, SM value, bounds, kind and constraint (unit and description are free text)."""
+        keys = ("name", "sm_value", "bounds", "kind", "constraint")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["bounds"] = list(self.bounds)
@@ -196,11 +201,12 @@ class ParameterSpace:
         return ParameterSpace(self[n] for n in names)
 
     def merge(self, other: "ParameterSpace") -> "ParameterSpace":
-        """Union sharing parameters by name; a name declared differently in both is an error."""
+        """Union sharing parameters by name; a name declared with different bounds, kind, SM value or
+        constraint in both is an error (unit and description text may differ)."""
         merged = list(self.parameters)
         for p in other:
             if p.name in self:
-                if self[p.name] != p:
+                if not self[p.name].same_physics(p):
                     raise InvalidInputError(
                         f"parameter {p.name!r} is declared differently in the two spaces: {self[p.name]} vs {p}"
                     )

@@ -68,3 +68,9 @@ def test_merge_shares_by_name_and_rejects_conflicts(space):
 
 def test_dict_round_trip(space):
     assert ParameterSpace.from_dict(space.to_dict()) == space
+
+
+def test_merge_ignores_free_text():
+    a = ParameterSpace([Parameter("mu", sm_value=1.0, bounds=(0, 5), description="signal strength")])
+    b = ParameterSpace([Parameter("mu", sm_value=1.0, bounds=(0, 5), unit="1", description="POI of the workspace")])
+    assert a.merge(b).names == ("mu",)

@@ -1,0 +1,67 @@
+"""Profile scans: structure of the Dataset, worker-independence, netCDF round trip, plots."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from sbihep.fit import GaussianTerm, Likelihood, minimize, plot_contours_2d, plot_scan_1d, profile_scan  # noqa: E402
+from sbihep.params import GaussianConstraint, Parameter, ParameterSpace  # noqa: E402
+
+
+def two_poi_with_nuisance():
+    """Two POIs and a constrained nuisance shifting both measurements (quadratic in c1)."""
+    space = ParameterSpace([
+        Parameter("c1", 0.0, (-3, 3)),
+        Parameter("c2", 0.0, (-3, 3)),
+        Parameter("n", 0.0, (-5, 5), kind="nuisance", constraint=GaussianConstraint(0.0, 1.0)),
+    ])
+    term = GaussianTerm([1.1, 0.7, 0.2], np.diag([0.04, 0.09, 0.05]), [1.0, 0.5, 0.3], space,
+                        linear={"c1": [0.5, 0.1, -0.2], "c2": [0.2, 0.6, 0.1], "n": [0.05, 0.05, 0.0]},
+                        quadratic={"c1*c1": [0.1, 0.0, 0.05]})
+    return Likelihood([term])
+
+
+def test_2d_scan_dataset_and_profiling():
+    lik = two_poi_with_nuisance()
+    grid = {"c1": np.linspace(-0.5, 1.0, 7), "c2": np.linspace(-0.5, 1.0, 6)}
+    ds = profile_scan(lik, grid)
+    assert ds["twice_delta_nll"].dims == ("c1", "c2") and ds["profiled"].dims == ("c1", "c2", "parameter")
+    assert bool(ds["converged"].all()) and ds.attrs["improved_minimum"] == 0
+    assert float(ds["twice_delta_nll"].min()) >= 0.0
+    # scanned parameters are pinned at the grid values
+    assert np.allclose(ds["profiled"].sel(parameter="c1"), ds["c1"].broadcast_like(ds["twice_delta_nll"]))
+    # each profiled nuisance is the minimum along its own axis at fixed (c1, c2)
+    c1, c2 = float(ds["c1"][2]), float(ds["c2"][3])
+    n_hat = float(ds["profiled"].sel(c1=c1, c2=c2, parameter="n"))
+    f = lambda n: lik.nll({"c1": c1, "c2": c2, "n": n})  # noqa: E731
+    assert f(n_hat) <= min(f(n_hat + 1e-2), f(n_hat - 1e-2))
+    # a fit with c1, c2 fixed gives the same profiled −lnL
+    prof = minimize(lik, fixed={"c1": c1, "c2": c2})
+    assert float(ds["nll"].sel(c1=c1, c2=c2)) == pytest.approx(prof.nll, abs=1e-6)
+
+
+def test_scan_independent_of_workers_and_netcdf_round_trip(tmp_path):
+    lik = two_poi_with_nuisance()
+    grid = {"c1": np.linspace(-0.5, 1.0, 9)}
+    one = profile_scan(lik, grid, n_workers=1)
+    two = profile_scan(lik, grid, n_workers=2, best_fit=minimize(lik))
+    assert np.allclose(one["twice_delta_nll"], two["twice_delta_nll"], atol=1e-6)
+    path = tmp_path / "scan.nc"
+    one.to_netcdf(path)
+    back = xr.load_dataset(path)
+    assert np.array_equal(back["twice_delta_nll"].values, one["twice_delta_nll"].values)
+
+
+def test_plots_return_figures():
+    lik = two_poi_with_nuisance()
+    scan1 = profile_scan(lik, {"c1": np.linspace(-0.5, 1.0, 11)})
+    fig = plot_scan_1d(scan1)
+    assert fig.axes[0].get_xlabel() == "c1"
+    fit = minimize(lik)
+    scan2 = profile_scan(lik, {"c1": np.linspace(-1.0, 1.5, 21), "c2": np.linspace(-1.0, 1.5, 21)}, best_fit=fit)
+    fig2 = plot_contours_2d(scan2)
+    assert len(fig2.axes[0].lines) >= 3  # two contour levels and the best-fit marker
