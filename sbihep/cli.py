@@ -18,6 +18,12 @@ app = typer.Typer(
 )
 
 
+def _mount_subcommands() -> None:
+    from sbihep.surrogates.cli import app as surrogate_app
+
+    app.add_typer(surrogate_app, name="surrogate", help="Likelihood surrogates: train from a pyhf workspace, check ONNX files.")
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"sbihep {__version__}")
@@ -174,3 +180,6 @@ def simulate(
         typer.echo(f"  passed the detector selection: {float(events.data['passed'].mean()):.1%}")
     if "x" in events.data:
         typer.echo(f"  observables: {', '.join(map(str, events.data['observable'].values))}")
+
+
+_mount_subcommands()

@@ -1,0 +1,171 @@
+"""Benchmark: ONNX −2ΔlnL surrogates of the shared ATLAS pyhf workspaces vs pyhf itself.
+
+Per (workspace, patch): label with MINUIT (2 starts), train, export, then compare on independent
+held-out labels (|Δ(−2ΔlnL)| where −2ΔlnL < 10), the 95% CLs upper limit on μ (surrogate vs
+``pyhf.infer.intervals.upper_limits.toms748_scan``), and the time per point (surrogate single and
+batched vs one pyhf profiled fit).  Figures are printed and written, flat, to
+``benchmarks/results/bench_surrogate_pyhf.json`` (atomically, after every patch).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_surrogate_pyhf.py [--n-points 24] [--cases lowMass:DS_100_1_Staus ...]
+
+Skips (exit 0) when ``../shared/data/workspaces`` is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "workspaces"
+OUT = ROOT / "benchmarks" / "results" / "bench_surrogate_pyhf.json"
+
+# key → (tarball, directory inside it)
+WORKSPACES = {
+    "1912.08479": ("1912.08479.tar.gz", "1912.08479"),
+    "1911.06660-lowMass": ("1911.06660.tar.gz", "1911.06660/Region-lowMass"),
+    "1911.06660-highMass": ("1911.06660.tar.gz", "1911.06660/Region-highMass"),
+}
+DEFAULT_CASES = [
+    "1912.08479:ERJR_500p0_0p0", "1911.06660-lowMass:DS_120_1_Staus",
+    "1912.08479:ERJR_200p0_100p0", "1911.06660-highMass:DS_300_1_Staus",
+]
+
+
+def _write_atomic(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _time_per_call(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_workers: int, results: dict,
+             models: Path) -> None:
+    import onnxruntime as ort
+    import pyhf
+
+    from sbihep.surrogates.labels import generate_labels, load_problem
+    from sbihep.surrogates.likelihood import train_surrogate, validate
+    from sbihep.surrogates.loader import SurrogateLikelihood
+
+    tag = f"{key}_{patch}"
+    t0 = time.perf_counter()
+    problem = load_problem(ws_dir / "BkgOnly.json", patch=patch)
+    labels = generate_labels(problem, n_points, n_starts=2, seed=1, n_workers=n_workers, progress=False)
+    t_labels = time.perf_counter() - t0
+    print(f"[{tag}] {len(labels.x)}/{labels.n_requested} labels in {t_labels:.0f} s, dropped {labels.n_dropped}",
+          flush=True)
+
+    # independent test points where either label is small (from the training labels' extent)
+    small = (labels.t < 12).any(axis=1)
+    lo, hi = float(labels.x[small, 0].min()), float(labels.x[small, 0].max())
+    x_test = np.linspace(lo, hi, n_test)[:, None]
+    test = generate_labels(problem, x=x_test, n_starts=1, n_workers=n_workers, progress=False)
+    # the test labels' reference NLL is the same global minimum up to fit noise: re-reference to the training one
+    shift = np.array([test.reference_nll["observed"] - labels.reference_nll["observed"],
+                      test.reference_nll["asimov"] - labels.reference_nll["asimov"]])
+    t_test = test.t + shift
+
+    t0 = time.perf_counter()
+    path, metrics = train_surrogate(None, output=models / f"{tag}.onnx", labels=labels, quiet=True, seed=0)
+    t_train = time.perf_counter() - t0
+    s = SurrogateLikelihood(path, out_of_bounds="ignore")
+    pred = s.evaluate(test.x)[0]
+    err = np.abs(pred - t_test)
+    err_small = np.where(t_test < 10, err, 0.0).max(axis=0)
+
+    # pyhf reference upper limit (MINUIT), on the same model
+    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01))
+    ws = pyhf.Workspace(problem.spec)
+    model, data = ws.model(), ws.data(ws.model())
+    ul_sur = s.upper_limit()
+    a, b = s.mu_range()
+    t0 = time.perf_counter()
+    ul_pyhf = float(pyhf.infer.intervals.upper_limits.toms748_scan(
+        data, model, max(ul_sur * 0.7, a), min(ul_sur * 1.3, b), level=0.05, rtol=1e-4)[0])
+    t_ul = time.perf_counter() - t0
+
+    # speed: one profiled fit (fixed μ) vs the surrogate
+    mu0 = float(labels.best_fit["observed"][0]) + 0.5
+    t_fit = _time_per_call(lambda: pyhf.infer.mle.fixed_poi_fit(mu0, data, model), 3)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    x1 = np.array([[mu0]], np.float32)
+    xb = np.linspace(a, b, 10_000, dtype=np.float32)[:, None]
+    t_single = _time_per_call(lambda: sess.run(None, {"x": x1}), 300)
+    t_batch = _time_per_call(lambda: sess.run(None, {"x": xb}), 10) / len(xb)
+
+    r = {
+        "n_labels_requested": labels.n_requested, "n_labels_used": int(len(labels.x)),
+        "n_labels_dropped_observed": labels.n_dropped["observed"], "n_labels_dropped_asimov": labels.n_dropped["asimov"],
+        "n_test_points": int(len(test.x)), "n_test_dropped": int(sum(test.n_dropped.values())),
+        "test_mu_low": lo, "test_mu_high": hi,
+        "max_abs_dt_observed_t_lt_10": float(err_small[0]), "max_abs_dt_asimov_t_lt_10": float(err_small[1]),
+        "max_abs_dt_observed_all": float(err[:, 0].max()), "max_abs_dt_asimov_all": float(err[:, 1].max()),
+        "mu_hat_surrogate": s.mu_hat(), "mu_hat_pyhf": float(labels.best_fit["observed"][0]),
+        "cls_ul95_surrogate": ul_sur, "cls_ul95_pyhf": ul_pyhf,
+        "cls_ul95_rel_diff": abs(ul_sur - ul_pyhf) / ul_pyhf,
+        "time_labels_s": t_labels, "time_train_s": t_train, "time_pyhf_ul_s": t_ul,
+        "time_pyhf_profiled_fit_s": t_fit, "time_surrogate_single_s": t_single, "time_surrogate_batched_per_point_s": t_batch,
+        "speedup_single": t_fit / t_single, "speedup_batched": t_fit / t_batch,
+        "n_model_parameters": int(model.config.npars),
+        "heldout_in_training_max_abs_dt_observed_t_lt_10": metrics["held_out"].get("observed_max_abs_err_t_lt_10"),
+    }
+    for k, v in r.items():
+        results[f"{tag}.{k}"] = v
+    print(f"[{tag}] max|Δt| (t<10): obs {r['max_abs_dt_observed_t_lt_10']:.4f}  asimov {r['max_abs_dt_asimov_t_lt_10']:.4f}"
+          f" | UL95 surrogate {ul_sur:.4f} pyhf {ul_pyhf:.4f} (rel {r['cls_ul95_rel_diff']:.2%})"
+          f" | fit {t_fit:.2f} s, surrogate {t_single * 1e6:.1f} µs single, {t_batch * 1e9:.0f} ns batched"
+          f" → ×{r['speedup_single']:.2e} / ×{r['speedup_batched']:.2e}", flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="*", default=DEFAULT_CASES, help="WORKSPACE_KEY:PATCH")
+    ap.add_argument("--n-points", type=int, default=24)
+    ap.add_argument("--n-test", type=int, default=8)
+    ap.add_argument("--n-workers", type=int, default=2)
+    ap.add_argument("--models-dir", type=Path, default=None, help="keep the ONNX files here (default: a temp dir)")
+    args = ap.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} not found")
+        return 0
+    warnings.filterwarnings("ignore")
+    results: dict = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in args.cases:
+            key, patch = case.split(":")
+            tarball, inner = WORKSPACES[key]
+            with tarfile.open(DATA / tarball) as tar:
+                members = [m for m in tar.getmembers() if m.name.removeprefix("./").startswith(inner + "/")
+                           and m.name.endswith(".json") and m.name.removeprefix("./").count("/") == inner.count("/") + 1]
+                tar.extractall(tmp, members=members, filter="data")
+            run_case(Path(tmp) / inner, key, patch, args.n_points, args.n_test, args.n_workers, results,
+                     args.models_dir or Path(tmp))
+            results["machine"] = "2 shared CPU cores, onnxruntime CPU, 1 intra-op thread"
+            _write_atomic(OUT, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

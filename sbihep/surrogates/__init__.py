@@ -1,0 +1,48 @@
+"""Likelihood surrogates: pyhf workspace → profiled −2ΔlnL network → self-contained ONNX file.
+
+Modules (one concept each):
+
+* :mod:`~sbihep.surrogates.labels` — training labels from MINUIT fits with convergence checks
+* :mod:`~sbihep.surrogates.network` — MLP ensemble with standardisation, trainer (torch)
+* :mod:`~sbihep.surrogates.onnx` — export with metadata and test vectors (torch, onnx)
+* :mod:`~sbihep.surrogates.loader` — :class:`SurrogateLikelihood`, numpy + onnxruntime only
+* :mod:`~sbihep.surrogates.asymptotics` — CLs from q̃_μ (numpy only)
+* :mod:`~sbihep.surrogates.likelihood` — ``train_surrogate``: the whole chain in one call
+* :mod:`~sbihep.surrogates.cli` — ``sbihep surrogate train|check``
+
+Names are imported lazily so ``from sbihep.surrogates import SurrogateLikelihood`` pulls in neither
+torch nor pyhf.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "SurrogateLikelihood",
+    "OutsideTrainingBoundsWarning",
+    "read_metadata",
+    "load_problem",
+    "generate_labels",
+    "LabelSet",
+    "SurrogateProblem",
+    "MLPConfig",
+    "SurrogateEnsemble",
+    "train_ensemble",
+    "export_onnx",
+    "train_surrogate",
+    "validate",
+]
+
+_WHERE = {
+    "SurrogateLikelihood": "loader", "OutsideTrainingBoundsWarning": "loader", "read_metadata": "loader",
+    "load_problem": "labels", "generate_labels": "labels", "LabelSet": "labels", "SurrogateProblem": "labels",
+    "MLPConfig": "network", "SurrogateEnsemble": "network", "train_ensemble": "network",
+    "export_onnx": "onnx", "train_surrogate": "likelihood", "validate": "likelihood",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"sbihep.surrogates.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'sbihep.surrogates' has no attribute {name!r}")

@@ -1,0 +1,435 @@
+"""Profiled −2ΔlnL training labels from a pyhf workspace, with convergence checks.
+
+What a label is
+---------------
+For a pyhf model with parameters (x, θ), where x are the *inputs* of the surrogate (held fixed) and
+θ every other free parameter (profiled), a label at input x and data set D is
+
+    t_D(x) = −2 ln L(x, θ̂̂(x) | D) − NLL_ref,D
+
+with NLL_ref,D a constant per data set recorded in the output (``reference_nll``):
+
+* ``mode="mu"`` (inputs = the signal strength μ of one signal hypothesis): NLL_ref is the
+  global minimum of −2 ln L over μ within the model's POI bounds (so t ≥ 0, t(μ̂) = 0).
+* ``mode="yields"`` (inputs = the signal yield in every bin of the chosen signal regions, in events,
+  as SModelS uses them): NLL_ref is −2 ln L at zero signal (background only), so t may be negative.
+
+Two data sets are labelled at the same inputs: the observed data and the Asimov data set that the
+asymptotic CLs formulae need — generated, as pyhf does for q̃_μ, from the background-only
+(μ = 0 / zero yields) fit to the observed data, with the nuisance parameters at that fit's values.
+
+Every label is a MINUIT fit (``pyhf.set_backend("numpy", "minuit")``) that must report a valid
+minimum with EDM below ``edm_max``; with ``n_starts=2`` a second fit from the global best-fit
+nuisance parameters must agree within ``agree_tol`` (the lower NLL is kept).  A failed label is
+dropped and counted (``n_dropped``), never stored as a number.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from sbihep.errors import ConvergenceError, DataFormatError, InvalidInputError
+from sbihep.parallel import map_jobs
+
+__all__ = [
+    "SurrogateProblem",
+    "LabelSet",
+    "load_problem",
+    "sample_inputs",
+    "generate_labels",
+    "sha256_of",
+]
+
+YIELD_PARAM_PREFIX = "sbihep_yield_"
+
+
+def sha256_of(obj: Any) -> str:
+    """sha256 hex digest of a file path's bytes or of a JSON-able object (canonical JSON)."""
+    if isinstance(obj, (str, Path)) and Path(obj).is_file():
+        return hashlib.sha256(Path(obj).read_bytes()).hexdigest()
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class SurrogateProblem:
+    """A pyhf workspace spec reduced to what labelling needs (picklable, so it crosses processes).
+
+    Attributes:
+        spec: the pyhf workspace spec (signal patch already applied in ``mode="mu"``).
+        mode: ``"mu"`` or ``"yields"``.
+        input_names: names of the inputs, length d.
+        input_units: units of the inputs, length d.
+        bounds: (d, 2) training box of the inputs.
+        regions: channel names that carry signal (all channels with the POI's sample in ``mu`` mode).
+        provenance: sha256 of the workspace and patch, patch name, etc.
+    """
+
+    spec: dict
+    mode: Literal["mu", "yields"]
+    input_names: list[str]
+    input_units: list[str]
+    bounds: np.ndarray
+    regions: list[str]
+    provenance: dict = field(default_factory=dict)
+
+    def model(self):
+        """The pyhf model (built on demand; not pickled)."""
+        import pyhf
+
+        ws = pyhf.Workspace(self.spec)
+        if self.mode == "mu":
+            return ws.model()
+        return ws.model(poi_name=None)
+
+    def input_slots(self, model) -> list[int]:
+        """Indices into the model's parameter vector of the d inputs."""
+        if self.mode == "mu":
+            return [model.config.poi_index]
+        slots = []
+        for region in self.regions:
+            sl = model.config.par_slice(YIELD_PARAM_PREFIX + region)
+            slots.extend(range(sl.start, sl.stop))
+        return slots
+
+
+def _poi_bounds(spec: dict) -> tuple[float, float]:
+    import pyhf
+
+    model = pyhf.Workspace(spec).model()
+    lo, hi = model.config.suggested_bounds()[model.config.poi_index]
+    return float(lo), float(hi)
+
+
+def _add_yield_samples(spec: dict, regions: Sequence[str], max_yield: float) -> dict:
+    """Return a copy of ``spec`` with one free-yield sample per region (shapefactor = yield per bin)."""
+    spec = copy.deepcopy(spec)
+    channels = {c["name"]: c for c in spec["channels"]}
+    for region in regions:
+        if region not in channels:
+            raise InvalidInputError(f"regions: {region!r} is not a channel of the workspace ({sorted(channels)})")
+        nbins = len(channels[region]["samples"][0]["data"])
+        channels[region]["samples"].append(
+            {
+                "name": "sbihep_signal",
+                "data": [1.0] * nbins,
+                "modifiers": [{"name": YIELD_PARAM_PREFIX + region, "type": "shapefactor", "data": None}],
+            }
+        )
+        for meas in spec["measurements"]:
+            meas["config"].setdefault("parameters", []).append(
+                {"name": YIELD_PARAM_PREFIX + region, "bounds": [[0.0, float(max_yield)]] * nbins, "inits": [0.0] * nbins}
+            )
+    return spec  # the measurement keeps its (possibly undeclared) POI; models are built with poi_name=None
+
+
+def load_problem(
+    workspace: str | Path | dict,
+    *,
+    patch: str | None = None,
+    patchset: str | Path | dict | None = None,
+    regions: Sequence[str] | None = None,
+    bounds: Sequence[Sequence[float]] | None = None,
+    max_yield: float = 100.0,
+) -> SurrogateProblem:
+    """Build the labelling problem from a workspace (and a PatchSet patch, or signal regions).
+
+    Args:
+        workspace: path of a pyhf workspace JSON (background-only when a patch is used) or its spec.
+        patch: name of a patch in ``patchset`` → ``mode="mu"`` (input μ, the POI of the workspace).
+        patchset: path or spec of a pyhf PatchSet; default ``patchset.json`` beside ``workspace``.
+        regions: channel names for ``mode="yields"`` (used when ``patch`` is None); the inputs are
+            the signal yields (events) in each bin of these channels.
+        bounds: (d, 2) training box; default: the POI bounds of the model (``mu``) or
+            [0, ``max_yield``] per bin (``yields``).
+        max_yield: upper bound of each signal yield in ``yields`` mode, in events.
+    Raises:
+        InvalidInputError: neither or both of ``patch`` and ``regions``; unknown patch or region.
+        DataFormatError: the workspace or patchset is not valid pyhf JSON.
+    """
+    import pyhf
+
+    prov: dict[str, Any] = {}
+    if isinstance(workspace, (str, Path)):
+        path = Path(workspace)
+        if not path.is_file():
+            raise InvalidInputError(f"workspace: no such file {str(path)!r}")
+        prov["workspace_file"] = path.name
+        prov["workspace_sha256"] = sha256_of(path)
+        spec = json.loads(path.read_text())
+    else:
+        spec = copy.deepcopy(workspace)
+        prov["workspace_sha256"] = sha256_of(spec)
+    try:
+        pyhf.Workspace(spec)
+    except Exception as exc:  # pyhf raises several schema exception types
+        raise DataFormatError(f"workspace: not a valid pyhf workspace ({exc})") from exc
+
+    if patch is not None and regions is not None:
+        raise InvalidInputError("give patch (signal-strength surrogate) or regions (yields surrogate), not both")
+    if regions is None:
+        if patch is not None:
+            spec = _apply_patch(spec, workspace, patch, patchset, prov)
+        model = pyhf.Workspace(spec).model()
+        poi = model.config.poi_name
+        if poi is None:
+            raise InvalidInputError("workspace: has no parameter of interest; give a patch or regions")
+        box = np.array(bounds if bounds is not None else [_poi_bounds(spec)], dtype=float).reshape(-1, 2)
+        if box.shape != (1, 2) or box[0, 0] >= box[0, 1]:
+            raise InvalidInputError(f"bounds: need [[low, high]] for {poi!r} with low < high, got {box.tolist()}")
+        sig_regions = [ch["name"] for ch in spec["channels"]
+                       if any(poi in [m["name"] for m in s["modifiers"]] for s in ch["samples"])]
+        return SurrogateProblem(spec, "mu", [poi], ["1 (signal strength)"], box, sig_regions, prov)
+
+    spec = _add_yield_samples(spec, list(regions), max_yield)
+    model = pyhf.Workspace(spec).model(poi_name=None)
+    names = []
+    for region in regions:
+        n = model.config.param_set(YIELD_PARAM_PREFIX + region).n_parameters
+        names.extend([region] if n == 1 else [f"{region}[{i}]" for i in range(n)])
+    box = np.array(bounds if bounds is not None else [[0.0, max_yield]] * len(names), dtype=float)
+    if box.shape != (len(names), 2) or np.any(box[:, 0] >= box[:, 1]):
+        raise InvalidInputError(f"bounds: need shape ({len(names)}, 2) with low < high, got {box.tolist()}")
+    return SurrogateProblem(spec, "yields", names, ["events"] * len(names), box, list(regions), prov)
+
+
+def _apply_patch(spec: dict, workspace, patch: str, patchset, prov: dict) -> dict:
+    import pyhf
+
+    if patchset is None:
+        if not isinstance(workspace, (str, Path)):
+            raise InvalidInputError("patchset: required when workspace is given as a spec")
+        patchset = Path(workspace).with_name("patchset.json")
+    if isinstance(patchset, (str, Path)):
+        if not Path(patchset).is_file():
+            raise InvalidInputError(f"patchset: no such file {str(patchset)!r}")
+        prov["patchset_sha256"] = sha256_of(patchset)
+        patchset = json.loads(Path(patchset).read_text())
+    try:
+        ps = pyhf.PatchSet(patchset)
+    except Exception as exc:
+        raise DataFormatError(f"patchset: not a valid pyhf PatchSet ({exc})") from exc
+    names = [p.name for p in ps.patches]
+    if patch not in names:
+        raise InvalidInputError(f"patch: {patch!r} is not in the patchset (e.g. {names[:5]})")
+    prov["patch"] = patch
+    prov["patch_sha256"] = sha256_of(ps[patch].patch)
+    return ps[patch].apply(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# fits
+
+
+def _fit(data, model, init, fixed, bounds, edm_max: float):
+    """One MINUIT fit; returns (−2 lnL, best-fit pars, errors) or None when it did not converge."""
+    import pyhf
+
+    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01))
+    # pyhf logs every failed minimisation with the full result at ERROR; we count them instead
+    logging.getLogger("pyhf.optimize.mixins").setLevel(logging.CRITICAL)
+    try:
+        pars, twice_nll, res = pyhf.infer.mle.fit(
+            data, model, init_pars=list(init), par_bounds=bounds, fixed_params=list(fixed),
+            return_fitted_val=True, return_result_obj=True, return_uncertainties=True,
+        )
+    except pyhf.exceptions.FailedMinimization:
+        return None
+    fmin = res.minuit.fmin
+    if not (fmin.is_valid and fmin.edm < edm_max and np.isfinite(twice_nll)):
+        return None
+    return float(twice_nll), np.asarray(pars)[:, 0], np.asarray(pars)[:, 1]
+
+
+@dataclass
+class _Context:
+    """What every labelling job needs (sent to worker processes once per job, small)."""
+
+    problem: SurrogateProblem
+    datasets: dict[str, list[float]]
+    starts: list[list[float]]  # alternative starting points (full parameter vectors)
+    edm_max: float
+    agree_tol: float
+
+
+def _label_point(ctx: _Context, x: np.ndarray) -> dict[str, float | None]:
+    """−2 lnL at fixed inputs ``x`` (shape (d,)) for every data set; None where a fit failed."""
+    model = ctx.problem.model()
+    slots = ctx.problem.input_slots(model)
+    fixed = list(model.config.suggested_fixed())
+    for s in slots:
+        fixed[s] = True
+    bounds = [list(b) for b in model.config.suggested_bounds()]
+    for s, v in zip(slots, x):
+        bounds[s] = [min(bounds[s][0], v), max(bounds[s][1], v)]
+    out: dict[str, float | None] = {}
+    for name, data in ctx.datasets.items():
+        values = []
+        for start in ctx.starts:
+            init = list(start)
+            for s, v in zip(slots, x):
+                init[s] = float(v)
+            r = _fit(data, model, init, fixed, bounds, ctx.edm_max)
+            values.append(None if r is None else r[0])
+        ok = [v for v in values if v is not None]
+        if len(ok) < len(values) or (ok and max(ok) - min(ok) > ctx.agree_tol):
+            out[name] = None
+        else:
+            out[name] = min(ok)
+    return out
+
+
+@dataclass
+class LabelSet:
+    """Inputs and labels, ready for training.
+
+    Attributes:
+        x: (n, d) inputs (units per ``problem.input_units``).
+        t: (n, 2) labels t_observed, t_asimov (−2ΔlnL, see module docstring); only converged rows.
+        reference_nll: {"observed": NLL_ref, "asimov": NLL_ref} (−2 lnL) subtracted from the labels.
+        best_fit: {"observed": x̂ (d,), "asimov": x̂_A (d,)} unconditional best-fit inputs.
+        n_dropped: {"observed": k, "asimov": k} labels whose fits failed the convergence checks.
+        n_requested: number of input points asked for.
+    """
+
+    problem: SurrogateProblem
+    x: np.ndarray
+    t: np.ndarray
+    reference_nll: dict[str, float]
+    best_fit: dict[str, list[float]]
+    best_fit_nll: dict[str, float]
+    n_dropped: dict[str, int]
+    n_requested: int
+    output_names: tuple[str, str] = ("t_observed", "t_asimov")
+
+
+def sample_inputs(
+    bounds: np.ndarray, centres: Sequence[np.ndarray], scales: Sequence[np.ndarray], n: int,
+    *, frac_near: float = 0.7, seed: int = 0,
+) -> np.ndarray:
+    """Input points: a coarse uniform cover of the box plus points concentrated near the minima.
+
+    Args:
+        bounds: (d, 2) box.
+        centres: best-fit points (d,) where −2ΔlnL is small (one per data set).
+        scales: (d,) 1σ widths at each centre (e.g. MINUIT errors); points near a centre are drawn
+            uniformly within ±4σ (−2ΔlnL ≲ 16 in the Gaussian approximation), clipped to the box.
+        n: total number of points.
+        frac_near: fraction of points near the centres; the rest cover the box uniformly
+            (a stratified grid in 1-d, uniform random otherwise).
+    Returns:
+        (n, d) array.
+    """
+    rng = np.random.default_rng(seed)
+    bounds = np.asarray(bounds, float)
+    d = bounds.shape[0]
+    n_near = int(round(frac_near * n))
+    n_box = n - n_near
+    if d == 1:
+        u = (np.arange(n_box) + rng.uniform(0.1, 0.9, n_box)) / max(n_box, 1)
+    else:
+        u = rng.uniform(size=(n_box, d))
+    box = bounds[:, 0] + u.reshape(n_box, d) * (bounds[:, 1] - bounds[:, 0])
+    near = []
+    for i in range(n_near):
+        c = np.asarray(centres[i % len(centres)], float)
+        s = np.asarray(scales[i % len(scales)], float)
+        near.append(c + s * rng.uniform(-4.0, 4.0, size=d))
+    near = np.clip(np.array(near).reshape(n_near, d), bounds[:, 0], bounds[:, 1])
+    return np.concatenate([box, near])
+
+
+def generate_labels(
+    problem: SurrogateProblem,
+    n_points: int = 40,
+    *,
+    x: np.ndarray | None = None,
+    n_starts: int = 2,
+    edm_max: float = 1e-3,
+    agree_tol: float = 0.02,
+    seed: int = 0,
+    n_workers: int | None = None,
+    client: Any = None,
+    progress: bool = True,
+) -> LabelSet:
+    """Label ``n_points`` inputs (or the given ``x``) for the observed and the Asimov data.
+
+    Args:
+        problem: from :func:`load_problem`.
+        n_points: number of sampled input points (ignored when ``x`` is given).
+        x: (n, d) inputs to label instead of sampling.
+        n_starts: 1 (MINUIT validity + EDM only) or 2 (also a second start from the global best fit
+            must agree within ``agree_tol`` in −2 lnL).
+        edm_max: largest accepted estimated distance to minimum.
+        seed: sampling seed.
+        n_workers, client: passed to :func:`sbihep.parallel.map_jobs`.
+    Raises:
+        ConvergenceError: the unconditional or background-only fits that everything rests on failed.
+    """
+    import pyhf
+
+    if n_starts not in (1, 2):
+        raise InvalidInputError(f"n_starts: must be 1 or 2, got {n_starts!r}")
+    model = problem.model()
+    slots = problem.input_slots(model)
+    observed = list(map(float, pyhf.tensorlib.tolist(pyhf.Workspace(problem.spec).data(model))))
+    init = list(model.config.suggested_init())
+    fixed = list(model.config.suggested_fixed())
+    bounds = [list(b) for b in model.config.suggested_bounds()]
+
+    # background-only fit to the observed data → Asimov data (as pyhf's q̃_μ calculator makes it)
+    fixed_b, init_b = list(fixed), list(init)
+    for s in slots:
+        fixed_b[s], init_b[s] = True, 0.0
+    bfit = _fit(observed, model, init_b, fixed_b, bounds, edm_max)
+    if bfit is None:
+        raise ConvergenceError("generate_labels: the background-only fit to the observed data did not converge")
+    asimov = list(map(float, model.expected_data(bfit[1])))
+    datasets = {"observed": observed, "asimov": asimov}
+
+    best, best_nll, scales, bkg_nll, best_pars = {}, {}, {}, {}, {}
+    for name, data in datasets.items():
+        r = _fit(data, model, init, fixed, bounds, edm_max)
+        if r is None:
+            raise ConvergenceError(f"generate_labels: the unconditional fit to the {name} data did not converge")
+        best_nll[name] = r[0]
+        best[name] = r[1][slots]
+        best_pars[name] = list(r[1])
+        scales[name] = np.maximum(r[2][slots], 1e-3 * (problem.bounds[:, 1] - problem.bounds[:, 0]))
+        rb = _fit(data, model, init_b, fixed_b, bounds, edm_max)
+        bkg_nll[name] = rb[0] if rb is not None else float("nan")
+
+    if x is None:
+        x = sample_inputs(problem.bounds, [best["observed"], best["asimov"]], [scales["observed"], scales["asimov"]],
+                          n_points, seed=seed)
+    x = np.asarray(x, float).reshape(-1, len(slots))
+    starts = [init] if n_starts == 1 else [init, best_pars["observed"]]
+    ctx = _Context(problem, datasets, starts, edm_max, agree_tol)
+    results = map_jobs(_label_point, [(ctx, xi) for xi in x], n_workers=n_workers, client=client,
+                       progress=progress, desc="surrogate labels")
+
+    n_dropped = {k: sum(r[k] is None for r in results) for k in datasets}
+    keep = np.array([all(r[k] is not None for k in datasets) for r in results], bool)
+    raw = np.array([[r[k] if r[k] is not None else np.nan for k in datasets] for r in results]).reshape(-1, 2)
+    if problem.mode == "mu":
+        # the global minimum; a label below it means the global fit stopped short — take the lower.
+        ref = {k: min(best_nll[k], float(np.nanmin(raw[:, j])) if keep.any() else best_nll[k])
+               for j, k in enumerate(datasets)}
+    else:
+        ref = {k: bkg_nll[k] for k in datasets}
+        if any(math.isnan(v) for v in ref.values()):
+            raise ConvergenceError("generate_labels: the zero-signal fit did not converge")
+    t = raw[keep] - np.array([ref["observed"], ref["asimov"]])
+    return LabelSet(
+        problem=problem, x=x[keep], t=t, reference_nll=ref,
+        best_fit={k: [float(v) for v in best[k]] for k in datasets},
+        best_fit_nll=best_nll, n_dropped=n_dropped, n_requested=len(x),
+    )

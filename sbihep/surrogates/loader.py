@@ -1,0 +1,212 @@
+"""Load an sbihep ONNX likelihood surrogate with numpy + onnxruntime only (no torch, no pyhf).
+
+>>> s = SurrogateLikelihood("model.onnx")            # verifies metadata and test vectors  # doctest: +SKIP
+>>> s.evaluate([[1.0]])                              # (t, t_std), each (1, 2)            # doctest: +SKIP
+>>> s.upper_limit()                                  # 95% CLs upper limit on μ           # doctest: +SKIP
+
+What the outputs mean is in the file's ``sbihep.description``: −2ΔlnL for the observed and the
+Asimov (μ = 0) data.  CLs uses the asymptotic q̃_μ formulae (:mod:`sbihep.surrogates.asymptotics`)
+along the ray x(μ) = μ · direction (direction = 1 for a signal-strength surrogate, the signal
+yields per bin for a yields surrogate).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from sbihep.errors import DataFormatError, InvalidInputError, OutOfBoundsError, ShapeError
+from sbihep.surrogates.asymptotics import cls_from_q, qtilde_from_t
+
+__all__ = ["SurrogateLikelihood", "OutsideTrainingBoundsWarning", "read_metadata"]
+
+FORMAT = "sbihep-likelihood-surrogate/1"  # kept equal to sbihep.surrogates.onnx.FORMAT (no torch import here)
+
+
+class OutsideTrainingBoundsWarning(UserWarning):
+    """An input lies outside the box the surrogate was trained on."""
+
+
+def read_metadata(session_or_path) -> dict:
+    """The decoded ``sbihep.*`` metadata of an ONNX file or an onnxruntime session.
+
+    Raises:
+        DataFormatError: no sbihep metadata, or a value that is not JSON.
+    """
+    import onnxruntime as ort
+
+    sess = session_or_path
+    if not isinstance(sess, ort.InferenceSession):
+        sess = ort.InferenceSession(str(session_or_path), providers=["CPUExecutionProvider"])
+    raw = sess.get_modelmeta().custom_metadata_map
+    if "sbihep.format" not in raw:
+        raise DataFormatError("path: the ONNX file carries no sbihep metadata (sbihep.format missing); "
+                              "it is not an sbihep likelihood surrogate")
+    try:
+        return {k.removeprefix("sbihep."): json.loads(v) for k, v in raw.items() if k.startswith("sbihep.")}
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"path: sbihep metadata is not valid JSON ({exc})") from exc
+
+
+class SurrogateLikelihood:
+    """An ONNX −2ΔlnL surrogate, checked on load.
+
+    Args:
+        path: the ``.onnx`` file.
+        out_of_bounds: ``"warn"`` (default), ``"raise"`` (:class:`OutOfBoundsError`) or ``"ignore"``
+            for inputs outside the training box.
+        verify: run the stored test vectors (refuse the file when they fail).
+    Raises:
+        DataFormatError: missing metadata, wrong format version, a graph whose input count differs
+            from the metadata, or failing test vectors (e.g. edited weights).
+    """
+
+    def __init__(self, path: str | Path, *, out_of_bounds: Literal["warn", "raise", "ignore"] = "warn",
+                 verify: bool = True):
+        import onnxruntime as ort
+
+        if out_of_bounds not in ("warn", "raise", "ignore"):
+            raise InvalidInputError(f"out_of_bounds: must be 'warn', 'raise' or 'ignore', got {out_of_bounds!r}")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InvalidInputError(f"path: no such file {str(self.path)!r}")
+        try:
+            self._sess = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DataFormatError(f"path: {self.path.name} is not a loadable ONNX model ({exc})") from exc
+        self.metadata = read_metadata(self._sess)
+        if self.metadata.get("format") != FORMAT:
+            raise DataFormatError(f"path: unsupported surrogate format {self.metadata.get('format')!r}, expected {FORMAT!r}")
+        self.out_of_bounds = out_of_bounds
+        inputs = self.metadata["inputs"]
+        self.input_names = [i["name"] for i in inputs]
+        self.input_units = [i["unit"] for i in inputs]
+        self.bounds = np.array([[i["train_low"], i["train_high"]] for i in inputs], float)
+        self.mode = self.metadata["mode"]
+        graph_inputs = self._sess.get_inputs()
+        shape = graph_inputs[0].shape if len(graph_inputs) == 1 else None
+        if shape is None or len(shape) != 2 or shape[1] != len(inputs):
+            raise DataFormatError(
+                f"path: the graph takes input shape {shape} but the metadata declares {len(inputs)} inputs "
+                f"({self.input_names}); file and metadata do not belong together")
+        if verify:
+            self.verify()
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.input_names)
+
+    def verify(self) -> None:
+        """Re-run the stored test vectors; raise :class:`DataFormatError` when any differs."""
+        tv = self.metadata.get("test_vectors")
+        if not tv or not tv.get("inputs"):
+            raise DataFormatError("path: the file has no test vectors to verify")
+        t, s = self._raw(np.array(tv["inputs"], np.float32))
+        for name, got, want in (("t", t, tv["t"]), ("t_std", s, tv["t_std"])):
+            want = np.array(want)
+            if got.shape != want.shape or not np.allclose(got, want, rtol=tv["rtol"], atol=tv["atol"]):
+                worst = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("nan")
+                raise DataFormatError(
+                    f"path: {self.path.name} fails its test vectors ({name} differs by up to {worst:.3g}); "
+                    "the weights were edited or the file is corrupted")
+
+    def _raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t, s = self._sess.run(None, {"x": np.ascontiguousarray(x, np.float32)})
+        return t.astype(float), s.astype(float)
+
+    def _check_bounds(self, x: np.ndarray) -> None:
+        if self.out_of_bounds == "ignore":
+            return
+        outside = np.any((x < self.bounds[:, 0]) | (x > self.bounds[:, 1]), axis=1)
+        if outside.any():
+            msg = (f"x: {int(outside.sum())} of {len(x)} points lie outside the training bounds "
+                   f"{dict(zip(self.input_names, self.bounds.tolist()))}")
+            if self.out_of_bounds == "raise":
+                raise OutOfBoundsError(msg)
+            warnings.warn(msg, OutsideTrainingBoundsWarning, stacklevel=3)
+
+    def evaluate(self, x: Sequence | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x: (B, d) or (d,) inputs → (t, t_std), each (B, 2): [observed, Asimov] −2ΔlnL and uncertainty."""
+        x = np.asarray(x, float)
+        if x.ndim == 1:
+            x = x.reshape(1, -1) if self.n_inputs > 1 or x.size == 1 else x.reshape(-1, 1)
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            raise ShapeError(f"x: need shape (B, {self.n_inputs}) in the order {self.input_names}, got {x.shape}")
+        self._check_bounds(x)
+        return self._raw(x)
+
+    # --- statistics along x(μ) = μ · direction -------------------------------------------------
+
+    def _direction(self, direction) -> np.ndarray:
+        if direction is None:
+            if self.mode != "mu":
+                raise InvalidInputError("direction: a yields surrogate needs the signal yields per bin")
+            return np.ones(self.n_inputs)
+        d = np.asarray(direction, float).reshape(-1)
+        if d.shape != (self.n_inputs,) or not np.any(d > 0) or np.any(d < 0):
+            raise InvalidInputError(f"direction: need {self.n_inputs} non-negative values, not all 0, got {d}")
+        return d
+
+    def mu_range(self, direction=None) -> tuple[float, float]:
+        """The μ interval (μ ≥ 0) along which μ · direction stays inside the training box."""
+        d = self._direction(direction)
+        pos = d > 0
+        hi = float(np.min(self.bounds[pos, 1] / d[pos]))
+        lo = float(max(0.0, np.max(np.where(pos, self.bounds[:, 0] / np.where(pos, d, 1), 0.0))))
+        return lo, hi
+
+    def profile(self, mu, direction=None) -> np.ndarray:
+        """(n,) μ values → (n, 2) [t_observed, t_asimov] at x = μ · direction."""
+        mu = np.atleast_1d(np.asarray(mu, float))
+        return self.evaluate(mu[:, None] * self._direction(direction))[0]
+
+    def _minimum(self, column: int, direction, n_grid: int = 2001) -> tuple[float, float]:
+        lo, hi = self.mu_range(direction)
+        grid = np.linspace(lo, hi, n_grid)
+        t = self.profile(grid, direction)[:, column]
+        i = int(np.argmin(t))
+        a, b = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
+        fine = np.linspace(a, b, 201)
+        tf = self.profile(fine, direction)[:, column]
+        j = int(np.argmin(tf))
+        return float(fine[j]), float(tf[j])
+
+    def mu_hat(self, direction=None) -> float:
+        """Best-fit μ ≥ 0 on the observed data from the surrogate (grid + refinement)."""
+        return self._minimum(0, direction)[0]
+
+    def cls(self, mu, direction=None) -> dict[str, np.ndarray]:
+        """Asymptotic CL_s+b, CL_b, CL_s (q̃_μ) at the given μ values, each (n,)."""
+        mu = np.atleast_1d(np.asarray(mu, float))
+        mu_hat, t_min = self._minimum(0, direction)
+        _, ta_min = self._minimum(1, direction)
+        t = self.profile(mu, direction)
+        return cls_from_q(qtilde_from_t(t[:, 0], mu, t_min, mu_hat), np.clip(t[:, 1] - ta_min, 0.0, None))
+
+    def upper_limit(self, level: float = 0.05, direction=None, *, rtol: float = 1e-4) -> float:
+        """The μ where CL_s = ``level`` (first crossing on a grid, then bisection).
+
+        Raises:
+            OutOfBoundsError: CL_s stays above ``level`` within the training range.
+        """
+        lo, hi = self.mu_range(direction)
+        grid = np.linspace(lo, hi, 1001)
+        cls = self.cls(grid, direction)["CLs"]
+        above = np.nonzero(cls < level)[0]
+        if len(above) == 0:
+            raise OutOfBoundsError(f"level: CLs stays above {level} for mu in [{lo}, {hi}] (the training range)")
+        i = int(above[0])
+        if i == 0:
+            return float(grid[0])
+        a, b = grid[i - 1], grid[i]
+        while b - a > rtol * max(abs(b), 1e-12):
+            m = 0.5 * (a + b)
+            if self.cls([m], direction)["CLs"][0] < level:
+                b = m
+            else:
+                a = m
+        return float(0.5 * (a + b))

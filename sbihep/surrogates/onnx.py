@@ -1,0 +1,209 @@
+"""Export a trained surrogate ensemble to one self-contained ONNX file with sbihep metadata.
+
+The graph is written directly with ``onnx.helper`` from the ensemble's weights (no tracing), so it
+contains exactly: standardise inputs → MLP (Gemm + SiLU) → de-standardise, per member; then the
+ensemble mean and standard deviation.
+
+Graph
+    input  ``x``      float32 (batch, d)   inputs in the order and units of ``sbihep.inputs``
+    output ``t``      float32 (batch, 2)   ensemble mean of [t_observed, t_asimov] (−2ΔlnL)
+    output ``t_std``  float32 (batch, 2)   ensemble standard deviation (uncertainty per point)
+
+Metadata (``metadata_props``; every value a JSON string; read back with
+:func:`sbihep.surrogates.loader.read_metadata`): see :data:`METADATA_KEYS`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from sbihep._version import __version__
+from sbihep.errors import InvalidInputError
+
+__all__ = ["export_onnx", "METADATA_KEYS", "FORMAT", "OPSET"]
+
+FORMAT = "sbihep-likelihood-surrogate/1"
+OPSET = 17
+METADATA_KEYS = (
+    "sbihep.format",        # FORMAT
+    "sbihep.description",   # what the outputs are, in words
+    "sbihep.mode",          # "mu" or "yields"
+    "sbihep.inputs",        # [{name, unit, train_low, train_high}] in graph order
+    "sbihep.outputs",       # [{name, meaning}] in graph order
+    "sbihep.regions",       # signal-region (channel) names
+    "sbihep.preprocessing", # standardisation constants (applied inside the graph)
+    "sbihep.nll",           # reference, best-fit and background-only −2 lnL per data set; best-fit inputs
+    "sbihep.labels",        # points requested / used / dropped (failed convergence)
+    "sbihep.validation",    # metrics on held-out labels
+    "sbihep.provenance",    # sha256 of workspace and patch, versions, licence, creation time
+    "sbihep.test_vectors",  # inputs and expected outputs checked on load
+)
+
+
+def _initializer(name: str, array: np.ndarray):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name)
+
+
+def _build_graph(ensemble) -> Any:
+    """onnx.ModelProto computing (t, t_std) from x for a :class:`SurrogateEnsemble`."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    d, n_out = ensemble.config.n_inputs, ensemble.config.n_outputs
+    nodes, inits, stacked = [], [], []
+    for k, member in enumerate(ensemble.members):
+        p = f"m{k}_"
+        buf = {n: b.detach().cpu().numpy() for n, b in member.named_buffers()}
+        for n in ("in_shift", "in_scale", "out_shift", "out_scale"):
+            inits.append(_initializer(p + n, buf[n]))
+        nodes += [helper.make_node("Sub", ["x", p + "in_shift"], [p + "xc"]),
+                  helper.make_node("Div", [p + "xc", p + "in_scale"], [p + "h0"])]
+        h = p + "h0"
+        n_layers = len(member.linears)
+        for i, layer in enumerate(member.linears):
+            inits += [_initializer(f"{p}W{i}", layer.weight.detach().cpu().numpy()),
+                      _initializer(f"{p}b{i}", layer.bias.detach().cpu().numpy())]
+            nodes.append(helper.make_node("Gemm", [h, f"{p}W{i}", f"{p}b{i}"], [f"{p}g{i}"], transB=1))
+            if i < n_layers - 1:
+                nodes += [helper.make_node("Sigmoid", [f"{p}g{i}"], [f"{p}s{i}"]),
+                          helper.make_node("Mul", [f"{p}g{i}", f"{p}s{i}"], [f"{p}h{i + 1}"])]
+                h = f"{p}h{i + 1}"
+        nodes += [helper.make_node("Mul", [f"{p}g{n_layers - 1}", p + "out_scale"], [p + "ys"]),
+                  helper.make_node("Add", [p + "ys", p + "out_shift"], [p + "y"]),
+                  helper.make_node("Unsqueeze", [p + "y", "axis0"], [p + "y3"])]
+        stacked.append(p + "y3")
+    inits.append(onnx.numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"))
+    nodes += [
+        helper.make_node("Concat", stacked, ["ys"], axis=0),
+        helper.make_node("ReduceMean", ["ys"], ["t"], axes=[0], keepdims=0),
+        helper.make_node("Sub", ["ys", "t"], ["dev"]),
+        helper.make_node("Mul", ["dev", "dev"], ["dev2"]),
+        helper.make_node("ReduceMean", ["dev2"], ["var"], axes=[0], keepdims=0),
+        helper.make_node("Sqrt", ["var"], ["t_std"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "sbihep_likelihood_surrogate",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", d])],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, ["batch", n_out]),
+         helper.make_tensor_value_info("t_std", TensorProto.FLOAT, ["batch", n_out])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="sbihep", producer_version=__version__)
+    model.ir_version = 8  # readable by onnxruntime ≥ 1.10
+    onnx.checker.check_model(model)
+    return model
+
+
+def _run(model_bytes: bytes, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    t, s = sess.run(None, {"x": np.asarray(x, np.float32)})
+    return t, s
+
+
+def export_onnx(
+    ensemble,
+    labels,
+    path: str | Path,
+    *,
+    validation: dict | None = None,
+    licence: str = "CC-BY-4.0 (derived from the HEPData workspace); network weights under the sbihep licence",
+    test_inputs: np.ndarray | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write ``ensemble`` as a self-contained ONNX file with metadata, atomically.
+
+    Args:
+        ensemble: a trained :class:`sbihep.surrogates.network.SurrogateEnsemble`.
+        labels: the :class:`sbihep.surrogates.labels.LabelSet` it was trained on (for bounds,
+            reference NLLs, region names, provenance).
+        path: output file (``.onnx``).
+        validation: metrics to record (e.g. from :func:`sbihep.surrogates.likelihood.validate`).
+        licence: licence statement recorded in the metadata.
+        test_inputs: (k, d) inputs for the test vectors; default 5 points across the box and the best fit.
+        extra: further JSON-able provenance entries.
+    Returns:
+        the path written.
+    """
+    import onnx
+
+    import pyhf
+
+    prob = labels.problem
+    d = len(prob.input_names)
+    if ensemble.config.n_inputs != d:
+        raise InvalidInputError(f"ensemble: has {ensemble.config.n_inputs} inputs but the labels have {d}")
+    model = _build_graph(ensemble)
+    lo, hi = prob.bounds[:, 0], prob.bounds[:, 1]
+    if test_inputs is None:
+        frac = np.array([0.02, 0.25, 0.5, 0.8])[:, None]
+        test_inputs = np.concatenate([lo + frac * (hi - lo), np.clip(np.array([labels.best_fit["observed"]]), lo, hi)])
+    test_inputs = np.asarray(test_inputs, np.float32).reshape(-1, d)
+    t_ref, s_ref = _run(model.SerializeToString(), test_inputs)
+
+    m0 = ensemble.members[0]
+    meta = {
+        "sbihep.format": FORMAT,
+        "sbihep.description": (
+            "t_D(x) = -2 ln L(x, profiled nuisances | D) - NLL_ref,D for D = observed data and the "
+            "Asimov data generated from the background-only fit to the observed data (pyhf's q~_mu "
+            "convention). mode=mu: x = signal strength of one signal hypothesis, NLL_ref = global "
+            "minimum (POI within the model bounds). mode=yields: x = signal yields (events) per bin of "
+            "the signal regions, NLL_ref = the zero-signal value."
+        ),
+        "sbihep.mode": prob.mode,
+        "sbihep.inputs": [{"name": n, "unit": u, "train_low": float(a), "train_high": float(b)}
+                          for n, u, a, b in zip(prob.input_names, prob.input_units, lo, hi)],
+        "sbihep.outputs": [{"name": "t_observed", "meaning": "-2 Delta lnL, observed data"},
+                           {"name": "t_asimov", "meaning": "-2 Delta lnL, Asimov data (mu=0)"}],
+        "sbihep.regions": list(prob.regions),
+        "sbihep.preprocessing": {
+            "applied_inside_graph": True,
+            "input": "z = (x - in_shift) / in_scale",
+            "output": "t = y * out_scale + out_shift",
+            "in_shift": m0.in_shift.tolist(), "in_scale": m0.in_scale.tolist(),
+            "out_shift": m0.out_shift.tolist(), "out_scale": m0.out_scale.tolist(),
+            "architecture": {"hidden": ensemble.config.hidden, "activation": "SiLU",
+                             "n_members": ensemble.config.n_members, "dtype": "float32"},
+        },
+        "sbihep.nll": {"reference_nll": labels.reference_nll, "best_fit_nll": labels.best_fit_nll,
+                       "best_fit_inputs": labels.best_fit, "unit": "-2 ln L"},
+        "sbihep.labels": {"n_requested": labels.n_requested, "n_used": int(len(labels.x)),
+                          "n_dropped": labels.n_dropped, "fitter": "MINUIT via pyhf (numpy backend)"},
+        "sbihep.validation": validation or {},
+        "sbihep.provenance": {
+            **prob.provenance, "sbihep_version": __version__, "pyhf_version": pyhf.__version__,
+            "onnx_version": onnx.__version__, "licence": licence,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **(extra or {}),
+        },
+        "sbihep.test_vectors": {"inputs": test_inputs.tolist(), "t": t_ref.tolist(), "t_std": s_ref.tolist(),
+                                "rtol": 1e-4, "atol": 1e-4},
+    }
+    onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in meta.items()})
+    blob = model.SerializeToString()  # initializers inline: one self-contained file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
