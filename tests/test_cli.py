@@ -37,3 +37,10 @@ def test_xsec_bad_input_exits_with_clear_message():
     assert result.exit_code == 2 and "unknown process" in result.output
     result = runner.invoke(app, ["xsec", "ee_mumu", "--set", "cll"])
     assert result.exit_code != 0 and "NAME=VALUE" in result.output
+
+
+def test_demo_writes_events_and_plot(tmp_path):
+    result = runner.invoke(app, ["demo", "--output-dir", str(tmp_path), "--n-events", "300", "--n-eval", "1000"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "wh_events.nc").exists() and (tmp_path / "wh_cp_odd_angle.png").stat().st_size > 10_000
+    assert "asymmetry" in result.output and "Outputs:" in result.output
