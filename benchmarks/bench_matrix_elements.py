@@ -15,14 +15,14 @@ Writes benchmarks/results/bench_matrix_elements.json (flat keys with units).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_matrix_elements.json"
+from _results import write_results
+
 
 
 def _status_kib(field: str) -> int:
@@ -122,11 +122,7 @@ def main() -> None:
             else:
                 line += f" {'':14s} {'':7s}"
             print(line + f" {one['bytes_per_event']:12.0f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
-    tmp.replace(RESULTS)
-    print(f"wrote {RESULTS}")
+    write_results(__file__, figures)
 
 
 if __name__ == "__main__":

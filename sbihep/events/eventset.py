@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -33,6 +31,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from sbihep._atomic import atomic_destination
 from sbihep._version import __version__
 from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
 from sbihep.events import eft as eft_math
@@ -314,24 +313,12 @@ class EventSet:
         leaves no partial file at ``path``."""
         path = Path(path)
         fmt = _format_of(path)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
+        with atomic_destination(path) as tmp:
             if fmt == "netcdf":
                 self.data.to_netcdf(tmp, engine="h5netcdf")
-                os.replace(tmp, path)
             else:
                 chunked = self.data.chunk({"event": min(max(self.n_events, 1), _ZARR_CHUNK_EVENTS)})
                 chunked.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)  # v3 has no string dtype spec
-                if path.exists():
-                    old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
-                    os.replace(path, old)
-                    os.replace(tmp, path)
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
         return path
 
     @classmethod

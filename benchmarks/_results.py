@@ -1,0 +1,20 @@
+"""Shared by the benchmark scripts: write their figures to benchmarks/results/<script>.json atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def write_results(script: str, figures: dict) -> Path:
+    """Write ``figures`` (flat keys with units in their names) to results/<script stem>.json."""
+    from sbihep._atomic import atomic_destination
+
+    path = RESULTS_DIR / f"{Path(script).stem}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_destination(path) as tmp:
+        tmp.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {path}")
+    return path
