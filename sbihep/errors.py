@@ -15,6 +15,7 @@ __all__ = [
     "ThresholdError",
     "ConvergenceError",
     "DataFormatError",
+    "ExtrapolationWarning",
 ]
 
 
@@ -52,3 +53,7 @@ class DataFormatError(InvalidInputError):
 
 class ConvergenceError(SbihepError, RuntimeError):
     """A numerical procedure (fit, root finding, integration) did not converge."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A learned object is evaluated outside the range it was trained on."""

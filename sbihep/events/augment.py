@@ -38,6 +38,9 @@ __all__ = [
     "score_training_sample",
 ]
 
+#: elements of one block of the (distinct θ × events) weight matrix in draw_at_theta (≈ 0.4 GB float64)
+_DRAW_BLOCK_ELEMENTS = 50_000_000
+
 #: (n, generator) → θ of shape (n, n_parameters).
 ThetaSampler = Callable[[int, np.random.Generator], np.ndarray]
 
@@ -119,15 +122,31 @@ def draw_at_theta(events: EventSet, theta: torch.Tensor, rng: np.random.Generato
 
     Event i is chosen for row k with probability w_i(θ_k)/Σ_j w_j(θ_k).
     """
-    weights = eft_math.weights_at(events.coefficients(), theta)  # (K, N)
-    if (weights < 0).any():
-        raise InvalidInputError("negative event weights at some θ (linear order far from the SM): cannot sample")
-    probs = (weights / weights.sum(1, keepdim=True)).numpy()
-    cumulative = np.cumsum(probs, axis=1)
-    u = rng.random((probs.shape[0], 1))
-    idx = np.minimum((cumulative < u).sum(1), probs.shape[1] - 1)
-    ess = float(np.mean(1.0 / (probs**2).sum(1)))
-    return idx, ess
+    coefficients = events.coefficients()
+    n_events = coefficients.shape[0]
+    u = torch.from_numpy(rng.random(theta.shape[0]))
+    # distinct θ rows only, a block at a time: a (K, N) weight matrix would not fit in memory for
+    # K ~ N ~ 10⁵ (a fixed θ₁ is one distinct row however many samples use it)
+    distinct, inverse = torch.unique(theta, dim=0, return_inverse=True)
+    idx = torch.empty(theta.shape[0], dtype=torch.int64)
+    ess_sum = 0.0
+    block = max(1, _DRAW_BLOCK_ELEMENTS // max(n_events, 1))
+    for start in range(0, distinct.shape[0], block):
+        weights = eft_math.weights_at(coefficients, distinct[start : start + block])  # (k, N)
+        if (weights < 0).any():
+            raise InvalidInputError("negative event weights at some θ (linear order far from the SM): cannot sample")
+        cumulative = torch.cumsum(weights, dim=1)
+        totals = cumulative[:, -1:]
+        ess_rows = totals[:, 0] ** 2 / (weights**2).sum(1)
+        # row r's normalised cumulative lies in (r, r + 1]: one sorted sequence for all rows
+        rows = torch.arange(weights.shape[0], dtype=torch.float64)[:, None]
+        flat = (cumulative / totals + rows).reshape(-1)
+        mine = (inverse >= start) & (inverse < start + weights.shape[0])
+        local = inverse[mine] - start
+        position = torch.searchsorted(flat, local.to(torch.float64) + u[mine])
+        idx[mine] = torch.clamp(position - local * n_events, 0, n_events - 1)
+        ess_sum += float(ess_rows[local].sum())
+    return idx.numpy(), ess_sum / theta.shape[0]
 
 
 def _features(events: EventSet, features: str | Sequence[str]) -> tuple[np.ndarray, list[str]]:

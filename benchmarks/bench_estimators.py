@@ -1,0 +1,157 @@
+"""Ratio and score estimators against exact truth: Gaussian toy and WH → ℓνbb̄ at parton level.
+
+Prints MSE(log r̂) against the exact log r over a θ grid for every ratio method and training-set size,
+the fraction of the parton-level Fisher information that SALLY recovers, and the training throughput
+of the first-order losses (CARL, ROLR, ALICE) against their second-derivative versions (CASCAL,
+RASCAL, ALICES).  Writes benchmarks/results/bench_estimators.json (flat keys, units in the names).
+
+    python benchmarks/bench_estimators.py            # full sizes
+    python benchmarks/bench_estimators.py --quick    # reduced sizes
+
+Runs with torch.set_num_threads(1) on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from sbihep.estimators import METHODS, RatioEstimator
+from sbihep.estimators import information as info
+from sbihep.estimators.score import ScoreEstimator
+from sbihep.estimators.toys import GaussianToy
+from sbihep.events import augment, reco
+from sbihep.events.generate import generate
+from sbihep.physics.processes import get_process
+
+torch.set_num_threads(1)
+RESULTS = Path(__file__).parent / "results" / "bench_estimators.json"
+FIRST_TO_SECOND = {"carl": "cascal", "rolr": "rascal", "alice": "alices"}
+
+WH_PLAIN = ["m(l+v+b+bbar)", "y(l+v+b+bbar)", "cos_cs(l+v,b+bbar)", "cos_helicity(l,v;b,bbar)", "m(l,v)", "m(b,bbar)", "cos_helicity(b,bbar;l,v)"]
+WH_ANGLES = ["phi_helicity(l,v;b,bbar)", "phi_helicity(b,bbar;l,v)"]
+
+
+def wh_parton_features(events, process):
+    """A complete parton-level description (x = z up to the overall azimuth) with the lepton charge."""
+    ev = reco.parton_observables(events, WH_PLAIN + WH_ANGLES, process)
+    x = ev.observables()
+    extra = {"charge(l)": reco.lepton_charges(events, process).numpy()}
+    for name in WH_ANGLES:
+        phi = x.sel(observable=name).values
+        extra[f"cos {name}"], extra[f"sin {name}"] = np.cos(phi), np.sin(phi)
+    return ev.with_observables(extra), WH_PLAIN + list(extra)
+
+
+def chunked(make, n_samples: int, seed: int, chunk: int = 4000, **kw) -> xr.Dataset:
+    """augment's samplers build an (n_samples × n_events) weight matrix: draw in parts to bound memory."""
+    parts = [make(n_samples=min(chunk, n_samples - s), seed=seed * 1000 + k, **kw) for k, s in enumerate(range(0, n_samples, chunk))]
+    return xr.concat(parts, dim="sample", combine_attrs="drop_conflicts")
+
+
+def gaussian_toy(sizes, epochs, results, throughput):
+    toy = GaussianToy()
+    x = np.random.default_rng(123).normal(0, toy.sigma_total, 5000)
+    grid = np.linspace(-2, 2, 17)
+    exact = np.stack([toy.log_ratio(x, t, 0.0) for t in grid])
+    for n in sizes:
+        data = toy.ratio_training_sample(n, seed=n)
+        for method in METHODS:
+            est = RatioEstimator(["x"], toy.space, hidden=(64, 64), seed=0)
+            h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=10, quiet=True)
+            learned = est.log_ratio_grid(x[:, None], grid[:, None]).values
+            results[f"gauss_{method}_mse_log_r_n{n}"] = float(np.mean((learned - exact) ** 2))
+            throughput.setdefault(method, []).append(h.samples_per_second)
+
+
+def wh(n_events, sizes, epochs, sally_samples, results, throughput):
+    process = get_process("wh_lvbb")
+    t0 = time.perf_counter()
+    events = generate(process, 13000.0, n_events, seed=11, n_adapt=5, n_per_iteration=10000, progress=False)
+    events, features = wh_parton_features(events, process)
+    results["wh_generation_s"] = time.perf_counter() - t0
+    bounds = {"cHW": (-1.0, 1.0), "cHWtil": (-1.0, 1.0), "cHq3": (-0.2, 0.2)}
+    space = process.parameter_space(bounds)
+    train_ev, test_ev = events.split((0.7, 0.3), seed=0)
+    # test: events at θ₁ = SM (weighted), a 3×3×3 grid of θ₀; exact r from the amplitudes (x = z)
+    w_sm = test_ev.weights({}).numpy()
+    w_sm = w_sm / w_sm.sum()
+    x_test = test_ev.observables().sel(observable=features).values
+    grid = augment.grid(space, 3)(27, np.random.default_rng(0))
+    exact = np.stack([test_ev.log_joint_ratio(dict(zip(space.names, row)), {}).numpy() for row in grid])
+    prior = augment.uniform_prior(space)
+    for n in sizes:
+        data = chunked(lambda **k: augment.ratio_training_sample(train_ev, prior, features=features, **k), n, seed=n)
+        for method in METHODS:
+            est = RatioEstimator(features, space, hidden=(100, 100), seed=0)
+            h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=10, quiet=True)
+            learned = est.log_ratio_grid(x_test, grid).values
+            results[f"wh_{method}_mse_log_r_n{n}"] = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
+            throughput.setdefault(method, []).append(h.samples_per_second)
+            print(f"  WH {method:7s} n={n:6d}: MSE(log r) = {results[f'wh_{method}_mse_log_r_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
+    # SALLY at the SM
+    data = chunked(lambda **k: augment.score_training_sample(train_ev, features=features, **k), sally_samples, seed=7)
+    sally = ScoreEstimator(features, space, hidden=(128, 128, 128), seed=0)
+    sally.fit(data, epochs=3 * epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=15, quiet=True)
+    truth_kin = info.truth_information(test_ev, lumi_ifb=300, include_rate=False)
+    sally_kin = info.sally_information(sally, test_ev, x_test, lumi_ifb=300, include_rate=False)
+    truth = info.truth_information(test_ev, lumi_ifb=300)
+    full = info.sally_information(sally, test_ev, x_test, lumi_ifb=300)
+    for label, est_i, tru_i in (("", full, truth), ("_kinematic", sally_kin, truth_kin)):
+        frac = info.information_fraction(est_i, tru_i)
+        for name in space.names:
+            results[f"wh_sally_fisher{label}_fraction_{name}"] = float(frac["diagonal"].sel(parameter=name))
+        results[f"wh_sally_fisher{label}_fraction_det"] = float(frac["determinant"])
+    for name in space.names:
+        results[f"wh_rate_fisher_fraction_{name}"] = float(info.rate_information(test_ev, lumi_ifb=300).sel(parameter_i=name, parameter_j=name) / truth.sel(parameter_i=name, parameter_j=name))
+
+
+def write_atomic(results: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_name(f".{RESULTS.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
+    os.replace(tmp, RESULTS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes")
+    args = parser.parse_args()
+    if args.quick:
+        toy_sizes, wh_events, wh_sizes, epochs, sally_n = (1000, 10000), 40000, (10000,), 30, 25000
+    else:
+        toy_sizes, wh_events, wh_sizes, epochs, sally_n = (1000, 10000, 100000), 200000, (10000, 100000), 50, 100000
+    print(f"bench_estimators ({'quick' if args.quick else 'full'}): torch.set_num_threads(1), device cpu", flush=True)
+    results: dict = {"torch_threads": 1, "quick": int(args.quick)}
+    throughput: dict = {}
+    gaussian_toy(toy_sizes, epochs, results, throughput)
+    wh(wh_events, wh_sizes, epochs, sally_n, results, throughput)
+    for method, rates in throughput.items():
+        results[f"{method}_throughput_samples_per_s"] = float(np.median(rates))
+    for first, second in FIRST_TO_SECOND.items():
+        results[f"{second}_over_{first}_cost_ratio"] = results[f"{first}_throughput_samples_per_s"] / results[f"{second}_throughput_samples_per_s"]
+    write_atomic(results)
+
+    print("\nMSE(log r̂) against the exact log r (Gaussian toy: 17 θ₀ × 5000 x; WH: 27 θ₀ × SM-weighted test events)")
+    print(f"{'method':8s}" + "".join(f"{f'toy n={n}':>14s}" for n in toy_sizes) + "".join(f"{f'WH n={n}':>14s}" for n in wh_sizes))
+    for m in METHODS:
+        row = [results[f"gauss_{m}_mse_log_r_n{n}"] for n in toy_sizes] + [results[f"wh_{m}_mse_log_r_n{n}"] for n in wh_sizes]
+        print(f"{m:8s}" + "".join(f"{v:14.4f}" for v in row))
+    print("\nSALLY Fisher information fraction at the SM (diagonal; det^(1/n)), full / kinematic part:")
+    for label in ("", "_kinematic"):
+        print("  " + (label or "_full")[1:] + ": " + ", ".join(f"{k.split('_')[-1]} {v:.3f}" for k, v in results.items() if k.startswith(f"wh_sally_fisher{label}_fraction_")))
+    print("\nthroughput (samples/s, median over runs) and second/first-order cost ratio:")
+    for first, second in FIRST_TO_SECOND.items():
+        print(f"  {first:6s} {results[f'{first}_throughput_samples_per_s']:9.0f}   {second:7s} {results[f'{second}_throughput_samples_per_s']:9.0f}   ratio {results[f'{second}_over_{first}_cost_ratio']:.2f}")
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

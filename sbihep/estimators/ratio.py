@@ -1,0 +1,244 @@
+"""Parametrised likelihood-ratio estimators r̂(x|θ₀, θ₁) ≈ p(x|θ₀)/p(x|θ₁).
+
+One network family, six losses (Brehmer, Cranmer, Louppe, Pavez, arXiv:1805.00013, 1805.00020;
+Stoye et al., arXiv:1808.00973).  With the sample conventions of
+:func:`sbihep.events.augment.ratio_training_sample` (y = 0: x ~ θ₀, y = 1: x ~ θ₁;
+r(x,z) = p(x,z|θ₀)/p(x,z|θ₁); t(x,z|θ) = ∇_θ log p(x,z|θ)), and ŝ = 1/(1 + r̂):
+
+* ``carl``   cross-entropy of ŝ against y;
+* ``alice``  cross-entropy of ŝ against the improved label s(x,z) = 1/(1 + r(x,z));
+* ``rolr``   y |r̂ − r(x,z)|² + (1 − y) |1/r̂ − 1/r(x,z)|²;
+* ``rascal`` = rolr  + α · score term,
+* ``alices`` = alice + α · score term,
+* ``cascal`` = carl  + α · score term,
+
+score term = (1 − y) |∇_θ₀ log r̂ − t(x,z|θ₀)|² (+ y |−∇_θ₁ log r̂ − t(x,z|θ₁)|² when θ₁ varies,
+i.e. doubly parametrised).  Each regression target is unbiased for the quantity it trains, because
+E[r(x,z)|x, θ₁] = r(x) and E[t(x,z|θ₀)|x, θ₀] = t(x|θ₀).
+
+The network is antisymmetric by construction, log r̂(x|θ₀, θ₁) = g(x, θ₀) − g(x, θ₁), so that
+r̂(x|θ, θ) = 1 exactly and singly (θ₁ fixed) and doubly parametrised training share one model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from torch import nn
+
+from sbihep.errors import InvalidInputError, ShapeError
+from sbihep.estimators.base import MLP, Standardize, as_features, as_theta, read_estimator, save_estimator, seeded_init
+from sbihep.estimators.train import TrainingHistory, train
+from sbihep.params import ParameterSpace
+
+__all__ = ["METHODS", "SCORE_METHODS", "RatioEstimator", "ratio_loss"]
+
+METHODS = ("carl", "rolr", "rascal", "alice", "alices", "cascal")
+#: methods whose loss differentiates the network output in θ (second derivatives in training)
+SCORE_METHODS = ("rascal", "alices", "cascal")
+_EVAL_BATCH = 65536
+
+
+class LogRatioNetwork(nn.Module):
+    """log r̂(x|θ₀, θ₁) = g(x, θ₀) − g(x, θ₁) with g an MLP on standardised (x, θ).
+
+    Shapes: x (B, n_features), θ₀ and θ₁ (B, n_parameters) → (B,).
+    """
+
+    def __init__(self, n_features: int, n_parameters: int, hidden: Sequence[int], activation: str) -> None:
+        super().__init__()
+        self.x_norm = Standardize(n_features)
+        self.theta_norm = Standardize(n_parameters)
+        self.g = MLP(n_features + n_parameters, 1, hidden, activation)
+
+    def potential(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        return self.g(torch.cat([self.x_norm(x), self.theta_norm(theta)], dim=-1)).squeeze(-1)
+
+    def forward(self, x: torch.Tensor, theta0: torch.Tensor, theta1: torch.Tensor) -> torch.Tensor:
+        both = self.potential(torch.cat([x, x]), torch.cat([theta0, theta1]))  # one pass for both terms
+        g0, g1 = both.chunk(2)
+        return g0 - g1
+
+
+def ratio_loss(method: str, *, alpha: float = 1.0, doubly: bool = False, log_r_clip: float = 10.0):
+    """The loss(model, batch) of one method (see the module docstring); batch keys as in the training Dataset."""
+    if method not in METHODS:
+        raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
+    with_score = method in SCORE_METHODS
+
+    def loss(model: LogRatioNetwork, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        y = batch["y"]
+        theta0 = batch["theta0"].detach().requires_grad_(with_score)
+        theta1 = batch["theta1"].detach().requires_grad_(with_score and doubly)
+        log_r = model(batch["x"], theta0, theta1)
+        if method in ("carl", "cascal"):
+            value = F.binary_cross_entropy_with_logits(-log_r, y)
+        elif method in ("alice", "alices"):
+            value = F.binary_cross_entropy_with_logits(-log_r, torch.sigmoid(-batch["log_r_xz"]))
+        else:
+            # ratios clipped at e^±clip so that single extreme events cannot dominate the squared error
+            r_hat = torch.exp(log_r.clamp(-log_r_clip, log_r_clip))
+            r_xz = torch.exp(batch["log_r_xz"].clamp(-log_r_clip, log_r_clip))
+            value = (y * (r_hat - r_xz) ** 2 + (1 - y) * (1 / r_hat - 1 / r_xz) ** 2).mean()
+        if with_score:
+            inputs = [theta0, theta1] if doubly else [theta0]
+            grads = torch.autograd.grad(log_r.sum(), inputs, create_graph=True)
+            term = (1 - y) * ((grads[0] - batch["t_xz0"]) ** 2).sum(-1)
+            if doubly:
+                term = term + y * ((-grads[1] - batch["t_xz1"]) ** 2).sum(-1)
+            value = value + alpha * term.mean()
+        return value
+
+    return loss
+
+
+class RatioEstimator:
+    """A parametrised ratio estimator for one set of observables and one parameter space.
+
+    Args:
+        observables: names of the features x, in column order.
+        space: the parameters θ; their bounds are the training bounds (evaluating outside warns).
+        hidden: widths of the hidden layers.
+        activation: "tanh" (default; smooth, as the score losses need), "silu", "softplus" or "relu".
+        seed: seeds the initial weights.
+    """
+
+    kind = "ratio"
+
+    def __init__(
+        self,
+        observables: Sequence[str],
+        space: ParameterSpace,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(space, ParameterSpace) or len(space) == 0:
+            raise InvalidInputError(f"space must be a non-empty ParameterSpace, got {space!r}")
+        self.observables = [str(o) for o in observables]
+        if not self.observables:
+            raise InvalidInputError("observables: need at least one feature name")
+        self.space = space
+        self.hidden = [int(h) for h in hidden]
+        self.activation = activation
+        self.seed = int(seed)
+        self.method: str | None = None
+        self.training: dict = {}
+        self.network = seeded_init(lambda: LogRatioNetwork(len(self.observables), len(space), self.hidden, activation), self.seed)
+
+    # ---- training ------------------------------------------------------------------------
+    def fit(
+        self,
+        data: xr.Dataset,
+        method: str,
+        *,
+        alpha: float = 1.0,
+        log_r_clip: float = 10.0,
+        **train_options,
+    ) -> TrainingHistory:
+        """Train on a ratio training sample (:func:`sbihep.events.augment.ratio_training_sample`).
+
+        Args:
+            data: Dataset with x (sample, observable), theta0/theta1/t_xz0/t_xz1 (sample, parameter),
+                y and log_r_xz (sample); its observable and parameter labels must match this estimator.
+            method: one of :data:`METHODS`.
+            alpha: weight of the score term (rascal, alices, cascal).
+            log_r_clip: |log r| clip of the ROLR/RASCAL squared errors.
+            train_options: passed to :func:`sbihep.estimators.train.train` (epochs, batch_size,
+                learning_rate, seed, device="auto", quiet, checkpoint, …).
+        """
+        if method not in METHODS:
+            raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
+        tensors = self._training_tensors(data)
+        doubly = bool((tensors["theta1"] != tensors["theta1"][0]).any())
+        self.network.x_norm.fit(tensors["x"])
+        self.network.theta_norm.fit(torch.cat([tensors["theta0"], tensors["theta1"]]))
+        self.method = method
+        self.training = {"alpha": float(alpha), "log_r_clip": float(log_r_clip), "doubly": doubly, "n_samples": int(len(tensors["y"]))}
+        self.training.update({k: v for k, v in train_options.items() if isinstance(v, (int, float, str, bool))})
+        loss = ratio_loss(method, alpha=alpha, doubly=doubly, log_r_clip=log_r_clip)
+        return train(self.network, loss, tensors, fingerprint=self.config(), **train_options)
+
+    def _training_tensors(self, data: xr.Dataset) -> dict[str, torch.Tensor]:
+        needed = ("x", "theta0", "theta1", "y", "log_r_xz", "t_xz0", "t_xz1")
+        missing = [k for k in needed if k not in data]
+        if missing:
+            raise InvalidInputError(f"data: missing variables {missing} (expected a ratio training sample)")
+        obs = [str(o) for o in data["observable"].values]
+        if obs != self.observables:
+            raise ShapeError(f"data: observables {obs} differ from the estimator's {self.observables}")
+        params = [str(p) for p in data["parameter"].values]
+        if params != list(self.space.names):
+            raise ShapeError(f"data: parameters {params} differ from the estimator's {list(self.space.names)}")
+        out = {k: torch.as_tensor(np.asarray(data[k].values, dtype=np.float64)) for k in needed}
+        for k, t in out.items():
+            if not torch.isfinite(t).all():
+                raise InvalidInputError(f"data[{k!r}] contains NaN or infinite values")
+        return out
+
+    # ---- evaluation ----------------------------------------------------------------------
+    def log_ratio(self, x, theta0, theta1=None) -> np.ndarray:
+        """log r̂(x|θ₀, θ₁), (N,).  x (N, n_features); θ a name→value mapping, (n,) or (N, n); θ₁ default SM."""
+        xt = as_features(x, len(self.observables))
+        th0 = as_theta(theta0, self.space, len(xt), "theta0")
+        th1 = as_theta(self.space.sm_point() if theta1 is None else theta1, self.space, len(xt), "theta1")
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(xt), _EVAL_BATCH):
+                out.append(self.network(xt[s : s + _EVAL_BATCH], th0[s : s + _EVAL_BATCH], th1[s : s + _EVAL_BATCH]))
+        return torch.cat(out).double().numpy() if out else np.zeros(0)
+
+    def log_ratio_grid(self, x, thetas, theta1=None) -> xr.DataArray:
+        """log r̂(x_i|θ_k, θ₁) on a grid: thetas (K, n) → DataArray (theta, event) with θ coordinates per parameter."""
+        grid = np.atleast_2d(np.asarray(getattr(thetas, "values", thetas), dtype=np.float64))
+        if grid.shape[1] != len(self.space):
+            raise ShapeError(f"thetas: expected shape (K, {len(self.space)}), got {grid.shape}")
+        values = np.stack([self.log_ratio(x, row, theta1) for row in grid])
+        coords = {name: ("theta", grid[:, j]) for j, name in enumerate(self.space.names)}
+        return xr.DataArray(values, dims=("theta", "event"), coords=coords, name="log_r_hat")
+
+    def score(self, x, theta) -> np.ndarray:
+        """t̂(x|θ) = ∇_θ log r̂(x|θ, θ₁), (N, n_parameters) — independent of θ₁ by construction."""
+        xt = as_features(x, len(self.observables))
+        th = as_theta(theta, self.space, len(xt))
+        out = []
+        for s in range(0, len(xt), _EVAL_BATCH):
+            t = th[s : s + _EVAL_BATCH].clone().requires_grad_(True)
+            g = self.network.potential(xt[s : s + _EVAL_BATCH], t)
+            out.append(torch.autograd.grad(g.sum(), t)[0].detach())
+        return torch.cat(out).double().numpy()
+
+    # ---- persistence ---------------------------------------------------------------------
+    def config(self) -> dict:
+        """The JSON config (without the sbihep version, which :meth:`save` adds)."""
+        return {
+            "kind": self.kind,
+            "method": self.method,
+            "observables": self.observables,
+            "space": self.space.to_dict(),
+            "network": {"hidden": self.hidden, "activation": self.activation, "seed": self.seed},
+            "preprocessing": "standardise x and theta (mean/std buffers in the state_dict)",
+            "training": self.training,
+        }
+
+    def save(self, path) -> Path:
+        """Directory with config.json and state_dict.pt (see :mod:`sbihep.estimators.base`)."""
+        return save_estimator(path, self.config(), self.network.state_dict())
+
+    @classmethod
+    def load(cls, path) -> "RatioEstimator":
+        config, state = read_estimator(path, cls.kind)
+        net = config["network"]
+        est = cls(config["observables"], ParameterSpace.from_dict(config["space"]), hidden=net["hidden"], activation=net["activation"], seed=net["seed"])
+        est.method, est.training = config.get("method"), config.get("training", {})
+        est.network.load_state_dict(state)
+        return est
+
+    def __repr__(self) -> str:
+        return f"RatioEstimator(method={self.method!r}, observables={len(self.observables)}, parameters={list(self.space.names)}, hidden={self.hidden})"

@@ -1,0 +1,278 @@
+"""The one trainer of sbihep: minibatch Adam with early stopping, LR schedule and resumable checkpoints.
+
+Every estimator in :mod:`sbihep.estimators` hands its network, its loss and its training tensors to
+:func:`train`.  Networks train in float32.  The run is deterministic for a given ``seed`` on CPU: the
+train/validation split and the batch order come from one seeded ``torch.Generator`` whose state is
+checkpointed, so a run that is interrupted and resumed ends with the same weights as one that was not.
+
+A checkpoint records a fingerprint of the configuration (model, loss, data shapes and every training
+option); resuming from a checkpoint written for another configuration raises
+:class:`~sbihep.errors.InvalidInputError` instead of silently mixing two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+import xarray as xr
+from torch import nn
+
+from sbihep._atomic import atomic_destination
+from sbihep.errors import InvalidInputError, ShapeError
+
+__all__ = ["TrainingHistory", "resolve_device", "train"]
+
+#: loss(model, batch) → scalar tensor; ``batch`` maps the names of ``data`` to (B, ...) tensors.
+LossFunction = Callable[[nn.Module, Mapping[str, torch.Tensor]], torch.Tensor]
+
+
+@dataclass
+class TrainingHistory:
+    """What a training run did.  Losses are per-sample means, one entry per epoch."""
+
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+    seconds: float = 0.0
+    samples_seen: int = 0
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training throughput (training samples processed per wall-clock second, optimiser steps included)."""
+        return self.samples_seen / self.seconds if self.seconds > 0 else math.nan
+
+    def to_xarray(self) -> xr.Dataset:
+        """The losses and learning rate with dim ``epoch``."""
+        n = len(self.train_loss)
+        return xr.Dataset(
+            {
+                "train_loss": ("epoch", self.train_loss),
+                "validation_loss": ("epoch", self.validation_loss[:n]),
+                "learning_rate": ("epoch", self.learning_rate[:n]),
+            },
+            coords={"epoch": list(range(n))},
+            attrs={"best_epoch": self.best_epoch, "stopped_early": int(self.stopped_early)},
+        )
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InvalidInputError(f"device: {device!r} is not a torch device ({exc})") from exc
+
+
+def _check_data(data: Mapping[str, torch.Tensor]) -> int:
+    if not data:
+        raise InvalidInputError("data: no training tensors given")
+    lengths = {name: int(t.shape[0]) for name, t in data.items()}
+    if len(set(lengths.values())) != 1:
+        raise ShapeError(f"data: all tensors need the same first dimension, got {lengths}")
+    for name, t in data.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise InvalidInputError(f"data[{name!r}] contains NaN or infinite values")
+    return next(iter(lengths.values()))
+
+
+def _fingerprint(model: nn.Module, data: Mapping[str, torch.Tensor], options: Mapping, extra: Mapping | None) -> str:
+    shapes = {name: [list(t.shape), str(t.dtype)] for name, t in sorted(data.items())}
+    params = {name: list(p.shape) for name, p in model.state_dict().items()}
+    return json.dumps({"model": params, "data": shapes, "options": dict(options), "extra": dict(extra or {})}, sort_keys=True, default=str)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    with atomic_destination(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _progress(total: int, quiet: bool):
+    if quiet:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="training", unit="epoch", leave=False)
+
+
+def train(
+    model: nn.Module,
+    loss: LossFunction,
+    data: Mapping[str, torch.Tensor],
+    *,
+    epochs: int = 50,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    final_learning_rate: float = 1e-5,
+    weight_decay: float = 0.0,
+    validation_fraction: float = 0.25,
+    early_stopping_patience: int | None = 10,
+    clip_grad_norm: float | None = 10.0,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    quiet: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    fingerprint: Mapping | None = None,
+    callback: Callable[[int, TrainingHistory], bool] | None = None,
+) -> TrainingHistory:
+    """Minimise ``loss`` over ``data`` with Adam; restore the weights of the best validation epoch.
+
+    Args:
+        model: the network (moved to ``device``, trained in float32, left on CPU afterwards).
+        loss: ``loss(model, batch)`` → scalar mean loss; ``batch`` holds (B, ...) slices of ``data``.
+        data: named float tensors sharing their first (sample) dimension.
+        epochs: maximum number of passes over the training part.
+        learning_rate, final_learning_rate: the LR decays exponentially per epoch from the first to the
+            second over ``epochs``.
+        validation_fraction: fraction of samples held out (0 < f < 1) for early stopping.
+        early_stopping_patience: stop after this many epochs without a new best validation loss
+            (None: never stop early).
+        clip_grad_norm: clip the gradient norm per step (None: no clipping).
+        seed: seeds the split and the batch order (the model's initial weights are the caller's).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda:0"``, …
+        quiet: no tqdm progress bar.
+        checkpoint: file written atomically after every epoch; when it exists at the start, training
+            resumes from it (its fingerprint must match this configuration).
+        fingerprint: further configuration (e.g. the estimator's JSON config) that a resumed
+            checkpoint must match.
+        callback: ``callback(epoch, history)`` after every epoch; returning True stops the run
+            (the checkpoint keeps the state, so a later call resumes).
+    Returns:
+        the :class:`TrainingHistory`.
+    """
+    n = _check_data(data)
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise InvalidInputError(f"epochs must be a positive integer, got {epochs!r}")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not 0.0 < validation_fraction < 1.0:
+        raise InvalidInputError(f"validation_fraction must lie in (0, 1), got {validation_fraction!r}")
+    if not (learning_rate > 0 and final_learning_rate > 0):
+        raise InvalidInputError(f"learning rates must be positive, got {learning_rate!r} and {final_learning_rate!r}")
+    n_val = max(1, int(round(n * validation_fraction)))
+    if n - n_val < 1:
+        raise InvalidInputError(f"data: {n} samples are too few to split off a validation fraction of {validation_fraction}")
+
+    options = dict(
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, final_learning_rate=final_learning_rate,
+        weight_decay=weight_decay, validation_fraction=validation_fraction, patience=early_stopping_patience,
+        clip_grad_norm=clip_grad_norm, seed=seed,
+    )
+    print_key = _fingerprint(model, data, options, fingerprint)
+    dev = resolve_device(device)
+    model.to(dev).float()
+    data = {k: (v.float() if v.is_floating_point() else v) for k, v in data.items()}
+
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=generator)
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    gamma = (final_learning_rate / learning_rate) ** (1.0 / max(epochs - 1, 1))
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+    history = TrainingHistory()
+    best_val, best_state, start_epoch, since_best = math.inf, None, 0, 0
+
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") != print_key:
+            raise InvalidInputError(
+                f"checkpoint {str(path)!r} was written for another configuration (model, data shapes or training "
+                "options differ); delete it or pass another checkpoint path"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        history = TrainingHistory(**json.loads(state["history"]))
+        best_val, best_state = float(state["best_val"]), state["best_state"]
+        start_epoch, since_best = int(state["epoch"]), int(state["since_best"])
+
+    bar = _progress(epochs, quiet)
+    if bar is not None:
+        bar.update(start_epoch)
+    t_start = time.perf_counter()
+    seconds_before = history.seconds
+    try:
+        for epoch in range(start_epoch, epochs):
+            if history.stopped_early:
+                break
+            model.train()
+            perm = train_idx[torch.randperm(len(train_idx), generator=generator)]
+            total, count = 0.0, 0
+            for start in range(0, len(perm), batch_size):
+                idx = perm[start : start + batch_size]
+                batch = {k: v[idx].to(dev) for k, v in data.items()}
+                optimizer.zero_grad(set_to_none=True)
+                value = loss(model, batch)
+                if not torch.isfinite(value):
+                    raise InvalidInputError(f"the training loss became {float(value)} in epoch {epoch}: lower learning_rate or check the data")
+                value.backward()
+                if clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+                optimizer.step()
+                total += float(value.detach()) * len(idx)
+                count += len(idx)
+            history.samples_seen += count
+            history.train_loss.append(total / count)
+            history.learning_rate.append(optimizer.param_groups[0]["lr"])
+            history.validation_loss.append(_evaluate(model, loss, data, val_idx, batch_size * 8, dev))
+            scheduler.step()
+            if history.validation_loss[-1] < best_val:
+                best_val, since_best, history.best_epoch = history.validation_loss[-1], 0, epoch
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                since_best += 1
+                if early_stopping_patience is not None and since_best >= early_stopping_patience:
+                    history.stopped_early = True
+            history.seconds = seconds_before + time.perf_counter() - t_start
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(train=f"{history.train_loss[-1]:.4g}", val=f"{history.validation_loss[-1]:.4g}")
+            if path is not None:
+                _save_atomic(
+                    {
+                        "fingerprint": print_key,
+                        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "generator": generator.get_state(),
+                        "history": json.dumps(asdict(history)),
+                        "best_val": best_val,
+                        "best_state": best_state,
+                        "epoch": epoch + 1,
+                        "since_best": since_best,
+                    },
+                    path,
+                )
+            if callback is not None and callback(epoch, history):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.cpu()
+    return history
+
+
+def _evaluate(model, loss, data, idx, batch_size, dev) -> float:
+    """Mean validation loss.  Gradients stay enabled: score losses differentiate the output in θ."""
+    model.eval()
+    total = 0.0
+    for start in range(0, len(idx), batch_size):
+        part = idx[start : start + batch_size]
+        batch = {k: v[part].to(dev) for k, v in data.items()}
+        total += float(loss(model, batch).detach()) * len(part)
+    return total / len(idx)
+
