@@ -232,4 +232,32 @@ def simulate(
         typer.echo(f"  observables: {', '.join(map(str, events.data['observable'].values))}")
 
 
+@app.command("fit")
+def fit(
+    config: str = typer.Argument(..., help="Fit configuration (TOML); see sbihep.fit.run for the fields."),
+    output: str = typer.Option(..., "-o", "--output", help="Result file (netCDF, written atomically)."),
+) -> None:
+    """Fit a likelihood described by a TOML config; writes the result as netCDF and prints a summary."""
+    from pathlib import Path
+
+    from sbihep._atomic import atomic_destination
+    from sbihep.errors import SbihepError
+    from sbihep.fit.run import load_config, run_config, summary_table
+
+    path = Path(config)
+    if not path.is_file():
+        typer.echo(f"error: fit configuration {config!r} does not exist", err=True)
+        raise typer.Exit(2)
+    try:
+        result, rows = run_config(load_config(path), path.parent)
+    except SbihepError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    result.attrs = {k: (str(v) if isinstance(v, (list, dict)) else v) for k, v in result.attrs.items()}
+    with atomic_destination(output) as tmp:
+        result.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
+    typer.echo(summary_table(rows))
+    typer.echo(f"wrote {output}")
+
+
 _mount_subcommands()

@@ -392,3 +392,15 @@ def test_mappings_are_deterministic():
     first = ps.rambo(r, 300.0, [0.0, 4.7, 10.0, 80.4])
     second = ps.rambo(r.clone(), 300.0, [0.0, 4.7, 10.0, 80.4])
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_massless_parent_decays_collinearly_with_zero_weight():
+    """At the edge of a sampled mass range a parent of two massless daughters can have M = 0 exactly:
+    the daughters must be finite (collinear halves) with zero weight, not the 0/0 of a boost."""
+    from sbihep.physics.phasespace import two_body_decay
+
+    parent = torch.tensor([[10.0, 0.0, 0.0, 10.0], [50.0, 0.0, 30.0, 0.0]], dtype=torch.float64)
+    p1, p2, weight = two_body_decay(parent, 0.0, 0.0, torch.tensor([0.3, -0.2], dtype=torch.float64), torch.tensor([1.0, 2.0], dtype=torch.float64))
+    assert torch.isfinite(p1).all() and torch.isfinite(p2).all() and torch.isfinite(weight).all()
+    assert torch.equal(p1[0], parent[0] / 2) and weight[0] == 0
+    assert weight[1] > 0 and torch.allclose(p1[1] + p2[1], parent[1])

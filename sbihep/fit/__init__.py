@@ -4,33 +4,62 @@
 ParameterSpace and an ``nll(theta)`` method (see :mod:`sbihep.fit.likelihood`).
 """
 
+from sbihep.fit.bayes import credible_interval, normal_prior, sample_posterior
+from sbihep.fit.binned import BinnedTerm
 from sbihep.fit.constraint import ConstraintTerm
+from sbihep.fit.coverage import NeymanMethod, WilksMethod, binomial_interval, coverage
+from sbihep.fit.exact import ExactLogRatio, exact_features, exact_unbinned_term
 from sbihep.fit.gaussian import GaussianTerm
 from sbihep.fit.intervals import Interval, UpperLimit, cls_upper_limit, profile_interval, wilks_contours, wilks_interval
 from sbihep.fit.likelihood import Likelihood, LikelihoodTerm
 from sbihep.fit.minimize import FitResult, minimize
-from sbihep.fit.plots import plot_contours_2d, plot_scan_1d
+from sbihep.fit.morphing import EventSetMorphing, EventSetSigma
+from sbihep.fit.neyman import critical_value, neyman_belt, neyman_expected, neyman_interval
+from sbihep.fit.plots import plot_contours_2d, plot_corner, plot_scan_1d
 from sbihep.fit.pyhf_term import PyhfTerm
 from sbihep.fit.scan import profile_scan
 from sbihep.fit.smefit import SmefitDataset, read_smefit_dataset, smefit_covariance, smefit_term
+from sbihep.fit.statistic import profile_statistic
+from sbihep.fit.unbinned import EventSetToys, UnbinnedTerm
 
 __all__ = [
+    "BinnedTerm",
     "ConstraintTerm",
+    "EventSetMorphing",
+    "EventSetSigma",
+    "EventSetToys",
+    "ExactLogRatio",
     "FitResult",
     "GaussianTerm",
     "Interval",
     "Likelihood",
     "LikelihoodTerm",
+    "NeymanMethod",
     "PyhfTerm",
     "SmefitDataset",
+    "UnbinnedTerm",
     "UpperLimit",
+    "WilksMethod",
+    "binomial_interval",
     "cls_upper_limit",
+    "coverage",
+    "credible_interval",
+    "critical_value",
+    "exact_features",
+    "exact_unbinned_term",
     "minimize",
+    "neyman_belt",
+    "neyman_expected",
+    "neyman_interval",
+    "normal_prior",
     "plot_contours_2d",
+    "plot_corner",
     "plot_scan_1d",
     "profile_interval",
     "profile_scan",
+    "profile_statistic",
     "read_smefit_dataset",
+    "sample_posterior",
     "smefit_covariance",
     "smefit_term",
     "wilks_contours",

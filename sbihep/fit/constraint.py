@@ -64,5 +64,10 @@ class ConstraintTerm:
         shifted = {name: GaussianConstraint(float(theta[name]), c.sigma) for name, c in self.constraints.items()}
         return ConstraintTerm(self.parameters, shifted)
 
+    def toy(self, theta: Mapping[str, float], rng) -> "ConstraintTerm":
+        """Auxiliary measurements drawn at θ: each mean ~ N(θ_i, σ_i) (the global observables of a toy)."""
+        drawn = {name: GaussianConstraint(float(rng.normal(theta[name], c.sigma)), c.sigma) for name, c in self.constraints.items()}
+        return ConstraintTerm(self.parameters, drawn)
+
     def __repr__(self) -> str:
         return f"ConstraintTerm({list(self.constraints)})"

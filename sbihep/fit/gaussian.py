@@ -158,6 +158,12 @@ class GaussianTerm:
             labels=self.labels,
         )
 
+    def toy(self, theta: Mapping[str, float], rng: np.random.Generator) -> "GaussianTerm":
+        """The same measurement with data drawn from N(t(θ), C)."""
+        data = self.prediction(theta) + self._chol @ rng.standard_normal(self.n_data)
+        return GaussianTerm(data, self.covariance, self.sm, self.parameters, self.linear, self.quadratic,
+                            include_constant=self.include_constant, labels=self.labels)
+
     @classmethod
     def from_cross_section(
         cls,

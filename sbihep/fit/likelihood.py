@@ -10,6 +10,8 @@ and optionally
 - ``nll_grad(theta) -> dict[str, float]``: ∂(−ln L)/∂θ_i by name (otherwise finite differences);
 - ``asimov(theta) -> term``: the same term with its observed data replaced by the expectation at θ
   (needed for asymptotic CLs);
+- ``toy(theta, rng) -> term``: the same term with data drawn at θ from its model, auxiliary
+  measurements included (needed for Neyman constructions and coverage);
 - ``fixed: dict[str, float]``: parameters the term wants fixed by default (e.g. a pyhf
   measurement's ``fixed`` parameters);
 - ``init: dict[str, float]``: suggested starting values for fits (default: the SM values).
@@ -180,6 +182,21 @@ class Likelihood:
             if not hasattr(term, "asimov"):
                 raise InvalidInputError(f"Likelihood.asimov: term {type(term).__name__} has no Asimov data set")
             new_terms.append(term.asimov({n: full[n] for n in names}))
+        return Likelihood(new_terms, fixed=self.fixed, auto_constraints=False)
+
+    def toy(self, theta: Mapping[str, float], rng: np.random.Generator) -> "Likelihood":
+        """The likelihood of a pseudo-data set drawn at θ: every term's data (and each constraint's
+        auxiliary measurement) replaced by a random draw from the model at θ.
+
+        Raises:
+            InvalidInputError: a term that cannot draw toys.
+        """
+        full = self.parameters.validate(theta)
+        new_terms = []
+        for term, names in zip(self.terms, self._term_names):
+            if not hasattr(term, "toy"):
+                raise InvalidInputError(f"Likelihood.toy: term {type(term).__name__} cannot draw toy data")
+            new_terms.append(term.toy({n: full[n] for n in names}, rng))
         return Likelihood(new_terms, fixed=self.fixed, auto_constraints=False)
 
     def __repr__(self) -> str:

@@ -1,4 +1,5 @@
-"""Plots of profile scans: 1D −2ΔlnL curves and 2D Wilks contours (matplotlib, Agg-safe).
+"""Plots of profile scans (1D −2ΔlnL curves, 2D Wilks contours) and posterior corner plots
+(matplotlib, Agg-safe).
 
 Each function takes a Dataset from :func:`~sbihep.fit.scan.profile_scan` and returns the
 ``matplotlib.figure.Figure`` (nothing is shown or saved).
@@ -13,7 +14,7 @@ import numpy as np
 from sbihep.errors import InvalidInputError
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA, wilks_contours, wilks_threshold
 
-__all__ = ["plot_scan_1d", "plot_contours_2d"]
+__all__ = ["plot_scan_1d", "plot_contours_2d", "plot_corner"]
 
 
 def _figure(ax):
@@ -65,4 +66,47 @@ def plot_contours_2d(scan, *, cls: Sequence[float] = (ONE_SIGMA, TWO_SIGMA), ax=
     ax.set_xlabel(dx)
     ax.set_ylabel(dy)
     ax.legend()
+    return fig
+
+
+def plot_corner(posterior, parameters: Sequence[str] | None = None, *, bins: int = 40, truths=None):
+    """Corner plot of a :func:`~sbihep.fit.bayes.sample_posterior` Dataset: 1D histograms on the
+    diagonal (dashed: the 15.87/50/84.13% quantiles), 2D histograms below it.
+
+    Args:
+        parameters: which sampled parameters (default all).
+        truths: optional name → value, drawn as lines.
+    """
+    from matplotlib.figure import Figure
+
+    names = list(parameters or posterior["parameter"].values.tolist())
+    unknown = [n for n in names if n not in posterior["parameter"].values]
+    if unknown:
+        raise InvalidInputError(f"plot_corner: parameters {unknown} were not sampled")
+    k = len(names)
+    fig = Figure(figsize=(2.2 * k + 0.6, 2.2 * k + 0.6))
+    axes = fig.subplots(k, k, squeeze=False)
+    samples = {n: posterior["samples"].sel(parameter=n).values for n in names}
+    for i, yi in enumerate(names):
+        for j, xj in enumerate(names):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                ax.hist(samples[xj], bins=bins, histtype="step", color="k")
+                for q in np.quantile(samples[xj], [0.15866, 0.5, 0.84134]):
+                    ax.axvline(q, ls="--", color="C0", lw=0.8)
+                ax.set_yticks([])
+            else:
+                ax.hist2d(samples[xj], samples[yi], bins=bins, cmap="Greys")
+                if truths and yi in truths:
+                    ax.axhline(truths[yi], color="C3", lw=0.8)
+            if truths and xj in truths:
+                ax.axvline(truths[xj], color="C3", lw=0.8)
+            if i == k - 1:
+                ax.set_xlabel(xj)
+            if j == 0 and i > 0:
+                ax.set_ylabel(yi)
+    fig.tight_layout()
     return fig

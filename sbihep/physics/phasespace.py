@@ -460,11 +460,24 @@ def _decay(
     cos_theta: torch.Tensor,
     phi: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Unchecked two-body decay: (p1, p2, weight) with weight = |p*| / (4π M)."""
-    p1, p2, p_star = _decay_at_rest(parent_mass, m1, m2, cos_theta, phi)
-    p1 = _boost_from_rest_frame(p1, parent, parent_mass)
-    p2 = _boost_from_rest_frame(p2, parent, parent_mass)
-    return p1, p2, p_star / (2.0 * _TWO_PI * parent_mass)
+    """Unchecked two-body decay: (p1, p2, weight) with weight = |p*| / (4π M).
+
+    A massless parent (M = 0, reachable at the edge of a sampled mass range when both daughters are
+    massless) has no rest frame: its daughters are returned collinear, p1 = p2 = parent/2, with
+    weight 0 (|p*| = 0), instead of the 0/0 of the boost.
+    """
+    massless = parent_mass <= 0
+    safe_mass = torch.where(massless, torch.ones_like(parent_mass), parent_mass)
+    p1, p2, p_star = _decay_at_rest(safe_mass, m1, m2, cos_theta, phi)
+    p1 = _boost_from_rest_frame(p1, parent, safe_mass)
+    p2 = _boost_from_rest_frame(p2, parent, safe_mass)
+    weight = p_star / (2.0 * _TWO_PI * safe_mass)
+    if massless.any():
+        half = 0.5 * parent
+        p1 = torch.where(massless[..., None], half, p1)
+        p2 = torch.where(massless[..., None], half, p2)
+        weight = torch.where(massless, torch.zeros_like(weight), weight)
+    return p1, p2, weight
 
 
 def _parent_mass_above_threshold(parent: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor) -> torch.Tensor:

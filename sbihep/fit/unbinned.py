@@ -1,0 +1,175 @@
+"""Extended unbinned likelihood from any log-likelihood ratio log r̂(x|θ) and a cross section σ(θ).
+
+With p(x|θ) = r(x|θ) p(x|θ_ref), expected events λ(θ) = 1000 · lumi_ifb · σ_pb(θ) · κ and data
+events x_i with weights n_i (1 for real data; counts for compressed toys; expected counts for
+Asimov data), the extended likelihood gives
+
+    −ln L(θ) = λ(θ) − N ln λ(θ) − Σ_i n_i ln r̂(x_i|θ)        N = Σ_i n_i,
+
+dropping the θ-independent Σ n_i ln p(x_i|θ_ref) and ln N!.  An optional luminosity nuisance
+ν_L (unit Gaussian constraint) scales κ = (1 + δ_L)^ν_L — a log-normal normalisation
+uncertainty δ_L.  Every other nuisance reaches the term through log r̂ and σ, which receive all
+of the term's parameters except ν_L by name.
+
+Toys (:meth:`UnbinnedTerm.toy`) need a :class:`EventSetToys` pool: toy data *reuse the simulated
+events*, drawing N ~ Poisson(λ(θ, ν)) of them with replacement with probability ∝ w_i(θ, ν).
+A toy's events are stored once each, with their multiplicity as weight.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import numpy as np
+
+from sbihep.errors import InvalidInputError, ShapeError
+from sbihep.fit.morphing import EventSetMorphing
+from sbihep.params import GaussianConstraint, Parameter, ParameterSpace
+
+__all__ = ["UnbinnedTerm", "EventSetToys", "lumi_parameter"]
+
+#: 1 pb × 1 fb⁻¹ = 1000 events.
+_EVENTS_PER_PB_IFB = 1000.0
+
+
+def lumi_parameter(name: str = "lumi") -> Parameter:
+    """The luminosity nuisance: unit Gaussian constraint, bounds ±5."""
+    return Parameter(name, 0.0, (-5.0, 5.0), kind="nuisance", constraint=GaussianConstraint(0.0, 1.0),
+                     description="log-normal luminosity nuisance: yield × (1 + δ_L)^ν")
+
+
+class EventSetToys:
+    """A pool of simulated events to draw toy data sets (and the Asimov data set) from.
+
+    Args:
+        morphing: the pool's weights w_i(θ, ν) (an :class:`EventSetMorphing` or an EventSet).
+        x: (N_pool, d) features of the pool's events, in the form the term's ``log_ratio`` reads.
+    """
+
+    def __init__(self, morphing, x) -> None:
+        self.morphing = morphing if isinstance(morphing, EventSetMorphing) else EventSetMorphing.from_eventset(morphing)
+        self.x = np.asarray(x)
+        if self.x.shape[0] != len(self.morphing):
+            raise ShapeError(f"EventSetToys: x has {self.x.shape[0]} rows for {len(self.morphing)} pool events")
+
+    def probabilities(self, theta: Mapping[str, float]) -> np.ndarray:
+        """w_i(θ, ν)/Σ w, (N_pool,)."""
+        w = self.morphing.weights({k: v for k, v in theta.items() if k in self.morphing.operators or k in self.morphing.nuisances})
+        return w / w.sum()
+
+    def sample(self, theta: Mapping[str, float], expected: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A toy: (x of the distinct drawn events (n, d), their multiplicities (n,))."""
+        n = rng.poisson(expected)
+        index = rng.choice(len(self.morphing), size=n, p=self.probabilities(theta))
+        unique, counts = np.unique(index, return_counts=True)
+        return self.x[unique], counts.astype(np.float64)
+
+    def asimov(self, theta: Mapping[str, float], expected: float) -> tuple[np.ndarray, np.ndarray]:
+        """The Asimov data set: every pool event with its expected count λ·p_i."""
+        return self.x, expected * self.probabilities(theta)
+
+
+class UnbinnedTerm:
+    """Extended unbinned likelihood term (see the module docstring).
+
+    Args:
+        log_ratio: ``log_ratio(x, theta) -> (n,)`` ln r̂(x_i|θ) for data features ``x`` (n, d) and
+            θ by name (every term parameter except the luminosity nuisance).  Any estimator fits;
+            :class:`~sbihep.fit.exact.ExactLogRatio` is the exact one for parton-level data.  A
+            ratio may also offer ``weighted_sum(x, weights, theta) -> float`` (= weights · log_ratio),
+            which the term then uses.
+        x: (n, d) data features.
+        sigma_pb: ``sigma_pb(theta) -> float``, σ(θ) in pb (e.g. an
+            :class:`~sbihep.fit.morphing.EventSetSigma`).
+        lumi_ifb: integrated luminosity (fb⁻¹).
+        parameters: the POIs and nuisances that ``log_ratio`` and ``sigma_pb`` depend on.
+        weights: (n,) event multiplicities (default 1).
+        lumi_uncertainty: relative luminosity uncertainty δ_L; adds the nuisance ``lumi_name``.
+        lumi_name: name of the luminosity nuisance.
+        toys: an :class:`EventSetToys` pool, needed for :meth:`toy` and :meth:`asimov`.
+
+    Raises:
+        InvalidInputError / ShapeError: non-positive luminosity or uncertainty, weights of the wrong
+            shape or negative, a parameters argument that is not a ParameterSpace.
+    """
+
+    def __init__(
+        self,
+        log_ratio: Callable[[np.ndarray, Mapping[str, float]], np.ndarray],
+        x,
+        *,
+        sigma_pb: Callable[[Mapping[str, float]], float],
+        lumi_ifb: float,
+        parameters: ParameterSpace,
+        weights=None,
+        lumi_uncertainty: float | None = None,
+        lumi_name: str = "lumi",
+        toys: EventSetToys | None = None,
+    ) -> None:
+        if not isinstance(parameters, ParameterSpace):
+            raise InvalidInputError(f"UnbinnedTerm: parameters must be a ParameterSpace, got {type(parameters).__name__}")
+        if not (math.isfinite(lumi_ifb) and lumi_ifb > 0):
+            raise InvalidInputError(f"UnbinnedTerm: lumi_ifb must be finite and > 0, got {lumi_ifb!r}")
+        if lumi_uncertainty is not None and not (math.isfinite(lumi_uncertainty) and 0 < lumi_uncertainty < 1):
+            raise InvalidInputError(f"UnbinnedTerm: lumi_uncertainty must lie in (0, 1), got {lumi_uncertainty!r}")
+        self.log_ratio, self.sigma_pb, self.toys = log_ratio, sigma_pb, toys
+        self.lumi_ifb, self.lumi_uncertainty, self.lumi_name = float(lumi_ifb), lumi_uncertainty, lumi_name
+        self.model_parameters = parameters
+        self.parameters = parameters if lumi_uncertainty is None else parameters.merge(ParameterSpace([lumi_parameter(lumi_name)]))
+        self.x = np.asarray(x)
+        n = self.x.shape[0]
+        self.weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+        if self.weights.shape != (n,):
+            raise ShapeError(f"UnbinnedTerm: weights must have shape ({n},), got {self.weights.shape}")
+        if np.any(self.weights < 0) or not np.all(np.isfinite(self.weights)):
+            raise InvalidInputError("UnbinnedTerm: weights must be finite and ≥ 0")
+        self.n_observed = float(self.weights.sum())
+
+    def _split(self, theta: Mapping[str, float]) -> tuple[dict[str, float], float]:
+        model = {n: theta[n] for n in self.model_parameters.names}
+        kappa = 1.0 if self.lumi_uncertainty is None else (1.0 + self.lumi_uncertainty) ** theta[self.lumi_name]
+        return model, kappa
+
+    def expected_events(self, theta: Mapping[str, float]) -> float:
+        """λ(θ) = 1000 · lumi_ifb · σ_pb(θ) · κ."""
+        model, kappa = self._split(theta)
+        return _EVENTS_PER_PB_IFB * self.lumi_ifb * float(self.sigma_pb(model)) * kappa
+
+    def nll(self, theta: Mapping[str, float]) -> float:
+        """−ln L = λ − N ln λ − Σ n_i ln r̂(x_i|θ) (θ-independent constants dropped)."""
+        model, kappa = self._split(theta)
+        lam = _EVENTS_PER_PB_IFB * self.lumi_ifb * float(self.sigma_pb(model)) * kappa
+        if not lam > 0:
+            raise InvalidInputError(f"UnbinnedTerm: expected events {lam} are not positive at {dict(theta)}")
+        if hasattr(self.log_ratio, "weighted_sum"):  # optional fast path of a ratio that can sum itself
+            shape = float(self.log_ratio.weighted_sum(self.x, self.weights, model))
+        else:
+            shape = float(self.weights @ np.asarray(self.log_ratio(self.x, model), dtype=np.float64))
+        return lam - self.n_observed * math.log(lam) - shape
+
+    def with_data(self, x, weights=None) -> "UnbinnedTerm":
+        """The same model with other data."""
+        return UnbinnedTerm(self.log_ratio, x, sigma_pb=self.sigma_pb, lumi_ifb=self.lumi_ifb,
+                            parameters=self.model_parameters, weights=weights,
+                            lumi_uncertainty=self.lumi_uncertainty, lumi_name=self.lumi_name, toys=self.toys)
+
+    def _pool(self, what: str) -> EventSetToys:
+        if self.toys is None:
+            raise InvalidInputError(f"UnbinnedTerm.{what}: the term has no toy pool (pass toys=EventSetToys(...))")
+        return self.toys
+
+    def toy(self, theta: Mapping[str, float], rng: np.random.Generator) -> "UnbinnedTerm":
+        """A toy data set drawn at θ from the pool (events reused, see the module docstring)."""
+        model, _ = self._split(theta)
+        x, counts = self._pool("toy").sample(model, self.expected_events(theta), rng)
+        return self.with_data(x, counts)
+
+    def asimov(self, theta: Mapping[str, float]) -> "UnbinnedTerm":
+        """The Asimov data set at θ: all pool events weighted by their expected counts."""
+        model, _ = self._split(theta)
+        x, expected = self._pool("asimov").asimov(model, self.expected_events(theta))
+        return self.with_data(x, expected)
+
+    def __repr__(self) -> str:
+        return f"UnbinnedTerm({self.x.shape[0]} events, N={self.n_observed:g}, parameters={list(self.parameters.names)})"
