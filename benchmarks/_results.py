@@ -8,11 +8,13 @@ from pathlib import Path
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def write_results(script: str, figures: dict) -> Path:
-    """Write ``figures`` (flat keys with units in their names) to results/<script stem>.json."""
+def write_results(script_or_path: str, figures: dict) -> Path:
+    """Write ``figures`` (flat keys with units in their names) to results/<script stem>.json, or to
+    the given ``.json`` path."""
     from sbihep._atomic import atomic_destination
 
-    path = RESULTS_DIR / f"{Path(script).stem}.json"
+    given = Path(script_or_path)
+    path = given if given.suffix == ".json" else RESULTS_DIR / f"{given.stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_destination(path) as tmp:
         tmp.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")

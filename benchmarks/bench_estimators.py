@@ -14,46 +14,24 @@ Runs with torch.set_num_threads(1) on CPU.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-import xarray as xr
 
 from sbihep.estimators import METHODS, RatioEstimator
 from sbihep.estimators import information as info
 from sbihep.estimators.score import ScoreEstimator
 from sbihep.estimators.toys import GaussianToy
+from _results import write_results
+
 from sbihep.events import augment, reco
 from sbihep.events.generate import generate
 from sbihep.physics.processes import get_process
 
 torch.set_num_threads(1)
-RESULTS = Path(__file__).parent / "results" / "bench_estimators.json"
 FIRST_TO_SECOND = {"carl": "cascal", "rolr": "rascal", "alice": "alices"}
 
-WH_PLAIN = ["m(l+v+b+bbar)", "y(l+v+b+bbar)", "cos_cs(l+v,b+bbar)", "cos_helicity(l,v;b,bbar)", "m(l,v)", "m(b,bbar)", "cos_helicity(b,bbar;l,v)"]
-WH_ANGLES = ["phi_helicity(l,v;b,bbar)", "phi_helicity(b,bbar;l,v)"]
-
-
-def wh_parton_features(events, process):
-    """A complete parton-level description (x = z up to the overall azimuth) with the lepton charge."""
-    ev = reco.parton_observables(events, WH_PLAIN + WH_ANGLES, process)
-    x = ev.observables()
-    extra = {"charge(l)": reco.lepton_charges(events, process).numpy()}
-    for name in WH_ANGLES:
-        phi = x.sel(observable=name).values
-        extra[f"cos {name}"], extra[f"sin {name}"] = np.cos(phi), np.sin(phi)
-    return ev.with_observables(extra), WH_PLAIN + list(extra)
-
-
-def chunked(make, n_samples: int, seed: int, chunk: int = 4000, **kw) -> xr.Dataset:
-    """augment's samplers build an (n_samples × n_events) weight matrix: draw in parts to bound memory."""
-    parts = [make(n_samples=min(chunk, n_samples - s), seed=seed * 1000 + k, **kw) for k, s in enumerate(range(0, n_samples, chunk))]
-    return xr.concat(parts, dim="sample", combine_attrs="drop_conflicts")
 
 
 def gaussian_toy(sizes, epochs, results, throughput):
@@ -75,7 +53,7 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput):
     process = get_process("wh_lvbb")
     t0 = time.perf_counter()
     events = generate(process, 13000.0, n_events, seed=11, n_adapt=5, n_per_iteration=10000, progress=False)
-    events, features = wh_parton_features(events, process)
+    events, features = reco.parton_features(events, process)
     results["wh_generation_s"] = time.perf_counter() - t0
     bounds = {"cHW": (-1.0, 1.0), "cHWtil": (-1.0, 1.0), "cHq3": (-0.2, 0.2)}
     space = process.parameter_space(bounds)
@@ -88,7 +66,7 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput):
     exact = np.stack([test_ev.log_joint_ratio(dict(zip(space.names, row)), {}).numpy() for row in grid])
     prior = augment.uniform_prior(space)
     for n in sizes:
-        data = chunked(lambda **k: augment.ratio_training_sample(train_ev, prior, features=features, **k), n, seed=n)
+        data = augment.ratio_training_sample(train_ev, prior, n, features=features, seed=n)
         for method in METHODS:
             est = RatioEstimator(features, space, hidden=(100, 100), seed=0)
             h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=10, quiet=True)
@@ -97,7 +75,7 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput):
             throughput.setdefault(method, []).append(h.samples_per_second)
             print(f"  WH {method:7s} n={n:6d}: MSE(log r) = {results[f'wh_{method}_mse_log_r_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
     # SALLY at the SM
-    data = chunked(lambda **k: augment.score_training_sample(train_ev, features=features, **k), sally_samples, seed=7)
+    data = augment.score_training_sample(train_ev, sally_samples, features=features, seed=7)
     sally = ScoreEstimator(features, space, hidden=(128, 128, 128), seed=0)
     sally.fit(data, epochs=3 * epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=15, quiet=True)
     truth_kin = info.truth_information(test_ev, lumi_ifb=300, include_rate=False)
@@ -114,10 +92,7 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput):
 
 
 def write_atomic(results: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_name(f".{RESULTS.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
-    os.replace(tmp, RESULTS)
+    write_results(__file__, results)
 
 
 def main() -> None:
@@ -150,7 +125,6 @@ def main() -> None:
     print("\nthroughput (samples/s, median over runs) and second/first-order cost ratio:")
     for first, second in FIRST_TO_SECOND.items():
         print(f"  {first:6s} {results[f'{first}_throughput_samples_per_s']:9.0f}   {second:7s} {results[f'{second}_throughput_samples_per_s']:9.0f}   ratio {results[f'{second}_over_{first}_cost_ratio']:.2f}")
-    print(f"\nwrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,9 @@ Writes benchmarks/results/bench_fit_coverage.json (flat keys, units in names) at
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
-from pathlib import Path
+
+from _results import write_results
 
 from sbihep.events.generate import generate
 from sbihep.fit import Likelihood
@@ -29,14 +27,6 @@ from sbihep.fit.exact import exact_unbinned_term
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA
 from sbihep.fit.neyman import neyman_belt
 from sbihep.physics.processes import get_process
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -86,7 +76,7 @@ def main() -> None:
         result[f"failed_toys_{m}"] = int(r["n_failed"])
     for k, v in result.items():
         print(f"{k:40s} {v}")
-    write_json(Path(args.out), result)
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -14,27 +14,17 @@ Writes benchmarks/results/bench_fit_scan.json (flat keys, units in names) atomic
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+
+from _results import write_results
 
 from sbihep.events.generate import generate
 from sbihep.fit import Likelihood, minimize, profile_scan
 from sbihep.fit.coverage import WilksMethod, coverage
 from sbihep.fit.exact import exact_unbinned_term
 from sbihep.physics.processes import get_process
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
 
 
 def scan_benchmark(proc, args) -> dict:
@@ -83,7 +73,7 @@ def main() -> None:
         result.update(toy_benchmark(proc, args))
     for k, v in result.items():
         print(f"{k:32s} {v}")
-    write_json(Path(args.out), result)
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

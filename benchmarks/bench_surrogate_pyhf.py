@@ -64,7 +64,7 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     import pyhf
 
     from sbihep.surrogates.labels import generate_labels, load_problem
-    from sbihep.surrogates.likelihood import train_surrogate, validate
+    from sbihep.surrogates.likelihood import train_surrogate
     from sbihep.surrogates.loader import SurrogateLikelihood
 
     tag = f"{key}_{patch}"

@@ -15,20 +15,6 @@ from sbihep.physics.processes import get_process
 
 torch.set_num_threads(1)
 
-#: a complete parton-level description of q q̄′ → W h → ℓ ν b b̄ (9 kinematic degrees of freedom up to
-#: the irrelevant overall azimuth, plus the lepton charge); angles enter as cos/sin pairs.
-WH_PLAIN = ["m(l+v+b+bbar)", "y(l+v+b+bbar)", "cos_cs(l+v,b+bbar)", "cos_helicity(l,v;b,bbar)", "m(l,v)", "m(b,bbar)", "cos_helicity(b,bbar;l,v)"]
-WH_ANGLES = ["phi_helicity(l,v;b,bbar)", "phi_helicity(b,bbar;l,v)"]
-
-
-def wh_parton_features(events, process):
-    ev = reco.parton_observables(events, WH_PLAIN + WH_ANGLES, process)
-    x = ev.observables()
-    extra = {"charge(l)": reco.lepton_charges(events, process).numpy()}
-    for name in WH_ANGLES:
-        phi = x.sel(observable=name).values
-        extra[f"cos {name}"], extra[f"sin {name}"] = np.cos(phi), np.sin(phi)
-    return ev.with_observables(extra), WH_PLAIN + list(extra)
 
 
 def test_sally_on_the_gaussian_toy_learns_the_exact_score():
@@ -49,7 +35,7 @@ def test_sally_on_the_gaussian_toy_learns_the_exact_score():
 def wh():
     process = get_process("wh_lvbb")
     events = generate(process, 13000.0, 12000, seed=5, n_adapt=4, n_per_iteration=8000, progress=False)
-    events, features = wh_parton_features(events, process)
+    events, features = reco.parton_features(events, process)
     space = process.parameter_space({"cHW": (-1, 1), "cHWtil": (-1, 1), "cHq3": (-0.2, 0.2)})
     train_ev, test_ev = events.split((0.6, 0.4), seed=0)
     return train_ev, test_ev, features, space

@@ -74,10 +74,9 @@ def test_schema_and_patch_errors():
 
 
 @pytest.fixture(scope="module")
-def erjr(tmp_path_factory):
+def erjr():
     if not ERJR.is_file():
         pytest.skip(f"workspace archive {ERJR} is absent")
-    folder = tmp_path_factory.mktemp("erjr")
     with tarfile.open(ERJR) as tar:
         bkg = json.load(tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("/BkgOnly.json"))))
         patchset = json.load(tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("/patchset.json"))))

@@ -15,9 +15,10 @@ import torch
 
 from sbihep.events import observables as obs
 from sbihep.events.detector import Detector, DetectorCard
+from sbihep.errors import InvalidInputError
 from sbihep.events.eventset import EventSet
 
-__all__ = ["lepton_charges", "parton_observables", "reconstruct"]
+__all__ = ["lepton_charges", "parton_observables", "parton_features", "reconstruct", "COMPLETE_PARTON_FEATURES"]
 
 
 def lepton_charges(events: EventSet, process) -> torch.Tensor:
@@ -67,3 +68,35 @@ def reconstruct(
     data.attrs["detector_card"] = det.card.to_toml()
     data.attrs["detector_seed"] = int(seed)
     return EventSet(data)
+
+
+#: A complete parton-level description per process — all kinematic degrees of freedom up to the
+#: irrelevant overall azimuth (angles as cos/sin pairs) plus the lepton charge — for estimators
+#: trained "at parton level", where x carries the same information as z.
+COMPLETE_PARTON_FEATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "wh_lvbb": (
+        ("m(l+v+b+bbar)", "y(l+v+b+bbar)", "cos_cs(l+v,b+bbar)", "cos_helicity(l,v;b,bbar)", "m(l,v)", "m(b,bbar)",
+         "cos_helicity(b,bbar;l,v)"),
+        ("phi_helicity(l,v;b,bbar)", "phi_helicity(b,bbar;l,v)"),
+    ),
+}  # fmt: skip
+
+
+def parton_features(events: EventSet, process) -> tuple[EventSet, list[str]]:
+    """Add the complete parton-level feature set of ``process`` to ``x``; returns (events, feature names).
+
+    Raw four-momenta make poor network inputs (SALLY recovered 2–14% of the WH information from
+    them); these invariant masses, rapidities and decay angles are the physics coordinates.
+    """
+    if process.name not in COMPLETE_PARTON_FEATURES:
+        raise InvalidInputError(
+            f"no complete parton-level feature set is defined for {process.name!r} (have {sorted(COMPLETE_PARTON_FEATURES)})"
+        )
+    plain, angles = COMPLETE_PARTON_FEATURES[process.name]
+    with_x = parton_observables(events, list(plain + angles), process)
+    x = with_x.observables()
+    extra = {"charge(l)": lepton_charges(events, process).numpy()}
+    for name in angles:
+        phi = x.sel(observable=name).values
+        extra[f"cos {name}"], extra[f"sin {name}"] = np.cos(phi), np.sin(phi)
+    return with_x.with_observables(extra), list(plain) + list(extra)
