@@ -229,24 +229,35 @@ def _apply_patch(spec: dict, workspace, patch: str, patchset, prov: dict) -> dic
 # fits
 
 
+#: MINUIT strategies tried in turn: the fast default, then the careful one (full Hessian each step)
+#: before a label is given up — on the 69-parameter ATLAS 3L eRJR workspace the default strategy
+#: returned "invalid minimum" for about half of the points.
+_STRATEGIES = (None, 2)
+
+
 def _fit(data, model, init, fixed, bounds, edm_max: float):
-    """One MINUIT fit; returns (−2 lnL, best-fit pars, errors) or None when it did not converge."""
+    """MINUIT fit; returns (−2 lnL, best-fit pars, errors) or None when no strategy converged.
+
+    Converged means MINUIT's valid minimum, EDM < ``edm_max`` and a finite −2 lnL, whatever the
+    strategy; a label that needed strategy 2 is as good as any other.
+    """
     import pyhf
 
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01))
     # pyhf logs every failed minimisation with the full result at ERROR; we count them instead
     logging.getLogger("pyhf.optimize.mixins").setLevel(logging.CRITICAL)
-    try:
-        pars, twice_nll, res = pyhf.infer.mle.fit(
-            data, model, init_pars=list(init), par_bounds=bounds, fixed_params=list(fixed),
-            return_fitted_val=True, return_result_obj=True, return_uncertainties=True,
-        )
-    except pyhf.exceptions.FailedMinimization:
-        return None
-    fmin = res.minuit.fmin
-    if not (fmin.is_valid and fmin.edm < edm_max and np.isfinite(twice_nll)):
-        return None
-    return float(twice_nll), np.asarray(pars)[:, 0], np.asarray(pars)[:, 1]
+    for strategy in _STRATEGIES:
+        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01, strategy=strategy))
+        try:
+            pars, twice_nll, res = pyhf.infer.mle.fit(
+                data, model, init_pars=list(init), par_bounds=bounds, fixed_params=list(fixed),
+                return_fitted_val=True, return_result_obj=True, return_uncertainties=True,
+            )
+        except pyhf.exceptions.FailedMinimization:
+            continue
+        fmin = res.minuit.fmin
+        if fmin.is_valid and fmin.edm < edm_max and np.isfinite(twice_nll):
+            return float(twice_nll), np.asarray(pars)[:, 0], np.asarray(pars)[:, 1]
+    return None
 
 
 @dataclass
