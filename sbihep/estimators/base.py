@@ -24,6 +24,7 @@ from sbihep.params import ParameterSpace
 
 __all__ = [
     "ExtrapolationWarning",
+    "PersistentEstimator",
     "MLP",
     "Standardize",
     "as_features",
@@ -134,6 +135,44 @@ def save_estimator(path: str | os.PathLike, config: Mapping, state_dict: Mapping
         (tmp / "config.json").write_text(json.dumps(full, indent=2, sort_keys=True))
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / "state_dict.pt")
     return path
+
+
+class PersistentEstimator:
+    """``save``/``load`` for estimators built as ``cls(observables, space, hidden=, activation=, seed=, ...)``
+    with a ``network`` module, a ``kind`` and a JSON-able :meth:`config`.
+
+    Subclasses add constructor arguments from the config with :meth:`_init_options` and restore
+    training state with :meth:`_restore`.
+    """
+
+    kind: str
+
+    def config(self) -> dict:
+        raise NotImplementedError
+
+    def save(self, path) -> Path:
+        """Directory with config.json and state_dict.pt (see :func:`save_estimator`)."""
+        return save_estimator(path, self.config(), self.network.state_dict())
+
+    @classmethod
+    def _init_options(cls, config: Mapping) -> dict:
+        return {}
+
+    def _restore(self, config: Mapping) -> None:
+        self.training = config.get("training", {})
+
+    @classmethod
+    def load(cls, path):
+        """Rebuild an estimator written by :meth:`save` (the kind must match)."""
+        config, state = read_estimator(path, cls.kind)
+        net = config["network"]
+        est = cls(
+            config["observables"], ParameterSpace.from_dict(config["space"]),
+            hidden=net["hidden"], activation=net["activation"], seed=net["seed"], **cls._init_options(config),
+        )
+        est._restore(config)
+        est.network.load_state_dict(state)
+        return est
 
 
 def read_estimator(path: str | os.PathLike, kind: str) -> tuple[dict, dict]:

@@ -22,7 +22,6 @@ r̂(x|θ, θ) = 1 exactly and singly (θ₁ fixed) and doubly parametrised train
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ import xarray as xr
 from torch import nn
 
 from sbihep.errors import InvalidInputError, ShapeError
-from sbihep.estimators.base import MLP, Standardize, as_features, as_theta, read_estimator, save_estimator, seeded_init
+from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, as_theta, seeded_init
 from sbihep.estimators.train import TrainingHistory, train
 from sbihep.params import ParameterSpace
 
@@ -97,7 +96,7 @@ def ratio_loss(method: str, *, alpha: float = 1.0, doubly: bool = False, log_r_c
     return loss
 
 
-class RatioEstimator:
+class RatioEstimator(PersistentEstimator):
     """A parametrised ratio estimator for one set of observables and one parameter space.
 
     Args:
@@ -227,18 +226,8 @@ class RatioEstimator:
             "training": self.training,
         }
 
-    def save(self, path) -> Path:
-        """Directory with config.json and state_dict.pt (see :mod:`sbihep.estimators.base`)."""
-        return save_estimator(path, self.config(), self.network.state_dict())
-
-    @classmethod
-    def load(cls, path) -> "RatioEstimator":
-        config, state = read_estimator(path, cls.kind)
-        net = config["network"]
-        est = cls(config["observables"], ParameterSpace.from_dict(config["space"]), hidden=net["hidden"], activation=net["activation"], seed=net["seed"])
-        est.method, est.training = config.get("method"), config.get("training", {})
-        est.network.load_state_dict(state)
-        return est
+    def _restore(self, config) -> None:
+        self.method, self.training = config.get("method"), config.get("training", {})
 
     def __repr__(self) -> str:
         return f"RatioEstimator(method={self.method!r}, observables={len(self.observables)}, parameters={list(self.space.names)}, hidden={self.hidden})"

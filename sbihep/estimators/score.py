@@ -8,7 +8,6 @@ the sufficient statistic of the local (linearised) model around θ_ref.  Its Fis
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -17,7 +16,7 @@ import xarray as xr
 from torch import nn
 
 from sbihep.errors import InvalidInputError, ShapeError
-from sbihep.estimators.base import MLP, Standardize, as_features, read_estimator, save_estimator, seeded_init
+from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, seeded_init
 from sbihep.estimators.train import TrainingHistory, train
 from sbihep.params import ParameterSpace
 
@@ -51,7 +50,7 @@ def sally_loss(model: ScoreNetwork, batch: Mapping[str, torch.Tensor]) -> torch.
     return ((model.standardised(batch["x"]) - model.t_norm(batch["t_xz0"])) ** 2).sum(-1).mean()
 
 
-class ScoreEstimator:
+class ScoreEstimator(PersistentEstimator):
     """SALLY: the score t̂(x) at one reference point θ_ref.
 
     Args:
@@ -133,18 +132,6 @@ class ScoreEstimator:
             "training": self.training,
         }
 
-    def save(self, path) -> Path:
-        """Directory with config.json and state_dict.pt (see :mod:`sbihep.estimators.base`)."""
-        return save_estimator(path, self.config(), self.network.state_dict())
-
     @classmethod
-    def load(cls, path) -> "ScoreEstimator":
-        config, state = read_estimator(path, cls.kind)
-        net = config["network"]
-        est = cls(
-            config["observables"], ParameterSpace.from_dict(config["space"]), theta_ref=config["theta_ref"],
-            hidden=net["hidden"], activation=net["activation"], seed=net["seed"],
-        )
-        est.training = config.get("training", {})
-        est.network.load_state_dict(state)
-        return est
+    def _init_options(cls, config) -> dict:
+        return {"theta_ref": config["theta_ref"]}
