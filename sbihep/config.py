@@ -25,12 +25,12 @@ A simulation card (``sbihep simulate CARD.toml -o events.nc``)::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sbihep.errors import DataFormatError, InvalidInputError
+from sbihep._toml import read_toml
+from sbihep.errors import InvalidInputError
 
 __all__ = ["SimulationCard"]
 
@@ -82,18 +82,7 @@ class SimulationCard:
     @classmethod
     def from_toml(cls, source: str | Path) -> "SimulationCard":
         """Read a card from a file path or from TOML text."""
-        path = Path(source) if isinstance(source, Path) or ("\n" not in str(source) and "=" not in str(source)) else None
-        if path is not None:
-            if not path.exists():
-                raise InvalidInputError(f"simulation card {path} does not exist")
-            text = path.read_text()
-        else:
-            text = str(source)
-        where = str(path) if path else "simulation card"
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise DataFormatError(f"{where} is not valid TOML: {exc}") from exc
+        data, where = read_toml(source, "simulation card")
         _check_table(data, _TOP, where)
         missing = [k for k in _REQUIRED if k not in data]
         if missing:

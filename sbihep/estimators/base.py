@@ -147,6 +147,18 @@ class PersistentEstimator:
 
     kind: str
 
+    def _init_common(self, observables: Sequence[str], space: ParameterSpace, hidden: Sequence[int], activation: str, seed: int) -> None:
+        """Validate and store what every estimator has: feature names, parameter space, network shape, seed."""
+        if not isinstance(space, ParameterSpace) or len(space) == 0:
+            raise InvalidInputError(f"space must be a non-empty ParameterSpace, got {space!r}")
+        self.observables = [str(o) for o in observables]
+        if not self.observables:
+            raise InvalidInputError("observables: need at least one feature name")
+        self.space = space
+        self.hidden = [int(h) for h in hidden]
+        self.activation = activation
+        self.seed = int(seed)
+
     def config(self) -> dict:
         raise NotImplementedError
 

@@ -72,16 +72,8 @@ class ScoreEstimator(PersistentEstimator):
         activation: str = "tanh",
         seed: int = 0,
     ) -> None:
-        if not isinstance(space, ParameterSpace) or len(space) == 0:
-            raise InvalidInputError(f"space must be a non-empty ParameterSpace, got {space!r}")
-        self.observables = [str(o) for o in observables]
-        if not self.observables:
-            raise InvalidInputError("observables: need at least one feature name")
-        self.space = space
+        self._init_common(observables, space, hidden, activation, seed)
         self.theta_ref = {k: float(v) for k, v in space.validate(theta_ref).items()}
-        self.hidden = [int(h) for h in hidden]
-        self.activation = activation
-        self.seed = int(seed)
         self.training: dict = {}
         self.network = seeded_init(lambda: ScoreNetwork(len(self.observables), len(space), self.hidden, activation), self.seed)
 

@@ -83,7 +83,8 @@ from typing import Any, Sequence
 
 import torch
 
-from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
+from sbihep._toml import read_toml
+from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.events.observables import pseudorapidity
 
 __all__ = [
@@ -217,18 +218,6 @@ def _section_from_table(section: str, table: Any):
     return cls(**{name: _check_value(section, f, table[name]) for name, f in fields.items()})
 
 
-def _read_source(source: str | Path) -> str:
-    """TOML text from a path or the text itself (a str with a newline or '=' is text)."""
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and "=" not in source):
-        path = Path(source)
-        if not path.is_file():
-            raise InvalidInputError(f"detector card: no such file {str(path)!r}")
-        return path.read_text(encoding="utf-8")
-    if not isinstance(source, str):
-        raise InvalidInputError(f"detector card source must be a path or TOML text, got {type(source).__name__}")
-    return source
-
-
 @dataclass(frozen=True)
 class DetectorCard:
     """A detector description; see the module docstring for the TOML format and units."""
@@ -261,11 +250,7 @@ class DetectorCard:
     @classmethod
     def from_toml(cls, source: str | Path) -> "DetectorCard":
         """Load from a TOML file path or TOML text."""
-        text = _read_source(source)
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise DataFormatError(f"detector card is not valid TOML: {error}") from error
+        data, _ = read_toml(source, "detector card")
         return cls.from_dict(data)
 
     @classmethod

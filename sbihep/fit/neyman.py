@@ -20,11 +20,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sbihep.errors import InvalidInputError, UnknownParameterError
+from sbihep.errors import InvalidInputError
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA, Interval
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
-from sbihep.fit.scan import profile_scan
+from sbihep.fit.scan import grid_axes, profile_scan
 from sbihep.fit.statistic import toy_seed, toy_statistics
 from sbihep.parallel import map_jobs
 
@@ -32,24 +32,6 @@ __all__ = ["neyman_belt", "neyman_interval", "neyman_expected", "critical_value"
 
 #: Quantiles of the expected-interval bands: −2σ, −1σ, median, +1σ, +2σ.
 BAND_QUANTILES = (0.02275, 0.15866, 0.5, 0.84134, 0.97725)
-
-
-def _grid_axes(likelihood: Likelihood, grid: Mapping[str, Sequence[float]]) -> tuple[list[str], list[np.ndarray]]:
-    if not isinstance(grid, Mapping) or not grid:
-        raise InvalidInputError("neyman_belt: grid must be a non-empty mapping parameter → values")
-    names, axes = list(grid), []
-    for name in names:
-        if name not in likelihood.parameters:
-            raise UnknownParameterError(f"neyman_belt: grid names unknown parameter {name!r}; known: {list(likelihood.names)}")
-        if name in likelihood.fixed:
-            raise InvalidInputError(f"neyman_belt: grid parameter {name!r} is fixed in the likelihood")
-        values = np.asarray(grid[name], dtype=float)
-        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
-            raise InvalidInputError(f"neyman_belt: grid[{name!r}] must be a non-empty 1D array of finite values")
-        for v in values:
-            likelihood.parameters[name].check(v)
-        axes.append(values)
-    return names, axes
 
 
 def neyman_belt(
@@ -98,7 +80,7 @@ def neyman_belt(
     cls = [float(c) for c in cls]
     if not all(0 < c < 1 for c in cls):
         raise InvalidInputError(f"neyman_belt: every cl must lie in (0, 1), got {cls}")
-    names, axes = _grid_axes(likelihood, grid)
+    names, axes = grid_axes(likelihood, grid, None, "neyman_belt")
     shape = tuple(a.size for a in axes)
     indices = list(itertools.product(*(range(n) for n in shape)))
     points = [{name: float(axes[d][i]) for d, (name, i) in enumerate(zip(names, idx))} for idx in indices]

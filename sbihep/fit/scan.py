@@ -18,7 +18,7 @@ from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import FitResult, minimize
 from sbihep.parallel import map_jobs
 
-__all__ = ["profile_scan"]
+__all__ = ["profile_scan", "grid_axes"]
 
 
 def _snake_order(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -96,22 +96,8 @@ def profile_scan(
     """
     import xarray as xr
 
-    if not isinstance(grid, Mapping) or not grid:
-        raise InvalidInputError("profile_scan: grid must be a non-empty mapping parameter → values")
-    names = list(grid)
+    names, axes = grid_axes(likelihood, grid, fixed, "profile_scan")
     all_fixed = {**likelihood.fixed, **(fixed or {})}
-    axes = []
-    for name in names:
-        if name not in likelihood.parameters:
-            raise UnknownParameterError(f"profile_scan: grid names unknown parameter {name!r}; known: {list(likelihood.names)}")
-        if name in all_fixed:
-            raise InvalidInputError(f"profile_scan: grid parameter {name!r} is fixed")
-        values = np.asarray(grid[name], dtype=float)
-        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
-            raise InvalidInputError(f"profile_scan: grid[{name!r}] must be a non-empty 1D array of finite values")
-        for v in values:
-            likelihood.parameters[name].check(v)
-        axes.append(values)
     if best_fit is None:
         best_fit = minimize(likelihood, fixed=fixed, **{k: v for k, v in fit_kwargs.items() if k != "hesse"})
     shape = tuple(a.size for a in axes)
@@ -152,3 +138,28 @@ def profile_scan(
     ds.attrs.update(nll_min=nll_min, best_fit_converged=int(best_fit.converged),
                     improved_minimum=int(improved), n_failed=int((~converged).sum()))
     return ds
+
+
+def grid_axes(
+    likelihood, grid: Mapping[str, Sequence[float]], fixed: Mapping[str, float] | None = None, who: str = "scan"
+) -> tuple[list[str], list[np.ndarray]]:
+    """Validate a scan/belt grid: known, free parameters, each a non-empty 1D array of finite in-bounds values.
+
+    Returns (parameter names, axes).  ``who`` names the caller in error messages.
+    """
+    if not isinstance(grid, Mapping) or not grid:
+        raise InvalidInputError(f"{who}: grid must be a non-empty mapping parameter → values")
+    all_fixed = {**likelihood.fixed, **(fixed or {})}
+    names, axes = list(grid), []
+    for name in names:
+        if name not in likelihood.parameters:
+            raise UnknownParameterError(f"{who}: grid names unknown parameter {name!r}; known: {list(likelihood.names)}")
+        if name in all_fixed:
+            raise InvalidInputError(f"{who}: grid parameter {name!r} is fixed (in the likelihood or by the caller)")
+        values = np.asarray(grid[name], dtype=float)
+        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
+            raise InvalidInputError(f"{who}: grid[{name!r}] must be a non-empty 1D array of finite values")
+        for v in values:
+            likelihood.parameters[name].check(v)
+        axes.append(values)
+    return names, axes

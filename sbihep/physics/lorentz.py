@@ -125,14 +125,25 @@ def boost(p: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     return torch.cat([energy, space], dim=-1)
 
 
-def boost_from_rest_frame_of(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Take p, given in the rest frame of q, to the frame in which q has momentum q."""
-    return boost(p, q[..., 1:] / q[..., :1])
+def boost_from_rest_frame_of(p: torch.Tensor, q: torch.Tensor, q_mass: torch.Tensor | None = None) -> torch.Tensor:
+    """Take p, given in the rest frame of q, to the frame in which q has momentum q.
+
+    Uses q's mass explicitly (γ = E_q/M, γβ⃗ = q⃗/M) rather than β⃗ = q⃗/E_q, which keeps full precision
+    for strongly boosted q.  Shapes: p (..., 4), q (..., 4), q_mass (...) (default √(q²)).
+    """
+    m = mass(q) if q_mass is None else q_mass
+    energy, space = p[..., 0], p[..., 1:]
+    q_energy, q_space = q[..., 0], q[..., 1:]
+    q_dot = (q_space * space).sum(-1)
+    boosted_energy = (q_energy * energy + q_dot) / m
+    factor = (q_dot / (q_energy + m) + energy) / m
+    return torch.cat([boosted_energy.unsqueeze(-1), space + factor.unsqueeze(-1) * q_space], dim=-1)
 
 
-def boost_to_rest_frame_of(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Take p to the rest frame of q (q must be time-like)."""
-    return boost(p, -q[..., 1:] / q[..., :1])
+def boost_to_rest_frame_of(p: torch.Tensor, q: torch.Tensor, q_mass: torch.Tensor | None = None) -> torch.Tensor:
+    """Take p to the rest frame of the time-like q (same precision and shapes as :func:`boost_from_rest_frame_of`)."""
+    reversed_q = torch.cat([q[..., :1], -q[..., 1:]], dim=-1)
+    return boost_from_rest_frame_of(p, reversed_q, mass(q) if q_mass is None else q_mass)
 
 
 def check_momenta(

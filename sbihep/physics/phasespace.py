@@ -49,7 +49,7 @@ from typing import NamedTuple
 import torch
 
 from sbihep.errors import ConvergenceError, InvalidInputError, ShapeError, ThresholdError
-from sbihep.physics.lorentz import mass2
+from sbihep.physics.lorentz import boost_from_rest_frame_of, boost_to_rest_frame_of, mass2
 
 __all__ = [
     "massless_phase_space_volume",
@@ -186,28 +186,6 @@ def _kallen_sqrt(s: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor) -> torch.T
     """√λ(s, m1², m2²), written as a product of threshold factors for precision; 0 below threshold."""
     lam = (s - (m1 + m2) ** 2) * (s - (m1 - m2) ** 2)
     return torch.sqrt(torch.clamp(lam, min=0.0))
-
-
-def _boost_from_rest_frame(p_rest: torch.Tensor, parent: torch.Tensor, parent_mass: torch.Tensor) -> torch.Tensor:
-    """Pure boost of p (given in the parent rest frame) into the frame where the parent has momentum ``parent``.
-
-    Uses the parent's mass explicitly (γ = E/M, γβ⃗ = p⃗/M) rather than β⃗ = p⃗/E, which keeps full
-    precision for strongly boosted parents.  Shapes: p_rest (..., 4), parent (..., 4), parent_mass (...).
-    To go *into* the rest frame, pass the parent with its three-momentum negated.
-    """
-    energy, space = p_rest[..., 0], p_rest[..., 1:]
-    parent_energy, parent_space = parent[..., 0], parent[..., 1:]
-    parent_dot = (parent_space * space).sum(-1)
-    boosted_energy = (parent_energy * energy + parent_dot) / parent_mass
-    factor = (parent_dot / (parent_energy + parent_mass) + energy) / parent_mass
-    boosted_space = space + factor.unsqueeze(-1) * parent_space
-    return torch.cat([boosted_energy.unsqueeze(-1), boosted_space], dim=-1)
-
-
-def _to_rest_frame(p: torch.Tensor, parent: torch.Tensor, parent_mass: torch.Tensor) -> torch.Tensor:
-    """Pure boost of p into the rest frame of ``parent`` (mass ``parent_mass``)."""
-    reversed_parent = torch.cat([parent[..., :1], -parent[..., 1:]], dim=-1)
-    return _boost_from_rest_frame(p, reversed_parent, parent_mass)
 
 
 def _boost_along_z(p: torch.Tensor, rapidity: torch.Tensor) -> torch.Tensor:
@@ -469,8 +447,8 @@ def _decay(
     massless = parent_mass <= 0
     safe_mass = torch.where(massless, torch.ones_like(parent_mass), parent_mass)
     p1, p2, p_star = _decay_at_rest(safe_mass, m1, m2, cos_theta, phi)
-    p1 = _boost_from_rest_frame(p1, parent, safe_mass)
-    p2 = _boost_from_rest_frame(p2, parent, safe_mass)
+    p1 = boost_from_rest_frame_of(p1, parent, safe_mass)
+    p2 = boost_from_rest_frame_of(p2, parent, safe_mass)
     weight = p_star / (2.0 * _TWO_PI * safe_mass)
     if massless.any():
         half = 0.5 * parent
@@ -571,7 +549,7 @@ def inverse_two_body_decay(
     parent_mass2 = mass2(parent)
     if (parent_mass2 <= 0).any() or (parent[:, 0] <= 0).any():
         raise InvalidInputError("parent must be time-like with positive energy in every event")
-    rest = _to_rest_frame(p1, parent, torch.sqrt(parent_mass2))
+    rest = boost_to_rest_frame_of(p1, parent, torch.sqrt(parent_mass2))
     cos_theta, phi = _angles_of(rest)
     return cos_theta, phi, _angles_to_random(cos_theta, phi)
 
@@ -753,7 +731,7 @@ def inverse_two_to_two(momenta: torch.Tensor) -> torch.Tensor:
         raise ShapeError(f"momenta must have shape (N, 4, 4) ordered (p1, p2, p3, p4), got {shape}")
     momenta = momenta.to(_DTYPE)
     total = momenta[:, 2] + momenta[:, 3]
-    rest = _to_rest_frame(momenta[:, 2], total, torch.sqrt(mass2(total)))
+    rest = boost_to_rest_frame_of(momenta[:, 2], total, torch.sqrt(mass2(total)))
     return _angles_to_random(*_angles_of(rest))
 
 
@@ -1050,8 +1028,8 @@ def inverse_two_resonance_four_body(
     r_b = _resonance_mass2_to_random(mass_b**2, resonance_b, (energy - mass_a) ** 2)
 
     total = q_a + q_b
-    q_a_rest = _to_rest_frame(q_a, total, torch.sqrt(mass2(total)))
+    q_a_rest = boost_to_rest_frame_of(q_a, total, torch.sqrt(mass2(total)))
     r_production = _angles_to_random(*_angles_of(q_a_rest))
-    r_decay_a = _angles_to_random(*_angles_of(_to_rest_frame(momenta[:, 0], q_a, mass_a)))
-    r_decay_b = _angles_to_random(*_angles_of(_to_rest_frame(momenta[:, 2], q_b, mass_b)))
+    r_decay_a = _angles_to_random(*_angles_of(boost_to_rest_frame_of(momenta[:, 0], q_a, mass_a)))
+    r_decay_b = _angles_to_random(*_angles_of(boost_to_rest_frame_of(momenta[:, 2], q_b, mass_b)))
     return torch.cat([r_a.unsqueeze(-1), r_b.unsqueeze(-1), r_production, r_decay_a, r_decay_b], dim=-1)
