@@ -8,6 +8,9 @@ A *term* is any object with
 and optionally
 
 - ``nll_grad(theta) -> dict[str, float]``: ∂(−ln L)/∂θ_i by name (otherwise finite differences);
+  a term whose ``nll_grad`` also takes ``wrt`` (a collection of names) may skip the other
+  derivatives — minimisers pass the free parameters, so a profile fit at fixed POIs does not pay
+  for their derivatives;
 - ``asimov(theta) -> term``: the same term with its observed data replaced by the expectation at θ
   (needed for asymptotic CLs);
 - ``toy(theta, rng) -> term``: the same term with data drawn at θ from its model, auxiliary
@@ -27,6 +30,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import inspect
 from typing import Iterable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -110,7 +114,7 @@ class Likelihood:
     @property
     def has_analytic_grad(self) -> bool:
         """Whether every term provides ``nll_grad`` (else :meth:`grad` uses finite differences)."""
-        return all(hasattr(t, "nll_grad") for t in self.terms)
+        return all(getattr(t, "nll_grad", None) is not None for t in self.terms)
 
     def start_point(self) -> dict[str, float]:
         """Default start of a fit: SM values, overridden by the terms' ``init``, then by :attr:`fixed`."""
@@ -152,20 +156,28 @@ class Likelihood:
         full = self.parameters.validate(theta)
         return dict(zip(self.names, self._grad_full(full).tolist()))
 
-    def grad_vector(self, x: np.ndarray) -> np.ndarray:
-        """Gradient of :meth:`nll_vector`, shape (len(names),)."""
-        return self._grad_full(dict(zip(self.names, np.asarray(x, dtype=float).tolist())))
+    def grad_vector(self, x: np.ndarray, wrt: Iterable[str] | None = None) -> np.ndarray:
+        """Gradient of :meth:`nll_vector`, shape (len(names),); with ``wrt`` only those entries are
+        computed (the others are 0)."""
+        return self._grad_full(dict(zip(self.names, np.asarray(x, dtype=float).tolist())), wrt)
 
-    def _grad_full(self, full: Mapping[str, float]) -> np.ndarray:
+    def _grad_full(self, full: Mapping[str, float], wrt: Iterable[str] | None = None) -> np.ndarray:
         index = {n: i for i, n in enumerate(self.names)}
+        wanted = None if wrt is None else frozenset(wrt)
         out = np.zeros(len(index))
         for term, names in zip(self.terms, self._term_names):
+            if wanted is not None and wanted.isdisjoint(names):
+                continue
             sub = {n: full[n] for n in names}
-            if hasattr(term, "nll_grad"):
-                for name, value in term.nll_grad(sub).items():
-                    out[index[name]] += value
+            analytic = getattr(term, "nll_grad", None)
+            if analytic is None:
+                values = _finite_difference_grad(term, sub, wanted)
+            elif wanted is not None and _takes_wrt(analytic):
+                values = analytic(sub, wrt=wanted)
             else:
-                for name, value in _finite_difference_grad(term, sub).items():
+                values = analytic(sub)
+            for name, value in values.items():
+                if wanted is None or name in wanted:
                     out[index[name]] += value
         return out
 
@@ -204,10 +216,19 @@ class Likelihood:
         return f"Likelihood([{kinds}], {len(self.parameters)} parameters)"
 
 
-def _finite_difference_grad(term: LikelihoodTerm, theta: Mapping[str, float]) -> dict[str, float]:
+def _takes_wrt(function) -> bool:
+    try:
+        return "wrt" in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _finite_difference_grad(term: LikelihoodTerm, theta: Mapping[str, float], wanted: frozenset | None = None) -> dict[str, float]:
     """Central differences, one-sided at a bound; step ~ 1e-6 relative (1e-6 absolute near 0)."""
     out = {}
     for p in term.parameters:
+        if wanted is not None and p.name not in wanted:
+            continue
         x = theta[p.name]
         h = 1e-6 * max(abs(x), 1.0)
         low, high = p.bounds

@@ -190,7 +190,7 @@ def minimize(
         return x
 
     fun = lambda x: likelihood.nll_vector(full(x))  # noqa: E731
-    grad = lambda x: likelihood.grad_vector(full(x))[free_idx]  # noqa: E731
+    grad = lambda x: likelihood.grad_vector(full(x), wrt=free)[free_idx]  # noqa: E731
     edm_max = 0.002 * tolerance * ERRORDEF
     attempts = []
     for x_start in starts:

@@ -53,6 +53,10 @@ class EventSetMorphing:
             self._down = np.ascontiguousarray(np.stack([v[:, j, :] for _, j in idx], axis=1))
         self._cache_key: tuple | None = None
         self._cache: tuple | None = None
+        self._dcache_key: tuple | None = None
+        self._dcache: tuple | None = None
+        self._weights_key: tuple | None = None
+        self._weights_value: np.ndarray | None = None
 
     @classmethod
     def from_eventset(cls, eventset) -> "EventSetMorphing":
@@ -75,6 +79,8 @@ class EventSetMorphing:
         if self.nuisances:
             new._up, new._down = self._up[index], self._down[index]
         new._cache_key = new._cache = None
+        new._dcache_key = new._dcache = None
+        new._weights_key = new._weights_value = None
         return new
 
     def split(self, theta: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +117,60 @@ class EventSetMorphing:
             self._cache_key, self._cache = key, (log_w, a, b, w)
         return self._cache
 
+    def _derivative_parts(self, ops: np.ndarray) -> tuple:
+        """θ-derivatives at operator values ``ops`` (n,), cached for the last θ:
+        (∂ ln w_i(θ)/∂θ_j (N, n), ∂a_ki/∂θ_j (K, N, n), ∂b_ki/∂θ_j (K, N, n)).
+        """
+        key = tuple(ops.tolist())
+        if key != self._dcache_key:
+            _, _, _, w = self._parts(ops)
+            m = eft_math.monomials(ops, self.order).numpy()
+            jac = eft_math.monomial_jacobian(ops, self.order).numpy()  # (M, n)
+            dlog_w = (self.coefficients @ jac) / w[:, None]
+            n_events, k = len(w), len(self.nuisances)
+            da = db = np.zeros((k, n_events, len(ops)))
+            if k:
+                def dlog(c: np.ndarray) -> np.ndarray:  # (N, K, M) → ∂ ln(c·m)/∂θ as (K, N, n); 2D products for BLAS
+                    flat = c.reshape(n_events * k, -1)
+                    return ((flat @ jac) / (flat @ m)[:, None]).reshape(n_events, k, -1).transpose(1, 0, 2)
+                dlog_up, dlog_down = dlog(self._up), dlog(self._down)
+                da = np.ascontiguousarray(0.5 * (dlog_up - dlog_down))
+                db = np.ascontiguousarray(0.5 * (dlog_up + dlog_down) - dlog_w[None])
+            self._dcache_key, self._dcache = key, (dlog_w, da, db)
+        return self._dcache
+
+    def weighted_log_weight_gradients(self, weights: np.ndarray, ops: np.ndarray, nus: np.ndarray, *,
+                                      operators: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """(Σ_i v_i ∂ ln w_i(θ, ν)/∂θ (n,) or None when ``operators=False``, Σ_i v_i ∂ ln w_i(θ, ν)/∂ν (K,))
+        for per-event factors v (N,), formed as vector–matrix products (no (N, n) temporaries per call).
+        """
+        _, a, b, _ = self._parts(ops)
+        d_ops = None
+        if operators:
+            dlog_w, da, db = self._derivative_parts(ops)
+            d_ops = weights @ dlog_w
+            for k, nu in enumerate(nus.tolist()):
+                if nu:
+                    d_ops = d_ops + nu * (weights @ da[k]) + (nu * nu) * (weights @ db[k])
+        d_nus = a @ weights + 2.0 * nus * (b @ weights)
+        return d_ops, d_nus
+
+    def total_and_gradient(self, theta: Mapping[str, float], *, operators: bool = True) -> tuple[float, np.ndarray | None, np.ndarray]:
+        """(Σ_i w_i(θ, ν) in pb, its gradient in the operators (n,) (None when ``operators=False``),
+        in the nuisances (K,))."""
+        ops, nus = self.split(theta)
+        w_nu = self._weights_at(ops, nus)
+        d_ops, d_nus = self.weighted_log_weight_gradients(w_nu, ops, nus, operators=operators)
+        return float(w_nu.sum()), d_ops, d_nus
+
+    def _weights_at(self, ops: np.ndarray, nus: np.ndarray) -> np.ndarray:
+        """w_i(θ, ν) (N,), remembered for the last (θ, ν): a minimiser asks for value and gradient in turn."""
+        key = (*ops.tolist(), *nus.tolist())
+        if key != self._weights_key:
+            _, a, b, w = self._parts(ops)
+            self._weights_key, self._weights_value = key, (w * np.exp(self._exponent(a, b, nus)) if np.any(nus) else w)
+        return self._weights_value
+
     def _exponent(self, a: np.ndarray, b: np.ndarray, nus: np.ndarray) -> np.ndarray:
         """Σ_k a_k ν_k + b_k ν_k², (N,)."""
         out = np.zeros(a.shape[1])
@@ -129,24 +189,20 @@ class EventSetMorphing:
         return log_w + self._exponent(a, b, nus)
 
     def weights(self, theta: Mapping[str, float]) -> np.ndarray:
-        """w_i(θ, ν) in pb, (N,)."""
+        """w_i(θ, ν) in pb, (N,) (read-only: the array is cached)."""
         ops, nus = self.split(theta)
-        _, a, b, w = self._parts(ops)
-        if not np.any(nus):
-            return w
-        return w * np.exp(self._exponent(a, b, nus))
+        return self._weights_at(ops, nus)
 
     def total(self, theta: Mapping[str, float]) -> float:
         """Σ_i w_i(θ, ν) in pb."""
         ops, nus = self.split(theta)
-        _, a, b, w = self._parts(ops)
-        if not np.any(nus):
-            return float(w.sum())
-        return float(w @ np.exp(self._exponent(a, b, nus)))
+        return float(self._weights_at(ops, nus).sum())
 
     def __getstate__(self):  # the cache is large and cheap to rebuild
         state = dict(self.__dict__)
         state["_cache_key"] = state["_cache"] = None
+        state["_dcache_key"] = state["_dcache"] = None
+        state["_weights_key"] = state["_weights_value"] = None
         return state
 
 
@@ -161,6 +217,7 @@ class EventSetSigma:
         self.morphing = m if isinstance(m, EventSetMorphing) else EventSetMorphing.from_eventset(m)
         self._sigma_coefficients = self.morphing.coefficients.sum(axis=0)
         self._last: tuple = ((), 0.0)
+        self._last_gradient: tuple = ((), None)
 
     def __call__(self, theta: Mapping[str, float]) -> float:
         ops, nus = self.morphing.split(theta)
@@ -173,3 +230,24 @@ class EventSetSigma:
             value = self.morphing.total(theta)
         self._last = (key, value)
         return value
+
+    def value_and_gradient(self, theta: Mapping[str, float], *, operators: bool = True) -> tuple[float, dict[str, float]]:
+        """(σ(θ, ν) in pb, ∂σ/∂θ_i by name over the nuisances and, unless ``operators=False``, the operators)."""
+        morph = self.morphing
+        ops, nus = morph.split(theta)
+        key = (operators, *ops.tolist(), *nus.tolist())
+        if key == self._last_gradient[0]:
+            return self._last_gradient[1]
+        if not np.any(nus):  # the polynomial in θ; ∂σ/∂ν_k = Σ_i w_i a_ik
+            value = float(self._sigma_coefficients @ eft_math.monomials(ops, morph.order).numpy())
+            d_ops = self._sigma_coefficients @ eft_math.monomial_jacobian(ops, morph.order).numpy() if operators else None
+            _, a, _, w = morph._parts(ops)
+            d_nus = a @ w
+        else:
+            value, d_ops, d_nus = morph.total_and_gradient(theta, operators=operators)
+        gradient = dict(zip(morph.nuisances, np.atleast_1d(d_nus).tolist()))
+        if operators:
+            gradient.update(zip(morph.operators, np.atleast_1d(d_ops).tolist()))
+        self._last_gradient = (key, (value, gradient))
+        self._last = (key[1:], value)
+        return value, gradient
