@@ -20,6 +20,7 @@ from sbihep.fit.pyhf_term import PyhfTerm
 from sbihep.fit.scan import profile_scan
 from sbihep.fit.smefit import SmefitDataset, read_smefit_dataset, smefit_covariance, smefit_term
 from sbihep.fit.statistic import profile_statistic
+from sbihep.fit.surrogate_term import SurrogateTerm
 from sbihep.fit.unbinned import EventSetToys, UnbinnedTerm
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "NeymanMethod",
     "PyhfTerm",
     "SmefitDataset",
+    "SurrogateTerm",
     "UnbinnedTerm",
     "UpperLimit",
     "WilksMethod",

@@ -2,6 +2,8 @@
 
 Sections (see ``examples/fit_wh_exact.toml``):
 
+- ``[model]`` with ``kind = "surrogate"``: ``file`` (an sbihep ONNX likelihood surrogate) and
+  ``data`` = ``"observed"`` (default) or ``"asimov"``; the parameters are the surrogate's inputs.
 - ``[model]``: ``kind`` = ``"unbinned_exact"`` or ``"binned"``; ``events`` (EventSet file) or
   ``[model.generate]`` (``process``, ``sqrt_s_gev``, ``n_events``, ``seed``, ``systematics``);
   ``lumi_ifb``; optional ``lumi_uncertainty``; ``pois`` = {operator = [low, high]}; for binned,
@@ -61,6 +63,14 @@ def build_likelihood(config: Mapping[str, Any], base: Path = Path(".")) -> Likel
     """The likelihood of the [model] and [data] sections."""
     model = config["model"]
     kind = model.get("kind", "unbinned_exact")
+    if kind == "surrogate":
+        from sbihep.fit.surrogate_term import SurrogateTerm
+
+        if "file" not in model:
+            raise InvalidInputError("fit config [model]: kind 'surrogate' needs `file` (the .onnx surrogate)")
+        if "data" in config:
+            raise InvalidInputError("fit config: a surrogate carries its own data; choose [model] data = 'observed' or 'asimov' instead of a [data] section")
+        return Likelihood([SurrogateTerm(base / model["file"], data=model.get("data", "observed"))])
     events = _events(model, base)
     pois = {k: tuple(v) for k, v in model.get("pois", {}).items()} or None
     lumi, dl = float(model["lumi_ifb"]), model.get("lumi_uncertainty")
@@ -73,7 +83,7 @@ def build_likelihood(config: Mapping[str, Any], base: Path = Path(".")) -> Likel
 
         term = BinnedTerm.from_eventset(events, model["bins"], lumi, pois=pois, lumi_uncertainty=dl)
     else:
-        raise InvalidInputError(f"fit config [model]: kind must be 'unbinned_exact' or 'binned', got {kind!r}")
+        raise InvalidInputError(f"fit config [model]: kind must be 'unbinned_exact', 'binned' or 'surrogate', got {kind!r}")
     data = config.get("data", {})
     theta = term.parameters.validate(data.get("asimov", {}))
     term = term.toy(theta, np.random.default_rng(int(data["toy_seed"]))) if "toy_seed" in data else term.asimov(theta)
