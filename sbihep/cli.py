@@ -22,6 +22,9 @@ def _mount_subcommands() -> None:
     from sbihep.surrogates.cli import app as surrogate_app
 
     app.add_typer(surrogate_app, name="surrogate", help="Likelihood surrogates: train from a pyhf workspace, check ONNX files.")
+    from sbihep.events.lhe_cli import register as register_lhe
+
+    register_lhe(app)
 
 
 def _version_callback(value: bool) -> None:

@@ -1,0 +1,1 @@
+"""Model parameters of the hand-written madjax-layout package."""

@@ -1,0 +1,1 @@
+"""Processes of the hand-written madjax-layout package."""
