@@ -72,7 +72,8 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     problem = load_problem(ws_dir / "BkgOnly.json", patch=patch)
     labels = generate_labels(problem, n_points, n_starts=2, seed=1, n_workers=n_workers, progress=False)
     t_labels = time.perf_counter() - t0
-    print(f"[{tag}] {len(labels.x)}/{labels.n_requested} labels in {t_labels:.0f} s, dropped {labels.n_dropped}",
+    print(f"[{tag}] {len(labels.x)}/{labels.n_requested} labels in {t_labels:.0f} s, dropped {labels.n_dropped}, "
+          f"disagreeing starts {labels.n_disagree}, neighbour refits {labels.n_neighbour}",
           flush=True)
 
     # independent test points where either label is small (from the training labels' extent)
@@ -118,6 +119,8 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     r = {
         "n_labels_requested": labels.n_requested, "n_labels_used": int(len(labels.x)),
         "n_labels_dropped_observed": labels.n_dropped["observed"], "n_labels_dropped_asimov": labels.n_dropped["asimov"],
+        "n_labels_disagree_observed": labels.n_disagree["observed"], "n_labels_disagree_asimov": labels.n_disagree["asimov"],
+        "n_labels_neighbour_refits_observed": labels.n_neighbour["observed"], "n_labels_neighbour_refits_asimov": labels.n_neighbour["asimov"],
         "n_test_points": int(len(test.x)), "n_test_dropped": int(sum(test.n_dropped.values())),
         "test_mu_low": lo, "test_mu_high": hi,
         "max_abs_dt_observed_t_lt_10": float(err_small[0]), "max_abs_dt_asimov_t_lt_10": float(err_small[1]),

@@ -9,6 +9,8 @@ Modules (one concept each):
 * :mod:`~sbihep.surrogates.asymptotics` — CLs from q̃_μ (numpy only)
 * :mod:`~sbihep.surrogates.likelihood` — ``train_surrogate``: the whole chain in one call
 * :mod:`~sbihep.surrogates.cli` — ``sbihep surrogate train|check``
+* :mod:`~sbihep.surrogates.matrix_element` — |M|² surrogates and exactly unbiased two-stage unweighting
+* :mod:`~sbihep.surrogates.spey` — a spey backend (``spey.get_backend("sbihep.onnx")``) for ONNX surrogates
 
 Names are imported lazily so ``from sbihep.surrogates import SurrogateLikelihood`` pulls in neither
 torch nor pyhf.
@@ -32,6 +34,12 @@ __all__ = [
     "export_onnx",
     "train_surrogate",
     "validate",
+    "IntegrandProblem",
+    "MESurrogate",
+    "train_me_surrogate",
+    "unweight_two_stage",
+    "unweight_direct",
+    "SbihepOnnxBackend",
 ]
 
 _WHERE = {
@@ -39,6 +47,8 @@ _WHERE = {
     "load_problem": "labels", "generate_labels": "labels", "LabelSet": "labels", "SurrogateProblem": "labels",
     "MLPConfig": "network", "SurrogateEnsemble": "network", "train_ensemble": "network",
     "export_onnx": "onnx", "train_surrogate": "likelihood", "validate": "likelihood",
+    "IntegrandProblem": "matrix_element", "MESurrogate": "matrix_element", "train_me_surrogate": "matrix_element",
+    "unweight_two_stage": "matrix_element", "unweight_direct": "matrix_element", "SbihepOnnxBackend": "spey",
 }
 
 

@@ -36,7 +36,7 @@ def train(
     region: Optional[List[str]] = typer.Option(None, "--region", help="Signal region (channel) for a yields surrogate; repeatable."),
     bounds: Optional[str] = typer.Option(None, "--bounds", help="Training range of mu as LOW,HIGH (default: the POI bounds)."),
     n_points: int = typer.Option(60, "--n-points", min=5, help="Input points to label (two fits each per data set)."),
-    n_starts: int = typer.Option(2, "--n-starts", min=1, max=2, help="Fits per label that must agree."),
+    n_starts: int = typer.Option(2, "--n-starts", min=1, max=2, help="Starts per label (the lowest converged fit is kept)."),
     n_workers: Optional[int] = typer.Option(None, "--n-workers", min=1, help="Worker processes for labels."),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),

@@ -18,10 +18,23 @@ Two data sets are labelled at the same inputs: the observed data and the Asimov 
 asymptotic CLs formulae need — generated, as pyhf does for q̃_μ, from the background-only
 (μ = 0 / zero yields) fit to the observed data, with the nuisance parameters at that fit's values.
 
-Every label is a MINUIT fit (``pyhf.set_backend("numpy", "minuit")``) that must report a valid
-minimum with EDM below ``edm_max``; with ``n_starts=2`` a second fit from the global best-fit
-nuisance parameters must agree within ``agree_tol`` (the lower NLL is kept).  A failed label is
-dropped and counted (``n_dropped``), never stored as a number.
+Every label is the lowest of several MINUIT fits (``pyhf.set_backend("numpy", "minuit")``) from
+different starts.  A fit counts only when it *converged*: MINUIT reports a valid minimum with EDM
+below ``edm_max`` (strategy 2 is tried when the default strategy fails).  The rule
+(:func:`combine_starts`):
+
+* every start is fitted: the suggested initial parameters and, with ``n_starts=2``, the global
+  best-fit parameters of the observed data;
+* the label is the LOWEST converged −2 lnL — a profiled likelihood is a minimum over the nuisance
+  parameters, so a higher converged value is a local minimum that another start escaped;
+* a label is dropped (counted in ``n_dropped``, never stored as a number) only when NO start
+  converged;
+* converged starts that differ by more than ``agree_tol`` are counted in ``n_disagree`` — a
+  diagnostic of local minima (the ATLAS 3L eRJR workspace has minima 0.01–0.02 apart), not a
+  reason to drop;
+* with ``neighbour_start=True`` a further fit starts from the fitted parameters of the nearest
+  input point whose label converged, for every label that was dropped or whose starts disagreed;
+  it can only lower the label or rescue it (counted in ``n_neighbour``).
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ __all__ = [
     "load_problem",
     "sample_inputs",
     "generate_labels",
+    "combine_starts",
     "sha256_of",
 ]
 
@@ -260,6 +274,21 @@ def _fit(data, model, init, fixed, bounds, edm_max: float):
     return None
 
 
+def combine_starts(values: Sequence[float | None], agree_tol: float) -> tuple[float | None, int, bool]:
+    """Combine the −2 lnL of several fits of one label (None = that start did not converge).
+
+    Returns:
+        (label, index of the start it came from, disagree): the LOWEST converged value (None and
+        index −1 when no start converged), and whether converged starts differ by more than
+        ``agree_tol`` (a diagnostic of local minima, not a reason to drop).
+    """
+    ok = [(v, i) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    if not ok:
+        return None, -1, False
+    best, index = min(ok)
+    return float(best), index, max(v for v, _ in ok) - best > agree_tol
+
+
 @dataclass
 class _Context:
     """What every labelling job needs (sent to worker processes once per job, small)."""
@@ -271,31 +300,49 @@ class _Context:
     agree_tol: float
 
 
-def _label_point(ctx: _Context, x: np.ndarray) -> dict[str, float | None]:
-    """−2 lnL at fixed inputs ``x`` (shape (d,)) for every data set; None where a fit failed."""
-    model = ctx.problem.model()
-    slots = ctx.problem.input_slots(model)
+def _fixed_and_bounds(model, slots, x):
     fixed = list(model.config.suggested_fixed())
     for s in slots:
         fixed[s] = True
     bounds = [list(b) for b in model.config.suggested_bounds()]
     for s, v in zip(slots, x):
         bounds[s] = [min(bounds[s][0], v), max(bounds[s][1], v)]
-    out: dict[str, float | None] = {}
+    return fixed, bounds
+
+
+def _label_point(ctx: _Context, x: np.ndarray) -> dict[str, dict]:
+    """Fits at fixed inputs ``x`` (shape (d,)) from every start, for every data set.
+
+    Returns per data set {"value": lowest converged −2 lnL or None, "pars": its fitted parameters
+    or None, "disagree": bool, "n_converged": int}.
+    """
+    model = ctx.problem.model()
+    slots = ctx.problem.input_slots(model)
+    fixed, bounds = _fixed_and_bounds(model, slots, x)
+    out: dict[str, dict] = {}
     for name, data in ctx.datasets.items():
-        values = []
+        fits = []
         for start in ctx.starts:
             init = list(start)
             for s, v in zip(slots, x):
                 init[s] = float(v)
-            r = _fit(data, model, init, fixed, bounds, ctx.edm_max)
-            values.append(None if r is None else r[0])
-        ok = [v for v in values if v is not None]
-        if len(ok) < len(values) or (ok and max(ok) - min(ok) > ctx.agree_tol):
-            out[name] = None
-        else:
-            out[name] = min(ok)
+            fits.append(_fit(data, model, init, fixed, bounds, ctx.edm_max))
+        value, index, disagree = combine_starts([None if f is None else f[0] for f in fits], ctx.agree_tol)
+        out[name] = {"value": value, "pars": None if value is None else [float(p) for p in fits[index][1]],
+                     "disagree": disagree, "n_converged": sum(f is not None for f in fits)}
     return out
+
+
+def _neighbour_fit(ctx: _Context, x: np.ndarray, name: str, start: list[float]) -> tuple[float, list[float]] | None:
+    """One more fit of data set ``name`` at ``x``, started from a neighbour's fitted parameters."""
+    model = ctx.problem.model()
+    slots = ctx.problem.input_slots(model)
+    fixed, bounds = _fixed_and_bounds(model, slots, x)
+    init = list(start)
+    for s, v in zip(slots, x):
+        init[s] = float(v)
+    r = _fit(ctx.datasets[name], model, init, fixed, bounds, ctx.edm_max)
+    return None if r is None else (r[0], [float(p) for p in r[1]])
 
 
 @dataclass
@@ -307,8 +354,12 @@ class LabelSet:
         t: (n, 2) labels t_observed, t_asimov (−2ΔlnL, see module docstring); only converged rows.
         reference_nll: {"observed": NLL_ref, "asimov": NLL_ref} (−2 lnL) subtracted from the labels.
         best_fit: {"observed": x̂ (d,), "asimov": x̂_A (d,)} unconditional best-fit inputs.
-        n_dropped: {"observed": k, "asimov": k} labels whose fits failed the convergence checks.
+        n_dropped: {"observed": k, "asimov": k} labels for which no start converged (dropped).
         n_requested: number of input points asked for.
+        n_disagree: {"observed": k, "asimov": k} labels whose converged starts differed by more than
+            ``agree_tol`` (kept at the lowest minimum; a diagnostic of local minima).
+        n_neighbour: {"observed": k, "asimov": k} labels that the nearest neighbour's start rescued
+            or lowered by more than ``agree_tol``.
     """
 
     problem: SurrogateProblem
@@ -320,6 +371,8 @@ class LabelSet:
     n_dropped: dict[str, int]
     n_requested: int
     output_names: tuple[str, str] = ("t_observed", "t_asimov")
+    n_disagree: dict[str, int] = field(default_factory=dict)
+    n_neighbour: dict[str, int] = field(default_factory=dict)
 
 
 def sample_inputs(
@@ -366,6 +419,7 @@ def generate_labels(
     n_starts: int = 2,
     edm_max: float = 1e-3,
     agree_tol: float = 0.02,
+    neighbour_start: bool = True,
     seed: int = 0,
     n_workers: int | None = None,
     client: Any = None,
@@ -377,9 +431,12 @@ def generate_labels(
         problem: from :func:`load_problem`.
         n_points: number of sampled input points (ignored when ``x`` is given).
         x: (n, d) inputs to label instead of sampling.
-        n_starts: 1 (MINUIT validity + EDM only) or 2 (also a second start from the global best fit
-            must agree within ``agree_tol`` in −2 lnL).
+        n_starts: 1 (the suggested initial parameters) or 2 (also a start from the observed data's
+            global best fit); the label is the lowest converged fit (see the module docstring).
         edm_max: largest accepted estimated distance to minimum.
+        agree_tol: converged starts further apart than this (in −2 lnL) count in ``n_disagree``.
+        neighbour_start: refit labels that were dropped or whose starts disagreed from the fitted
+            parameters of the nearest converged input point (one fit each).
         seed: sampling seed.
         n_workers, client: passed to :func:`sbihep.parallel.map_jobs`.
     Raises:
@@ -426,10 +483,15 @@ def generate_labels(
     ctx = _Context(problem, datasets, starts, edm_max, agree_tol)
     results = map_jobs(_label_point, [(ctx, xi) for xi in x], n_workers=n_workers, client=client,
                        progress=progress, desc="surrogate labels")
+    n_disagree = {k: sum(bool(r[k]["disagree"]) for r in results) for k in datasets}
+    n_neighbour = {k: 0 for k in datasets}
+    if neighbour_start:
+        n_neighbour = _neighbour_pass(ctx, x, results, agree_tol, n_workers, client, progress)
 
-    n_dropped = {k: sum(r[k] is None for r in results) for k in datasets}
-    keep = np.array([all(r[k] is not None for k in datasets) for r in results], bool)
-    raw = np.array([[r[k] if r[k] is not None else np.nan for k in datasets] for r in results]).reshape(-1, 2)
+    n_dropped = {k: sum(r[k]["value"] is None for r in results) for k in datasets}
+    keep = np.array([all(r[k]["value"] is not None for k in datasets) for r in results], bool)
+    raw = np.array([[r[k]["value"] if r[k]["value"] is not None else np.nan for k in datasets]
+                    for r in results]).reshape(-1, 2)
     if problem.mode == "mu":
         # the global minimum; a label below it means the global fit stopped short — take the lower.
         ref = {k: min(best_nll[k], float(np.nanmin(raw[:, j])) if keep.any() else best_nll[k])
@@ -443,4 +505,42 @@ def generate_labels(
         problem=problem, x=x[keep], t=t, reference_nll=ref,
         best_fit={k: [float(v) for v in best[k]] for k in datasets},
         best_fit_nll=best_nll, n_dropped=n_dropped, n_requested=len(x),
+        n_disagree=n_disagree, n_neighbour=n_neighbour,
     )
+
+
+def _neighbour_pass(ctx: _Context, x: np.ndarray, results: list[dict], agree_tol: float,
+                    n_workers, client, progress) -> dict[str, int]:
+    """Refit dropped or disagreeing labels from the nearest converged point's parameters (in place).
+
+    Distances are measured in inputs scaled to the training box.  A refit replaces the label only
+    when it converged below the current value (or rescues a dropped label).
+    """
+    scale = ctx.problem.bounds[:, 1] - ctx.problem.bounds[:, 0]
+    z = x / np.where(scale > 0, scale, 1.0)
+    jobs, where = [], []
+    for name in ctx.datasets:
+        good = np.array([r[name]["value"] is not None for r in results])
+        for i, r in enumerate(results):
+            if r[name]["value"] is not None and not r[name]["disagree"]:
+                continue
+            others = np.flatnonzero(good & (np.arange(len(results)) != i))
+            if len(others) == 0:
+                continue
+            j = others[int(np.argmin(np.sum((z[others] - z[i]) ** 2, axis=1)))]
+            jobs.append((ctx, x[i], name, results[j][name]["pars"]))
+            where.append((i, name))
+    counts = {k: 0 for k in ctx.datasets}
+    if not jobs:
+        return counts
+    refits = map_jobs(_neighbour_fit, jobs, n_workers=n_workers, client=client, progress=progress,
+                      desc="surrogate labels (neighbour starts)")
+    for (i, name), refit in zip(where, refits):
+        if refit is None:
+            continue
+        current = results[i][name]["value"]
+        if current is None or refit[0] < current - agree_tol:
+            counts[name] += 1
+        if current is None or refit[0] < current:
+            results[i][name].update(value=refit[0], pars=refit[1])
+    return counts

@@ -180,7 +180,8 @@ def export_onnx(
         "sbihep.nll": {"reference_nll": labels.reference_nll, "best_fit_nll": labels.best_fit_nll,
                        "best_fit_inputs": labels.best_fit, "unit": "-2 ln L"},
         "sbihep.labels": {"n_requested": labels.n_requested, "n_used": int(len(labels.x)),
-                          "n_dropped": labels.n_dropped, "fitter": "MINUIT via pyhf (numpy backend)"},
+                          "n_dropped": labels.n_dropped, "n_disagree": labels.n_disagree,
+                          "n_neighbour": labels.n_neighbour, "fitter": "MINUIT via pyhf (numpy backend)"},
         "sbihep.validation": validation or {},
         "sbihep.provenance": {
             **prob.provenance, "sbihep_version": __version__, "pyhf_version": pyhf.__version__,
