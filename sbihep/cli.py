@@ -25,6 +25,9 @@ def _mount_subcommands() -> None:
     from sbihep.events.lhe_cli import register as register_lhe
 
     register_lhe(app)
+    from sbihep.estimators.run import register as register_train
+
+    register_train(app)
 
 
 def _version_callback(value: bool) -> None:

@@ -85,7 +85,7 @@ def seeded_init(module_factory, seed: int):
 
 def as_features(x, n_features: int, argument: str = "x") -> torch.Tensor:
     """(N, n_features) float32 tensor from an array / tensor / xarray; clear errors for wrong width or NaN."""
-    values = getattr(x, "values", x)
+    values = x if isinstance(x, torch.Tensor) else getattr(x, "values", x)  # Tensor.values is a method
     t = torch.as_tensor(np.asarray(values) if not isinstance(values, torch.Tensor) else values).to(torch.float32)
     if t.ndim == 1 and n_features == 1:
         t = t[:, None]
