@@ -1,6 +1,7 @@
-"""Learned likelihood ratios and scores: ratio (CARL, ROLR, RASCAL, ALICE, ALICES, CASCAL), score
-(SALLY), ensembles, calibration, ONNX export, set embeddings, the Fisher information, toys with exact
-likelihoods, and the one trainer."""
+"""Learned likelihood ratios and scores: ratio (CARL, ROLR, RASCAL, ALICE, ALICES, CASCAL), the
+quadratic EFT classifier, DCTR reweighting, score (SALLY, SALLINO), ensembles, calibration, ONNX
+export, set embeddings, the Fisher information, toys with exact likelihoods (Gaussian, Galton board),
+and the one trainer."""
 
 from sbihep.estimators import information
 from sbihep.estimators.base import ExtrapolationWarning
@@ -13,23 +14,30 @@ from sbihep.estimators.calibration import (
 )
 from sbihep.estimators.embedding import DeepSetEmbedding, SetTransformerEmbedding, pad_objects
 from sbihep.estimators.ensemble import Ensemble
+from sbihep.estimators.galton import GaltonBoard
 from sbihep.estimators.onnx_export import OnnxEstimator, export_onnx, load_onnx
+from sbihep.estimators.quadratic import QuadraticEFTClassifier
 from sbihep.estimators.ratio import METHODS, SCORE_METHODS, RatioEstimator
-from sbihep.estimators.score import ScoreEstimator
+from sbihep.estimators.reweight import DCTRReweighter
+from sbihep.estimators.score import Sallino, ScoreEstimator
 from sbihep.estimators.toys import GaussianToy
 from sbihep.estimators.train import TrainingHistory, train
 
 __all__ = [
     "CalibratedRatioEstimator",
     "Calibrator",
+    "DCTRReweighter",
     "DeepSetEmbedding",
     "Ensemble",
     "ExtrapolationWarning",
+    "GaltonBoard",
     "GaussianToy",
     "METHODS",
     "OnnxEstimator",
+    "QuadraticEFTClassifier",
     "RatioEstimator",
     "SCORE_METHODS",
+    "Sallino",
     "ScoreEstimator",
     "SetTransformerEmbedding",
     "TrainingHistory",
