@@ -14,7 +14,7 @@ from sbihep.fit.intervals import Interval, UpperLimit, cls_upper_limit, profile_
 from sbihep.fit.likelihood import Likelihood, LikelihoodTerm
 from sbihep.fit.minimize import FitResult, minimize
 from sbihep.fit.morphing import EventSetMorphing, EventSetSigma
-from sbihep.fit.neyman import critical_value, neyman_belt, neyman_expected, neyman_interval
+from sbihep.fit.neyman import critical_value, neyman_belt, neyman_contours, neyman_expected, neyman_interval, neyman_region
 from sbihep.fit.plots import plot_contours_2d, plot_corner, plot_scan_1d
 from sbihep.fit.pyhf_term import PyhfTerm
 from sbihep.fit.scan import profile_scan
@@ -51,8 +51,10 @@ __all__ = [
     "exact_unbinned_term",
     "minimize",
     "neyman_belt",
+    "neyman_contours",
     "neyman_expected",
     "neyman_interval",
+    "neyman_region",
     "normal_prior",
     "plot_contours_2d",
     "plot_corner",

@@ -28,7 +28,7 @@ from sbihep.fit.scan import grid_axes, profile_scan
 from sbihep.fit.statistic import toy_seed, toy_statistics
 from sbihep.parallel import map_jobs
 
-__all__ = ["neyman_belt", "neyman_interval", "neyman_expected", "critical_value"]
+__all__ = ["neyman_belt", "neyman_interval", "neyman_region", "neyman_contours", "neyman_expected", "critical_value"]
 
 #: Quantiles of the expected-interval bands: −2σ, −1σ, median, +1σ, +2σ.
 BAND_QUANTILES = (0.02275, 0.15866, 0.5, 0.84134, 0.97725)
@@ -175,6 +175,65 @@ def neyman_interval(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan
     high = _zero(x[hi], x[hi + 1], d[hi], d[hi + 1]) if high_closed else x[hi]
     best = float(scan["best_fit"].sel(parameter=name))
     return Interval(name, best, float(low), float(high), cl, low_closed, high_closed, "neyman")
+
+
+def neyman_region(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan=None, **fit_kwargs: Any):
+    """The Neyman confidence set of two (or more) tested parameters on the belt's grid.
+
+    t_obs is profiled on the belt's grid (or taken from ``scan``, a :func:`~sbihep.fit.scan.profile_scan`
+    on that grid).
+
+    Returns:
+        ``xarray.Dataset`` on the belt's grid: ``accepted`` (bool: t_obs ≤ c_α and the fit converged),
+        ``margin`` = t_obs − c_α (its zero level is the set's boundary), ``twice_delta_nll`` (t_obs),
+        ``critical_value`` (c_α); attrs ``cl`` and the ``area`` of the accepted set for two parameters
+        (the number of accepted cells × the cell area of a regular grid — a grid-resolution estimate).
+    Raises:
+        InvalidInputError: a ``cl`` the belt does not hold, or a scan on another grid.
+    """
+    import xarray as xr
+
+    crit = belt["critical_value"].sel(cl=cl, method="nearest")
+    if abs(float(crit["cl"]) - cl) > 1e-9:
+        raise InvalidInputError(f"neyman_region: cl {cl} is not in the belt's {belt['cl'].values.tolist()}")
+    names = list(crit.dims)
+    if scan is None:
+        scan = profile_scan(likelihood, {n: np.asarray(belt[n], dtype=float) for n in names}, **fit_kwargs)
+    q = scan["twice_delta_nll"]
+    if list(q.dims) != names or any(not np.allclose(np.asarray(scan[n]), np.asarray(belt[n])) for n in names):
+        raise InvalidInputError(f"neyman_region: the scan's grid {list(q.dims)} differs from the belt's {names}")
+    converged = np.asarray(scan["converged"], dtype=bool)
+    margin = np.where(converged, np.asarray(q, dtype=float) - np.asarray(crit, dtype=float), np.nan)
+    coords = {n: np.asarray(belt[n]) for n in names}
+    ds = xr.Dataset(
+        {
+            "accepted": (names, np.nan_to_num(margin, nan=np.inf) <= 0),
+            "margin": (names, margin),
+            "twice_delta_nll": (names, np.asarray(q, dtype=float)),
+            "critical_value": (names, np.asarray(crit, dtype=float)),
+        },
+        coords=coords,
+        attrs={"cl": float(cl), "method": "neyman"},
+    )
+    if len(names) == 2:
+        steps = [np.diff(coords[n]) for n in names]
+        if all(np.allclose(d, d[0]) for d in steps if d.size):
+            ds.attrs["area"] = float(ds["accepted"].sum()) * float(np.prod([d[0] for d in steps]))
+    return ds
+
+
+def neyman_contours(region) -> list[np.ndarray]:
+    """Boundary lines of a 2D :func:`neyman_region`: a list of (k, 2) point arrays (columns in the
+    region's dimension order; the zero level of t_obs − c_α, linearly interpolated; open at the grid's edge)."""
+    import contourpy
+
+    margin = region["margin"]
+    if margin.ndim != 2:
+        raise InvalidInputError(f"neyman_contours: the region must be 2D, has dims {list(margin.dims)}")
+    dx, dy = margin.dims
+    gen = contourpy.contour_generator(np.asarray(region[dx], float), np.asarray(region[dy], float),
+                                      np.asarray(margin, float).T, line_type=contourpy.LineType.Separate)
+    return [np.asarray(line) for line in gen.lines(0.0)]
 
 
 def _zero(x0, x1, d0, d1) -> float:
