@@ -49,7 +49,7 @@ def gaussian_toy(sizes, epochs, results, throughput):
             throughput.setdefault(method, []).append(h.samples_per_second)
 
 
-def wh(n_events, sizes, epochs, sally_samples, results, throughput):
+def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METHODS, hidden=(100, 100), patience=10, sally=True):
     process = get_process("wh_lvbb")
     t0 = time.perf_counter()
     events = generate(process, 13000.0, n_events, seed=11, n_adapt=5, n_per_iteration=10000, progress=False)
@@ -67,13 +67,15 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput):
     prior = augment.uniform_prior(space)
     for n in sizes:
         data = augment.ratio_training_sample(train_ev, prior, n, features=features, seed=n)
-        for method in METHODS:
-            est = RatioEstimator(features, space, hidden=(100, 100), seed=0)
-            h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=10, quiet=True)
+        for method in methods:
+            est = RatioEstimator(features, space, hidden=tuple(hidden), seed=0)
+            h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=patience, quiet=True)
             learned = est.log_ratio_grid(x_test, grid).values
             results[f"wh_{method}_mse_log_r_n{n}"] = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
             throughput.setdefault(method, []).append(h.samples_per_second)
             print(f"  WH {method:7s} n={n:6d}: MSE(log r) = {results[f'wh_{method}_mse_log_r_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
+    if not sally:
+        return
     # SALLY at the SM
     data = augment.score_training_sample(train_ev, sally_samples, features=features, seed=7)
     sally = ScoreEstimator(features, space, hidden=(128, 128, 128), seed=0)
@@ -98,16 +100,32 @@ def write_atomic(results: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes")
+    parser.add_argument("--wh-only", action="store_true", help="only the WH part: ratio methods at --wh-sizes, no SALLY")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--wh-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100])
+    parser.add_argument("--patience", type=int, default=10)
     args = parser.parse_args()
     if args.quick:
         toy_sizes, wh_events, wh_sizes, epochs, sally_n = (1000, 10000), 40000, (10000,), 30, 25000
     else:
         toy_sizes, wh_events, wh_sizes, epochs, sally_n = (1000, 10000, 100000), 200000, (10000, 100000), 50, 100000
-    print(f"bench_estimators ({'quick' if args.quick else 'full'}): torch.set_num_threads(1), device cpu", flush=True)
-    results: dict = {"torch_threads": 1, "quick": int(args.quick)}
+    wh_sizes = tuple(args.wh_sizes or wh_sizes)
+    epochs = args.epochs or epochs
+    mode = "WH only" if args.wh_only else ("quick" if args.quick else "full")
+    print(f"bench_estimators ({mode}): torch.set_num_threads(1), device cpu, hidden {args.hidden}, epochs {epochs}", flush=True)
+    results: dict = {"torch_threads": 1, "quick": int(args.quick), "hidden": "x".join(map(str, args.hidden)), "epochs": epochs}
     throughput: dict = {}
+    if args.wh_only:
+        wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, methods=args.methods, hidden=args.hidden,
+           patience=args.patience, sally=False)
+        write_results(__file__.replace(".py", "_wh.py"), results)  # a separate JSON: the full run's stays intact
+        for m in args.methods:
+            print(f"{m:8s}" + "".join(f"{results[f'wh_{m}_mse_log_r_n{n}']:14.4f}" for n in wh_sizes))
+        return
     gaussian_toy(toy_sizes, epochs, results, throughput)
-    wh(wh_events, wh_sizes, epochs, sally_n, results, throughput)
+    wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, hidden=args.hidden, patience=args.patience)
     for method, rates in throughput.items():
         results[f"{method}_throughput_samples_per_s"] = float(np.median(rates))
     for first, second in FIRST_TO_SECOND.items():

@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--loss", default="quadratic", choices=["quadratic", "cross_entropy"])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100], help="hidden layer widths")
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs)")
+    parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     sizes, epochs = ([10_000], 20) if args.quick else (args.sizes, args.epochs)
     n_test = 20_000
@@ -44,6 +47,7 @@ def main() -> None:
     events = generate(process, 13000.0, max(sizes) + n_test, seed=11, n_adapt=5, n_per_iteration=10000, progress=False)
     events, features = reco.parton_features(events, process)
     results: dict = {"torch_threads": 1, "epochs": epochs, "quick": int(args.quick), "loss": args.loss,
+                     "hidden": "x".join(map(str, args.hidden)), "batch_size": args.batch_size,
                      "wh_generation_s": time.perf_counter() - t0}
     space = process.parameter_space({"cHW": (-1.0, 1.0), "cHWtil": (-1.0, 1.0), "cHq3": (-0.2, 0.2)})
     fraction = n_test / events.n_events
@@ -56,14 +60,16 @@ def main() -> None:
     print(f"bench_estimators_quadratic: WH parton level, {len(features)} features, loss {args.loss}, epochs {epochs}, threads 1", flush=True)
     for n in sizes:
         train_ev = train_all if n >= train_all.n_events else train_all.split((n / train_all.n_events, 1 - n / train_all.n_events), seed=1)[0]
-        est = QuadraticEFTClassifier(features, space, hidden=(100, 100), seed=0)
+        est = QuadraticEFTClassifier(features, space, hidden=tuple(args.hidden), seed=0)
         t1 = time.perf_counter()
-        history = est.fit(train_ev, loss=args.loss, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=10, quiet=True)
+        history = est.fit(train_ev, loss=args.loss, epochs=epochs, batch_size=args.batch_size, final_learning_rate=1e-4,
+                          early_stopping_patience=args.patience, quiet=True)
         learned = est.log_ratio_grid(x_test, grid).values
         mse = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
         results[f"wh_quadratic_eft_mse_log_r_n{n}"] = mse
         results[f"wh_quadratic_eft_train_s_n{n}"] = time.perf_counter() - t1
         results[f"wh_quadratic_eft_throughput_events_per_s_n{n}"] = history.samples_per_second
+        results[f"wh_quadratic_eft_epochs_n{n}"] = len(history.train_loss)
         print(f"  n={train_ev.n_events:7d}: MSE(log r) = {mse:.4f} ({results[f'wh_quadratic_eft_train_s_n{n}']:.0f} s, "
               f"{history.samples_per_second:.0f} events/s for all {len(est.training['thetas'])} θ points at once)", flush=True)
     results["wh_exact_mean_square_log_r"] = float(np.sum(w_sm * exact**2, axis=1).mean())
