@@ -120,3 +120,10 @@ def test_two_dimensional_neyman_region_of_a_bivariate_gaussian():
     assert np.all(np.abs(radius - math.sqrt(exact)) < 0.25)
     with pytest.raises(InvalidInputError, match="cl"):
         neyman_region(lik, belt, 0.9)
+
+
+def test_a_grid_coarser_than_the_interval_is_an_error_not_an_interval():
+    lik = gaussian(0.45, -10.0)  # best fit 0.45, 68% interval [−0.55, 1.45]; the only grid points are ±3
+    belt = neyman_belt(lik, {"mu": np.array([-3.0, 3.0])}, n_toys=50, cls=(ONE_SIGMA,), seed=2)
+    with pytest.raises(InvalidInputError, match="coarser than the interval"):
+        neyman_interval(lik, belt, ONE_SIGMA)

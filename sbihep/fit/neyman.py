@@ -163,7 +163,11 @@ def neyman_interval(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan
     if q.shape != x.shape:
         raise InvalidInputError("neyman_interval: scan and belt grids differ")
     d = np.where(np.asarray(scan["converged"], bool), q - np.asarray(crit, dtype=float), np.inf)
-    i_best = int(np.argmin(q))
+    i_best = int(np.argmin(np.where(np.asarray(scan["converged"], bool), q, np.inf)))
+    if not d[i_best] <= 0:
+        raise InvalidInputError(
+            f"neyman_interval: no grid point of {name} is accepted at cl {cl} (best point {x[i_best]:.6g} has "
+            f"t_obs − c_α = {d[i_best]:.3g} > 0): the grid is coarser than the interval — add points around the best fit")
     lo = i_best
     while lo > 0 and d[lo - 1] <= 0:
         lo -= 1
