@@ -65,3 +65,10 @@ def test_plots_return_figures():
     scan2 = profile_scan(lik, {"c1": np.linspace(-1.0, 1.5, 21), "c2": np.linspace(-1.0, 1.5, 21)}, best_fit=fit)
     fig2 = plot_contours_2d(scan2)
     assert len(fig2.axes[0].lines) >= 3  # two contour levels and the best-fit marker
+    # overlay: a second result on the same axes, in its own colour and labels
+    n_lines = len(fig2.axes[0].lines)
+    plot_contours_2d(scan2, ax=fig2.axes[0], color="C3", label="other")
+    ax = fig2.axes[0]
+    assert len(ax.lines) == 2 * n_lines
+    assert {line.get_color() for line in ax.lines[n_lines:]} == {"C3"}
+    assert "other 68.3% CL" in [t.get_text() for t in ax.get_legend().get_texts()]

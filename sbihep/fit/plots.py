@@ -50,19 +50,26 @@ def plot_scan_1d(scan, *, cls: Sequence[float] = (ONE_SIGMA, TWO_SIGMA), ax=None
     return fig
 
 
-def plot_contours_2d(scan, *, cls: Sequence[float] = (ONE_SIGMA, TWO_SIGMA), ax=None, mark_best: bool = True):
-    """Wilks contours (χ²₂ thresholds) of a 2D profile scan, with the best fit marked."""
+def plot_contours_2d(scan, *, cls: Sequence[float] = (ONE_SIGMA, TWO_SIGMA), ax=None, mark_best: bool = True,
+                     color: str = "C0", label: str | None = None):
+    """Wilks contours (χ²₂ thresholds) of a 2D profile scan, with the best fit marked.
+
+    Overlay several results by passing the same ``ax`` with a different ``color`` and ``label``
+    (the legend then reads e.g. "exact 95.4% CL").
+    """
     q = scan["twice_delta_nll"]
     if q.ndim != 2:
         raise InvalidInputError(f"plot_contours_2d: scan must be 2D, has dims {list(q.dims)}")
     dx, dy = q.dims
     fig, ax = _figure(ax)
     styles = ["-", "--", ":", "-."]
+    prefix = f"{label} " if label else ""
     for i, (cl, lines) in enumerate(wilks_contours(scan, cls).items()):
         for k, line in enumerate(lines):
-            ax.plot(line[:, 0], line[:, 1], styles[i % 4], color="C0", label=f"{100 * cl:.3g}% CL" if k == 0 else None)
+            ax.plot(line[:, 0], line[:, 1], styles[i % 4], color=color, label=f"{prefix}{100 * cl:.3g}% CL" if k == 0 else None)
     if mark_best and "best_fit" in scan:
-        ax.plot(float(scan["best_fit"].sel(parameter=dx)), float(scan["best_fit"].sel(parameter=dy)), "k+", label="best fit")
+        ax.plot(float(scan["best_fit"].sel(parameter=dx)), float(scan["best_fit"].sel(parameter=dy)), "+", color=color,
+                label=f"{prefix}best fit")
     ax.set_xlabel(dx)
     ax.set_ylabel(dy)
     ax.legend()
