@@ -168,3 +168,29 @@ def test_exact_term_gradient_is_analytic_and_matches_finite_differences(events):
     learned = UnbinnedTerm(lambda x, theta: np.zeros(len(x)), np.zeros((3, 1)), sigma_pb=lambda th: 1.0, lumi_ifb=1.0,
                            parameters=term.model_parameters)
     assert learned.nll_grad is None and not Likelihood([learned]).has_analytic_grad
+
+
+def test_normalising_a_learned_ratio_removes_a_theta_dependent_bias(events):
+    """A ratio that is the exact one times a θ-dependent constant e^{0.3·cHW} (a normalisation error of
+    the kind a trained network makes) shifts the fit; normalising it on a reference SM sample restores
+    the exact answer, because the constant cancels exactly."""
+    from sbihep.fit.unbinned import NormalisedLogRatio
+
+    exact_term = exact_unbinned_term(events, 300.0, pois={"cHW": (-1, 1)})
+    exact_fit = minimize(Likelihood([exact_term]))
+    ratio = exact_term.log_ratio
+    biased = lambda x, theta: ratio(x, theta) + 0.3 * theta["cHW"]  # noqa: E731
+    reference = exact_features(events)
+    reference_w = events.weights({}).numpy()
+
+    def term_with(log_ratio):
+        return UnbinnedTerm(log_ratio, exact_term.x, sigma_pb=exact_term.sigma_pb, lumi_ifb=300.0,
+                            parameters=exact_term.model_parameters, weights=exact_term.weights)
+
+    biased_fit = minimize(Likelihood([term_with(biased)]))
+    fixed_fit = minimize(Likelihood([term_with(NormalisedLogRatio(biased, reference, reference_w))]))
+    err = exact_fit.errors["cHW"]
+    assert abs(biased_fit.values["cHW"] - exact_fit.values["cHW"]) > 3 * err
+    assert fixed_fit.values["cHW"] == pytest.approx(exact_fit.values["cHW"], abs=1e-3 * err + 1e-6)
+    with pytest.raises(InvalidInputError, match="reference_weights"):
+        NormalisedLogRatio(biased, reference, -reference_w)

@@ -21,7 +21,7 @@ from sbihep.fit.scan import profile_scan
 from sbihep.fit.smefit import SmefitDataset, read_smefit_dataset, smefit_covariance, smefit_term
 from sbihep.fit.statistic import profile_statistic
 from sbihep.fit.surrogate_term import SurrogateTerm
-from sbihep.fit.unbinned import EventSetToys, UnbinnedTerm
+from sbihep.fit.unbinned import EventSetToys, NormalisedLogRatio, UnbinnedTerm
 
 __all__ = [
     "BinnedTerm",
@@ -36,6 +36,7 @@ __all__ = [
     "Likelihood",
     "LikelihoodTerm",
     "NeymanMethod",
+    "NormalisedLogRatio",
     "PyhfTerm",
     "SmefitDataset",
     "SurrogateTerm",

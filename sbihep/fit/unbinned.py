@@ -14,6 +14,10 @@ of the term's parameters except ν_L by name.
 Toys (:meth:`UnbinnedTerm.toy`) need a :class:`EventSetToys` pool: toy data *reuse the simulated
 events*, drawing N ~ Poisson(λ(θ, ν)) of them with replacement with probability ∝ w_i(θ, ν).
 A toy's events are stored once each, with their multiplicity as weight.
+
+A *learned* r̂ is only approximately normalised, E_ref[r̂(x|θ)] ≠ 1, and a normalisation error
+that depends on θ biases the fit directly.  :class:`NormalisedLogRatio` divides it out with an
+independent reference sample: ln r̂ − ln Ê_ref[r̂(x|θ)].
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.fit.morphing import EventSetMorphing
 from sbihep.params import GaussianConstraint, Parameter, ParameterSpace
 
-__all__ = ["UnbinnedTerm", "EventSetToys", "lumi_parameter"]
+__all__ = ["UnbinnedTerm", "EventSetToys", "NormalisedLogRatio", "lumi_parameter"]
 
 #: 1 pb × 1 fb⁻¹ = 1000 events.
 _EVENTS_PER_PB_IFB = 1000.0
@@ -68,6 +72,47 @@ class EventSetToys:
     def asimov(self, theta: Mapping[str, float], expected: float) -> tuple[np.ndarray, np.ndarray]:
         """The Asimov data set: every pool event with its expected count λ·p_i."""
         return self.x, expected * self.probabilities(theta)
+
+
+class NormalisedLogRatio:
+    """ln r̂(x|θ) − ln( Σ_j v_j r̂(x_j|θ) / Σ_j v_j ): a learned ratio normalised on a reference sample.
+
+    Args:
+        log_ratio: ``log_ratio(x, theta) -> (n,)`` as for :class:`UnbinnedTerm`.
+        reference_x: (m, d) features of events drawn at the reference hypothesis of r̂ (e.g. the SM),
+            independent of the data and ideally of the training sample.
+        reference_weights: (m,) their weights (default 1; weighted samples are fine).
+    Raises:
+        ShapeError / InvalidInputError: an empty reference sample, weights of the wrong shape, negative
+            or all zero.
+    """
+
+    def __init__(self, log_ratio: Callable[[np.ndarray, Mapping[str, float]], np.ndarray], reference_x,
+                 reference_weights=None) -> None:
+        self.log_ratio = log_ratio
+        self.reference_x = np.asarray(reference_x)
+        m = self.reference_x.shape[0] if self.reference_x.ndim else 0
+        if m == 0:
+            raise ShapeError("NormalisedLogRatio: reference_x is empty")
+        v = np.ones(m) if reference_weights is None else np.asarray(reference_weights, dtype=np.float64)
+        if v.shape != (m,):
+            raise ShapeError(f"NormalisedLogRatio: reference_weights must have shape ({m},), got {v.shape}")
+        if np.any(v < 0) or not np.all(np.isfinite(v)) or not v.sum() > 0:
+            raise InvalidInputError("NormalisedLogRatio: reference_weights must be finite, ≥ 0 and not all 0")
+        self.reference_weights = v / v.sum()
+        self._last: tuple = (None, 0.0)
+
+    def log_normalisation(self, theta: Mapping[str, float]) -> float:
+        """ln Ê_ref[r̂(x|θ)] (cached for the last θ)."""
+        key = tuple(sorted((k, float(v)) for k, v in theta.items()))
+        if key != self._last[0]:
+            log_r = np.asarray(self.log_ratio(self.reference_x, theta), dtype=np.float64)
+            peak = float(np.max(log_r))
+            self._last = (key, peak + math.log(float(self.reference_weights @ np.exp(log_r - peak))))
+        return self._last[1]
+
+    def __call__(self, x, theta: Mapping[str, float]) -> np.ndarray:
+        return np.asarray(self.log_ratio(x, theta), dtype=np.float64) - self.log_normalisation(theta)
 
 
 class UnbinnedTerm:
