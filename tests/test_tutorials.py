@@ -103,6 +103,9 @@ def test_02_publish_surrogate(tmp_path, monkeypatch):
     assert res["upper_limit_surrogate"] == pytest.approx(res["upper_limit_pyhf"], rel=0.01)
     assert res["max_abs_err_vs_pyhf"] < 0.05
     assert res["mu_hat_surrogate"] == pytest.approx(res["mu_hat_pyhf"], abs=0.05)
+    # spey through the registered "sbihep.onnx" backend: the same surrogate, spey's own calculator
+    assert res["upper_limit_spey"] == pytest.approx(res["upper_limit_surrogate"], rel=5e-3)
+    assert res["mu_hat_spey"] == pytest.approx(res["mu_hat_surrogate"], abs=2e-3)
 
 
 def test_03_unbinned_signal_strength(tmp_path, monkeypatch):
