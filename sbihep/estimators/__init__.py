@@ -1,7 +1,9 @@
 """Learned likelihood ratios and scores: ratio (CARL, ROLR, RASCAL, ALICE, ALICES, CASCAL), the
 quadratic EFT classifier, DCTR reweighting, score (SALLY, SALLINO), ensembles, calibration, ONNX
 export, set embeddings, the Fisher information, toys with exact likelihoods (Gaussian, Galton board),
-and the one trainer."""
+and the one trainer.  Posteriors through the ``sbi`` package (NPE, NLE, NRE with SBC/TARP diagnostics)
+live in :mod:`sbihep.estimators.posterior`; their names are importable from here too, lazily (``sbi`` is
+imported on first use only)."""
 
 from sbihep.estimators import information
 from sbihep.estimators.base import ExtrapolationWarning
@@ -50,3 +52,15 @@ __all__ = [
     "reliability_diagram",
     "train",
 ]
+
+_POSTERIOR_NAMES = ("EventSetSimulator", "FunctionSimulator", "GaussianToySimulator", "PosteriorResult", "SetEmbedding",
+                    "calibration_issues", "diagnose", "fit_posterior", "load_posterior")
+__all__ += list(_POSTERIOR_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _POSTERIOR_NAMES:
+        from sbihep.estimators import posterior
+
+        return getattr(posterior, name)
+    raise AttributeError(f"module 'sbihep.estimators' has no attribute {name!r}")
