@@ -1,4 +1,5 @@
-"""Conditional normalising flows (zuko) and what is built on them: neutrino-momentum regression.
+"""Conditional normalising flows (zuko) and what is built on them: neutrino-momentum regression,
+unfolding (OmniFold, iterative generative unfolding, IBU as the binned baseline) and simulation correction.
 
 :class:`ConditionalFlow` is the generic q(x | context) with optional set embeddings of variable-length
 object lists; :mod:`sbihep.flows.neutrino` has the analytic W-mass-constraint solution and the
@@ -6,6 +7,51 @@ object lists; :mod:`sbihep.flows.neutrino` has the analytic W-mass-constraint so
 """
 
 from sbihep.flows.conditional import FLOW_KINDS, ConditionalFlow
+from sbihep.flows.correction import SimulationCorrection
+from sbihep.flows.generative_unfolding import GenerativeUnfolding, GenerativeUnfoldingResult, iterative_generative_unfolding
+from sbihep.flows.ibu import ibu, response_matrix
 from sbihep.flows.neutrino import NeutrinoFlow, neutrino_features, w_mass_neutrino_pz
+from sbihep.flows.omnifold import (
+    DensityRatio,
+    OmniFoldResult,
+    binned_spectrum,
+    omnifold,
+    omnifold_replicas,
+    reweight_eventset,
+)
+from sbihep.flows.unfolding_metrics import (
+    classifier_auc,
+    coverage,
+    expected_coverage,
+    pulls,
+    roc_auc,
+    triangular_discriminator,
+    wasserstein_1d,
+)
 
-__all__ = ["FLOW_KINDS", "ConditionalFlow", "NeutrinoFlow", "neutrino_features", "w_mass_neutrino_pz"]
+__all__ = [
+    "FLOW_KINDS",
+    "ConditionalFlow",
+    "DensityRatio",
+    "GenerativeUnfolding",
+    "GenerativeUnfoldingResult",
+    "NeutrinoFlow",
+    "OmniFoldResult",
+    "SimulationCorrection",
+    "binned_spectrum",
+    "classifier_auc",
+    "coverage",
+    "expected_coverage",
+    "ibu",
+    "iterative_generative_unfolding",
+    "neutrino_features",
+    "omnifold",
+    "omnifold_replicas",
+    "pulls",
+    "response_matrix",
+    "reweight_eventset",
+    "roc_auc",
+    "triangular_discriminator",
+    "w_mass_neutrino_pz",
+    "wasserstein_1d",
+]

@@ -276,6 +276,36 @@ class ConditionalFlow:
             net.cpu()
         return torch.cat(out).double().numpy()
 
+    def transform(self, x, context=None, *, device: str = "cpu") -> np.ndarray:
+        """The flow's bijection to its base space: u = T_c(x) (N, D), for x (N, D) in original units.
+
+        u ~ N(0, 1) when x ~ q(x|c); :meth:`inverse` maps back.  What a latent-space morphing (simulation
+        correction) or a PIT-style calibration check needs.
+        """
+        return self._bijection(self._x(x), context, inverse=False, device=device)
+
+    def inverse(self, u, context=None, *, device: str = "cpu") -> np.ndarray:
+        """x = T_c⁻¹(u) (N, D) in the original units, for base-space points u (N, D)."""
+        return self._bijection(self._x(u), context, inverse=True, device=device)
+
+    def _bijection(self, values: Tensor, context, *, inverse: bool, device: str) -> np.ndarray:
+        cond = self._context(context, len(values))
+        dev = resolve_device(device)
+        net = self.network.to(dev).eval()
+        out = []
+        try:
+            with torch.no_grad():
+                for s in range(0, len(values), _EVAL_ROWS):
+                    part = self._slice(cond, s, s + _EVAL_ROWS, dev)
+                    c = net.condition(part.get("context"), part.get("objects"), part.get("mask"))
+                    bijection = net.flow(c).transform
+                    v = values[s : s + _EVAL_ROWS].to(dev)
+                    mapped = bijection.inv(v) * net.x_norm.std + net.x_norm.mean if inverse else bijection(net.x_norm(v))
+                    out.append(mapped.cpu())
+        finally:
+            net.cpu()
+        return torch.cat(out).double().numpy()
+
     def sample(self, context=None, n_samples: int = 1, seed: int | None = None, *, n_events: int | None = None, device: str = "cpu") -> np.ndarray:
         """Draw x ~ q(x|c) for every context row.
 

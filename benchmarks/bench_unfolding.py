@@ -1,0 +1,278 @@
+"""Unfolding benchmarks: the OmniFold Gaussian toy, W → ℓν transverse mass, simulation correction.
+
+Gaussian toy (Andreassen et al., arXiv:1911.09107): simulation truth N(0.2, 0.8), data truth N(0, 1),
+smearing σ = 0.5, N events each.  Prints, per iteration, the unfolded mean and width of OmniFold,
+iterative generative unfolding (IcINN-style prior removal) and IBU (pyunfold, binned) next to the exact
+Gaussian sequence (iteration 1 = the prior-dependent single pass N(0.056, 0.909)); the triangular
+discriminator (×10³) and Wasserstein-1 distance to the data truth; per-bin pulls against the exact
+expected truth counts and their 1σ coverage (OmniFold: bootstrap replicas; IBU: pyunfold's errors over
+independent data toys).
+
+W → ℓν (``--physics``): pp → W → ℓν at 13 TeV with the default detector; unfold the transverse mass
+mT(ℓ, ν) from the reco mT(ℓ, MET) with OmniFold and IBU, the simulation's truth spectrum distorted by
+per-event weights exp(−(mT − 60 GeV)/40 GeV) so that the prior is wrong; efficiency from the detector
+selection (no event with truth mT < 50 GeV passes it, so spectra are compared for truth mT ≥ 50 GeV).
+
+Simulation correction: a correlated 3-d toy (simulation and data Gaussians with different means,
+widths and correlations, plus a non-linear term in the data), one flow with condition c ∈ {0, 1};
+classifier AUC between corrected simulation and independent data (target < 0.52).
+
+    python benchmarks/bench_unfolding.py                  # N = 10^5
+    python benchmarks/bench_unfolding.py --quick          # N = 2·10^4, fewer replicas
+    python benchmarks/bench_unfolding.py --physics        # add the W → ℓν section
+
+Runs with torch.set_num_threads(1) on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+from scipy import stats
+
+from sbihep.flows.correction import SimulationCorrection
+from sbihep.flows.generative_unfolding import iterative_generative_unfolding
+from sbihep.flows.ibu import ibu
+from sbihep.flows.omnifold import omnifold, omnifold_replicas
+from sbihep.flows.unfolding_metrics import classifier_auc, coverage, pulls, triangular_discriminator, wasserstein_1d
+from _results import write_results
+
+torch.set_num_threads(1)
+SIGMA = 0.5
+
+
+def exact_sequence(mu, s, mu_d, s_d, sigma, n):
+    out, s2 = [], s * s
+    for _ in range(n):
+        k = s2 / (s2 + sigma**2)
+        mu, s2 = k * mu_d + (1 - k) * mu, k * k * (s_d**2 + sigma**2) + k * sigma**2
+        out.append((mu, math.sqrt(s2)))
+    return out
+
+
+def moments(values, weights=None):
+    m = float(np.average(values, weights=weights))
+    return m, float(np.sqrt(np.average((values - m) ** 2, weights=weights)))
+
+
+def gaussian(args, fig):
+    n, iters = args.n, args.iterations
+    rng = np.random.default_rng(1)
+    z_sim = rng.normal(0.2, 0.8, n)
+    x_sim = z_sim + rng.normal(0, SIGMA, n)
+    z_data = rng.normal(0.0, 1.0, n)
+    x_data = z_data + rng.normal(0, SIGMA, n)
+    fig["gauss_n_events"] = n
+    exact = exact_sequence(0.2, 0.8, 0.0, 1.0, SIGMA, iters)  # population values
+    bins = np.linspace(-3.0, 3.0, 13)  # the simulation (N(0.2, 0.8)) has hardly any events below −3
+    expected = n * np.diff(stats.norm.cdf(bins))
+    truth_hist = np.histogram(z_data, bins)[0].astype(float)
+    classifier = dict(hidden=(32, 32), epochs=args.epochs)
+    methods = set(args.methods.split(","))
+
+    def report(tag, it, m, s, hist, w1):
+        fig[f"gauss_{tag}_mean_it{it}"], fig[f"gauss_{tag}_std_it{it}"] = m, s
+        fig[f"gauss_{tag}_triangular_x1e3_it{it}"] = 1e3 * triangular_discriminator(hist, truth_hist)
+        if w1 is not None:
+            fig[f"gauss_{tag}_wasserstein_it{it}"] = w1
+        print(f"  {tag:10s} it {it}: mean {m:+.4f} (exact {exact[it - 1][0]:+.4f})  std {s:.4f} (exact {exact[it - 1][1]:.4f})"
+              f"  Δ×1e3 {fig[f'gauss_{tag}_triangular_x1e3_it{it}']:.3f}" + (f"  W1 {w1:.4f}" if w1 is not None else ""), flush=True)
+
+    for it, (m, s) in enumerate(exact, 1):
+        fig[f"gauss_exact_mean_it{it}"], fig[f"gauss_exact_std_it{it}"] = m, s
+    fig["gauss_prior_triangular_x1e3"] = 1e3 * triangular_discriminator(np.histogram(z_sim, bins)[0], truth_hist)
+    fig["gauss_prior_wasserstein"] = wasserstein_1d(z_sim, z_data)
+    fig["gauss_data_truth_mean"], fig["gauss_data_truth_std"] = moments(z_data)
+
+    if "omnifold" in methods:
+        t0 = time.perf_counter()
+        res = omnifold(z_sim, x_sim, x_data, iterations=iters, seed=0, quiet=True, ensemble=args.ensemble, **classifier)
+        fig["gauss_omnifold_s"] = time.perf_counter() - t0
+        for it in range(1, iters + 1):
+            w = res.unfolded_weights(it)
+            report("omnifold", it, *moments(z_sim, w), np.histogram(z_sim, bins, weights=w)[0], wasserstein_1d(z_sim, z_data, w))
+    if "generative" in methods:
+        generative(args, fig, z_sim, x_sim, x_data, z_data, bins, report)
+    if "ibu" in methods:
+        ibu_section(args, fig, z_sim, x_sim, x_data, bins, expected, report)
+    if "bootstrap" in methods:
+        bootstrap(args, fig, z_sim, x_sim, x_data, bins, classifier)
+
+
+def generative(args, fig, z_sim, x_sim, x_data, z_data, bins, report):
+    iters = args.iterations
+    t0 = time.perf_counter()
+    gen = iterative_generative_unfolding(
+        z_sim, x_sim, x_data, iterations=iters, seed=0, quiet=True,
+        flow=dict(kind="maf", transforms=1, hidden=(32, 32)),
+        flow_training=dict(epochs=args.epochs, batch_size=1024, learning_rate=3e-3),
+        classifier=dict(hidden=(32, 32)), classifier_training=dict(epochs=args.epochs),
+    )
+    fig["gauss_generative_s"] = time.perf_counter() - t0
+    for it in range(1, iters + 1):
+        s_, w_ = gen.flat(it - 1)
+        report("generative", it, *moments(s_[:, 0], w_), np.histogram(s_[:, 0], bins, weights=w_)[0], wasserstein_1d(s_[:, 0], z_data, w_))
+
+
+def ibu_section(args, fig, z_sim, x_sim, x_data, bins, expected, report):
+    iters, n = args.iterations, args.n
+    unf = ibu(z_sim, x_sim, x_data, bins_truth=bins, bins_reco=np.linspace(-3.5, 3.5, 15), iterations=iters)
+    centres = 0.5 * (bins[1:] + bins[:-1])
+    for it in range(1, iters + 1):
+        h = unf["unfolded"].sel(iteration=it).values
+        m = float(np.average(centres, weights=h))
+        report("ibu_binned", it, m, float(np.sqrt(np.average((centres - m) ** 2, weights=h))), h, None)
+
+    # IBU: independent data toys, pyunfold's statistical errors
+    ibu_pulls = []
+    for t in range(args.toys):
+        r = np.random.default_rng(1000 + t)
+        zt = r.normal(0, 1, n)
+        xt = zt + r.normal(0, SIGMA, n)
+        u = ibu(z_sim, x_sim, xt, bins_truth=bins, bins_reco=np.linspace(-3.5, 3.5, 15), iterations=iters)
+        ibu_pulls.append(pulls(u["unfolded"].sel(iteration=iters).values, expected, u["stat_error"].sel(iteration=iters).values).values)
+    ibu_pulls = np.stack(ibu_pulls)
+    fig["gauss_ibu_pull_mean"], fig["gauss_ibu_pull_rms"] = float(ibu_pulls.mean()), float(np.sqrt((ibu_pulls**2).mean()))
+    fig["gauss_ibu_coverage_1sigma"] = coverage(ibu_pulls)
+    fig["gauss_ibu_toys"] = args.toys
+    print(f"  IBU pulls vs exact expected counts ({args.toys} toys, pyunfold σ): mean {fig['gauss_ibu_pull_mean']:+.2f} "
+          f"rms {fig['gauss_ibu_pull_rms']:.2f} coverage {fig['gauss_ibu_coverage_1sigma']:.2f}", flush=True)
+
+
+def bootstrap(args, fig, z_sim, x_sim, x_data, bins, classifier):
+    iters = args.iterations
+    # pulls against the exact expected counts; OmniFold errors from bootstrap replicas (of N_boot events)
+    nb = args.n_bootstrap
+    t0 = time.perf_counter()
+    reps = omnifold_replicas(
+        z_sim[:nb], x_sim[:nb], x_data[:nb], n_replicas=args.replicas, bootstrap=True, seed=100, progress=False, iterations=iters,
+        quiet=True, **classifier,
+    )[:, -1]
+    fig["gauss_omnifold_bootstrap_s"] = time.perf_counter() - t0
+    fig["gauss_omnifold_bootstrap_n_events"] = nb
+    hists = np.stack([np.histogram(z_sim[:nb], bins, weights=w)[0] for w in reps])
+    # the replicas' mean (≈ the nominal result) against the exact expectation, σ = the replicas' spread
+    p_omni = pulls(hists.mean(0), nb * np.diff(stats.norm.cdf(bins)), hists.std(0, ddof=1))
+    fig["gauss_omnifold_pull_mean"], fig["gauss_omnifold_pull_rms"] = float(p_omni.mean()), float(np.sqrt((p_omni**2).mean()))
+    fig["gauss_omnifold_coverage_1sigma"] = coverage(p_omni)
+    fig["gauss_omnifold_replicas"] = args.replicas
+    print(f"  OmniFold pulls vs exact expected counts (N = {nb}, bootstrap σ from {args.replicas} replicas): mean "
+          f"{fig['gauss_omnifold_pull_mean']:+.2f} rms {fig['gauss_omnifold_pull_rms']:.2f} coverage "
+          f"{fig['gauss_omnifold_coverage_1sigma']:.2f}", flush=True)
+
+
+def correction(args, fig):
+    n = args.n_correction
+    rng = np.random.default_rng(3)
+    cov_s = np.array([[1.0, 0.4, 0.0], [0.4, 1.0, 0.3], [0.0, 0.3, 1.0]])
+    cov_d = np.array([[1.4, 0.8, 0.2], [0.8, 1.1, 0.5], [0.2, 0.5, 0.8]])
+
+    def sim(k):
+        return rng.multivariate_normal([0, 0, 0], cov_s, k)
+
+    def data(k):
+        x = rng.multivariate_normal([0.3, -0.2, 0.1], cov_d, k)
+        x[:, 2] += 0.3 * x[:, 0] ** 2 - 0.3 * 1.4  # a non-linear correlation
+        return x
+
+    train_sim, train_data, test_sim, test_data = sim(n), data(n), sim(n), data(n)
+    t0 = time.perf_counter()
+    corr = SimulationCorrection(3, kind="nsf", transforms=3, hidden=(64, 64), seed=0)
+    corr.fit(train_sim, train_data, epochs=args.epochs_flow, batch_size=512, learning_rate=2e-3, quiet=True)
+    fig["correction_fit_s"] = time.perf_counter() - t0
+    out = corr.correct(test_sim)
+    half = n // 2
+    fig["correction_auc_before"] = classifier_auc(test_sim[:half], test_data[:half], seed=1, epochs=args.epochs)
+    fig["correction_auc_after"] = classifier_auc(out[:half], test_data[half:], seed=1, epochs=args.epochs)
+    fig["correction_n_events"] = n
+    print(f"  correction (3-d, N = {n}): AUC sim vs data {fig['correction_auc_before']:.4f} → corrected vs data "
+          f"{fig['correction_auc_after']:.4f}", flush=True)
+
+
+def physics(args, fig):
+    from sbihep.events.generate import generate
+    from sbihep.events.reco import parton_observables
+    from sbihep.physics.processes import get_process
+
+    process = get_process("w_lv")
+    t0 = time.perf_counter()
+
+    def sample(seed):
+        ev = generate(process, 13000.0, args.n_physics, seed=seed, detector="default", observables=["mT(l,met)"],
+                      detector_seed=seed + 1, progress=False)
+        reco_mt = ev.observables().sel(observable="mT(l,met)").values
+        truth_mt = parton_observables(ev, ["mT(l,v)"], process).observables().sel(observable="mT(l,v)").values
+        return truth_mt, reco_mt, ev.data["passed"].values.astype(bool)
+
+    z_s, x_s, p_s = sample(21)
+    z_d, x_d, p_d = sample(22)
+    fig["w_generation_s"] = time.perf_counter() - t0
+    fig["w_n_events"] = args.n_physics
+    fig["w_efficiency"] = float(p_d.mean())
+    w0 = np.exp(-(z_s - 60.0) / 40.0)
+    w0 *= len(z_s) / w0.sum()
+    data = x_d[p_d]
+    bins = np.array([50.0, 55, 60, 65, 70, 75, 80, 85, 100])  # truth mT < 50 GeV is never selected (pT thresholds)
+    fiducial_s, fiducial_d = z_s >= bins[0], z_d >= bins[0]
+    truth_hist = np.histogram(z_d, bins)[0].astype(float)
+    fig["w_prior_triangular_x1e3"] = 1e3 * triangular_discriminator(np.histogram(z_s, bins, weights=w0)[0], truth_hist)
+    t0 = time.perf_counter()
+    res = omnifold(z_s, x_s, data, passed=p_s, sim_weights=w0, iterations=args.iterations, seed=0, quiet=True, hidden=(32, 32), epochs=args.epochs)
+    fig["w_omnifold_s"] = time.perf_counter() - t0
+    for it in (1, args.iterations):
+        w = res.unfolded_weights(it)
+        fig[f"w_omnifold_triangular_x1e3_it{it}"] = 1e3 * triangular_discriminator(np.histogram(z_s, bins, weights=w)[0], truth_hist)
+        fig[f"w_omnifold_wasserstein_gev_it{it}"] = wasserstein_1d(z_s[fiducial_s], z_d[fiducial_d], w[fiducial_s])
+        fig[f"w_omnifold_total_over_truth_it{it}"] = float(w[fiducial_s].sum() / fiducial_d.sum())
+    fig["w_prior_wasserstein_gev"] = wasserstein_1d(z_s[fiducial_s], z_d[fiducial_d], w0[fiducial_s])
+    unf = ibu(z_s, x_s, data, passed=p_s, sim_weights=w0, bins_truth=bins, bins_reco=np.linspace(40, 100, 16), iterations=args.iterations)
+    fig["w_ibu_total_over_truth"] = float(unf["unfolded"].isel(iteration=-1).values.sum() / truth_hist.sum())
+    fig["w_ibu_triangular_x1e3"] = 1e3 * triangular_discriminator(unf["unfolded"].isel(iteration=-1).values, truth_hist)
+    print(f"  W→ℓν mT (N = {args.n_physics}, ε = {fig['w_efficiency']:.3f}): Δ×1e3 prior {fig['w_prior_triangular_x1e3']:.2f}, "
+          f"OmniFold it1 {fig['w_omnifold_triangular_x1e3_it1']:.2f}, it{args.iterations} "
+          f"{fig[f'w_omnifold_triangular_x1e3_it{args.iterations}']:.2f}, IBU {fig['w_ibu_triangular_x1e3']:.2f}; "
+          f"W1 prior {fig['w_prior_wasserstein_gev']:.2f} GeV → OmniFold {fig[f'w_omnifold_wasserstein_gev_it{args.iterations}']:.2f} GeV; "
+          f"Σν/N_truth {fig[f'w_omnifold_total_over_truth_it{args.iterations}']:.3f}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes")
+    parser.add_argument("--n", type=int, default=100_000, help="events per sample of the Gaussian toy")
+    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=30, help="classifier epochs")
+    parser.add_argument("--ensemble", type=int, default=3, help="OmniFold classifiers per step (logits averaged)")
+    parser.add_argument("--replicas", type=int, default=5, help="OmniFold bootstrap replicas")
+    parser.add_argument("--n-bootstrap", type=int, default=20_000, help="events per sample in the bootstrap replicas")
+    parser.add_argument("--toys", type=int, default=50, help="IBU data toys for the coverage")
+    parser.add_argument("--n-correction", type=int, default=50_000)
+    parser.add_argument("--epochs-flow", type=int, default=40)
+    parser.add_argument("--physics", action="store_true", help="add the W → ℓν section")
+    parser.add_argument("--n-physics", type=int, default=100_000)
+    parser.add_argument("--skip-gaussian", action="store_true")
+    parser.add_argument("--methods", default="omnifold,generative,ibu,bootstrap", help="Gaussian-toy sections to run")
+    parser.add_argument("--skip-correction", action="store_true")
+    parser.add_argument("--output", default=__file__, help="results JSON (default benchmarks/results/bench_unfolding.json)")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.iterations, args.replicas, args.toys, args.n_correction, args.n_physics = 20_000, 4, 3, 20, 10_000, 20_000
+        args.n_bootstrap = 10_000
+        args.epochs, args.epochs_flow = 20, 25
+    fig: dict = {"quick": int(args.quick)}
+    t0 = time.perf_counter()
+    sections = [("Gaussian toy", gaussian, not args.skip_gaussian), ("simulation correction", correction, not args.skip_correction),
+                ("W → ℓν", physics, args.physics)]
+    for title, section, wanted in sections:
+        if wanted:
+            print(title, flush=True)
+            section(args, fig)
+            fig["total_s"] = time.perf_counter() - t0
+            write_results(args.output, fig)  # after every section, so a later failure keeps the figures
+
+
+if __name__ == "__main__":
+    main()
