@@ -364,12 +364,34 @@ def _make_posterior(method: str, estimator: nn.Module, prior, sample_with: str, 
     return MCMCPosterior(potential, proposal=prior, theta_transform=transform, method="slice_np_vectorized", device=device, **sampler)
 
 
+class _NoTracking:
+    """An sbi experiment tracker that records nothing (sbi's default writes TensorBoard logs to ./sbi-logs);
+    sbihep keeps its own training summary."""
+
+    log_dir = None
+
+    def log_metric(self, name, value, step=None) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_params(self, params) -> None:
+        pass
+
+    def add_figure(self, name, figure, step=None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 def _trainer(method: str, prior, builder, device: str, quiet: bool):
     from sbi.inference import NLE, NPE, NRE
 
     cls = {"npe": NPE, "nle": NLE, "nre": NRE}[method]
     key = "classifier" if method == "nre" else "density_estimator"
-    return cls(prior=prior, **{key: builder}, device=device, show_progress_bars=not quiet)
+    return cls(prior=prior, **{key: builder}, device=device, show_progress_bars=not quiet, tracker=_NoTracking())
 
 
 # --------------------------------------------------------------------------------------------
