@@ -19,15 +19,7 @@ from sbihep.surrogates.network import MLPConfig  # noqa: E402
 
 torch.set_num_threads(1)
 
-
-def toy_spec() -> dict:
-    model = pyhf.simplemodels.uncorrelated_background(signal=[5.0, 3.0], bkg=[50.0, 30.0], bkg_uncertainty=[5.0, 4.0])
-    return {
-        "channels": [{"name": "SR", "samples": model.spec["channels"][0]["samples"]}],
-        "observations": [{"name": "SR", "data": [52.0, 29.0]}],
-        "measurements": [{"name": "meas", "config": {"poi": "mu", "parameters": []}}],
-        "version": "1.0.0",
-    }
+from _pyhf_toy import toy_spec  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ iminuit = pytest.importorskip("iminuit")
 from sbihep.surrogates import labels as labels_mod  # noqa: E402
 from sbihep.surrogates.labels import combine_starts, generate_labels, load_problem  # noqa: E402
 
+from _pyhf_toy import toy_spec  # noqa: E402
+
 
 def double_well(a: float):
     """f(θ) = (θ² − 1)² + a θ: two local minima near θ = ±1, f(−1) − f(+1) ≈ −2a."""
@@ -38,16 +40,6 @@ def test_rule_on_a_toy_with_two_local_minima():
     assert combine_starts([None, fits[0]], 0.02) == (fits[0], 1, False)
     assert combine_starts([None, None], 0.02) == (None, -1, False)
     assert combine_starts([float("nan"), 2.0], 0.02) == (2.0, 1, False)
-
-
-def toy_spec() -> dict:
-    model = pyhf.simplemodels.uncorrelated_background(signal=[5.0, 3.0], bkg=[50.0, 30.0], bkg_uncertainty=[5.0, 4.0])
-    return {
-        "channels": [{"name": "SR", "samples": model.spec["channels"][0]["samples"]}],
-        "observations": [{"name": "SR", "data": [52.0, 29.0]}],
-        "measurements": [{"name": "meas", "config": {"poi": "mu", "parameters": []}}],
-        "version": "1.0.0",
-    }
 
 
 @pytest.fixture(scope="module")
