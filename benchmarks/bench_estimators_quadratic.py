@@ -23,11 +23,54 @@ import torch
 
 from sbihep.estimators.quadratic import QuadraticEFTClassifier
 from sbihep.events import augment, reco
+from sbihep.events import eft as eft_math
+from sbihep.fit import Likelihood, NormalisedLogRatio, UnbinnedTerm, exact_unbinned_term, minimize, profile_interval
+from sbihep.fit.morphing import EventSetSigma
 from sbihep.events.generate import generate
 from sbihep.physics.processes import get_process
 from _results import write_results
 
 torch.set_num_threads(1)
+
+
+LUMI_IFB = 300.0
+
+
+def learned_log_ratio(estimator: QuadraticEFTClassifier, operators):
+    """A fit-speed log ρ̂(x|θ) callable: the network's coefficient functions are θ-independent, so they are
+    evaluated once per data array and every θ costs one (N, M) product."""
+    cache: dict = {}
+
+    def log_ratio(x, theta):
+        if cache.get("x") is not x:
+            cache["x"], cache["c"] = x, estimator.coefficients(x).values
+        m = eft_math.monomials(np.array([theta.get(o, 0.0) for o in operators]), estimator.order).numpy()
+        return np.log(np.clip(cache["c"] @ m, 1e-300, None))
+
+    return log_ratio
+
+
+def expected_intervals(estimator, test_ev, features, reference_ev) -> dict:
+    """68% profile intervals of each operator (others profiled) on the SM Asimov data of the test events at
+    LUMI_IFB: exact parton-level likelihood vs the learned ratio (normalised on independent SM events)."""
+    exact = Likelihood([exact_unbinned_term(test_ev, LUMI_IFB)])
+    x = test_ev.observables().sel(observable=features).values
+    ref_x = reference_ev.observables().sel(observable=features).values
+    ratio = NormalisedLogRatio(learned_log_ratio(estimator, test_ev.operators), ref_x, reference_ev.weights({}).numpy())
+    space = exact.terms[0].model_parameters
+    asimov_counts = test_ev.weights({}).numpy() * 1000.0 * LUMI_IFB
+    learned = Likelihood([UnbinnedTerm(ratio, x, sigma_pb=EventSetSigma(test_ev), lumi_ifb=LUMI_IFB, parameters=space,
+                                       weights=asimov_counts)])
+    out = {}
+    for label, lik in (("exact", exact), ("learned", learned)):
+        best = minimize(lik)
+        for name in test_ev.operators:
+            iv = profile_interval(lik, name, best_fit=best)
+            out[f"wh_expected_68cl_width_{name}_{label}"] = iv.high - iv.low
+    for name in test_ev.operators:
+        out[f"wh_expected_68cl_width_ratio_{name}_learned_over_exact"] = (
+            out[f"wh_expected_68cl_width_{name}_learned"] / out[f"wh_expected_68cl_width_{name}_exact"])
+    return out
 
 
 def main() -> None:
@@ -52,6 +95,7 @@ def main() -> None:
     space = process.parameter_space({"cHW": (-1.0, 1.0), "cHWtil": (-1.0, 1.0), "cHq3": (-0.2, 0.2)})
     fraction = n_test / events.n_events
     train_all, test_ev = events.split((1 - fraction, fraction), seed=0)
+    test_ev, reference_ev = test_ev.split((0.5, 0.5), seed=2)  # data for the expected intervals / normalisation
     w_sm = test_ev.weights({}).numpy()
     w_sm = w_sm / w_sm.sum()
     x_test = test_ev.observables().sel(observable=features).values
@@ -72,6 +116,12 @@ def main() -> None:
         results[f"wh_quadratic_eft_epochs_n{n}"] = len(history.train_loss)
         print(f"  n={train_ev.n_events:7d}: MSE(log r) = {mse:.4f} ({results[f'wh_quadratic_eft_train_s_n{n}']:.0f} s, "
               f"{history.samples_per_second:.0f} events/s for all {len(est.training['thetas'])} θ points at once)", flush=True)
+    widths = expected_intervals(est, test_ev, features, reference_ev)  # the last (largest) training size
+    results.update(widths)
+    for name in test_ev.operators:
+        print(f"  expected 68% CL width at {LUMI_IFB:g} fb⁻¹, {name}: exact {widths[f'wh_expected_68cl_width_{name}_exact']:.5f}, "
+              f"learned {widths[f'wh_expected_68cl_width_{name}_learned']:.5f} "
+              f"(ratio {widths[f'wh_expected_68cl_width_ratio_{name}_learned_over_exact']:.3f})", flush=True)
     results["wh_exact_mean_square_log_r"] = float(np.sum(w_sm * exact**2, axis=1).mean())
     print(f"\nfor scale: SM-weighted mean of (log r)² over the grid = {results['wh_exact_mean_square_log_r']:.3f}")
     write_results(__file__, results)
