@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from sbihep.errors import SbihepError
 from sbihep.estimators.quadratic import QuadraticEFTClassifier
 from sbihep.events import augment, reco
 from sbihep.events import eft as eft_math
@@ -65,8 +66,12 @@ def expected_intervals(estimator, test_ev, features, reference_ev) -> dict:
     for label, lik in (("exact", exact), ("learned", learned)):
         best = minimize(lik)
         for name in test_ev.operators:
-            iv = profile_interval(lik, name, best_fit=best)
-            out[f"wh_expected_68cl_width_{name}_{label}"] = iv.high - iv.low
+            try:
+                iv = profile_interval(lik, name, best_fit=best)
+                out[f"wh_expected_68cl_width_{name}_{label}"] = iv.high - iv.low
+            except SbihepError as exc:  # record the failure, keep the other figures
+                print(f"  {label} likelihood, {name}: profile interval failed: {exc}", flush=True)
+                out[f"wh_expected_68cl_width_{name}_{label}"] = float("nan")
     for name in test_ev.operators:
         out[f"wh_expected_68cl_width_ratio_{name}_learned_over_exact"] = (
             out[f"wh_expected_68cl_width_{name}_learned"] / out[f"wh_expected_68cl_width_{name}_exact"])

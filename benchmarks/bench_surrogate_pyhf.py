@@ -101,9 +101,21 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     ul_sur = s.upper_limit()
     a, b = s.mu_range()
     t0 = time.perf_counter()
-    ul_pyhf = float(pyhf.infer.intervals.upper_limits.toms748_scan(
-        data, model, max(ul_sur * 0.7, a), min(ul_sur * 1.3, b), level=0.05, rtol=1e-4)[0])
+    reference = "pyhf+MINUIT"
+    try:
+        ul_pyhf = float(pyhf.infer.intervals.upper_limits.toms748_scan(
+            data, model, max(ul_sur * 0.7, a), min(ul_sur * 1.3, b), level=0.05, rtol=1e-4)[0])
+    except pyhf.exceptions.FailedMinimization:
+        # pyhf's own fits fail on some published workspaces (e.g. the 3L eRJR one): take the reference
+        # from sbihep's fitter on the same workspace (MINUIT with validity/EDM checks and reruns)
+        from sbihep.fit import Likelihood, PyhfTerm, cls_upper_limit
+
+        pyhf.set_backend("numpy")
+        reference = "sbihep.fit (pyhf+MINUIT failed)"
+        ul_pyhf = float(cls_upper_limit(Likelihood([PyhfTerm.from_model(model, data)]), cl=0.95, expected=False).observed)
+        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01))
     t_ul = time.perf_counter() - t0
+    print(f"[{tag}] CLs upper limit: surrogate {ul_sur:.5g}, reference ({reference}) {ul_pyhf:.5g}, {t_ul:.0f} s", flush=True)
 
     # speed: one profiled fit (fixed μ) vs the surrogate
     mu0 = float(labels.best_fit["observed"][0]) + 0.5
@@ -126,7 +138,7 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
         "max_abs_dt_observed_t_lt_10": float(err_small[0]), "max_abs_dt_asimov_t_lt_10": float(err_small[1]),
         "max_abs_dt_observed_all": float(err[:, 0].max()), "max_abs_dt_asimov_all": float(err[:, 1].max()),
         "mu_hat_surrogate": s.mu_hat(), "mu_hat_pyhf": float(labels.best_fit["observed"][0]),
-        "cls_ul95_surrogate": ul_sur, "cls_ul95_pyhf": ul_pyhf,
+        "cls_ul95_surrogate": ul_sur, "cls_ul95_pyhf": ul_pyhf, "cls_ul95_reference": reference,
         "cls_ul95_rel_diff": abs(ul_sur - ul_pyhf) / ul_pyhf,
         "time_labels_s": t_labels, "time_train_s": t_train, "time_pyhf_ul_s": t_ul,
         "time_pyhf_profiled_fit_s": t_fit, "time_surrogate_single_s": t_single, "time_surrogate_batched_per_point_s": t_batch,

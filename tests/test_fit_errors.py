@@ -109,3 +109,23 @@ def test_scipy_end_point_check_catches_a_premature_stop():
     assert not bad.converged and "EDM" in bad.message
     good = minimize(lik, method="scipy", start={"x": -1.5, "y": 2.0})
     assert good.converged and good.values["x"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_failing_analytic_gradient_falls_back_to_minuits_numerical_one():
+    """A term whose analytic gradient is unusable (NaN, as a diverged first step produces) still gets a
+    converged fit at the right minimum: MINUIT is rerun with its own numerical gradient."""
+
+    class BrokenGradient:
+        parameters = ParameterSpace([Parameter("a", 0.0, (-10.0, 10.0)), Parameter("b", 0.0, (-10.0, 10.0))])
+
+        def nll(self, theta):
+            return 0.5 * ((theta["a"] - 0.3) / 0.01) ** 2 + 0.5 * ((theta["b"] + 0.2) / 0.002) ** 2
+
+        def nll_grad(self, theta):
+            return {"a": float("nan"), "b": float("nan")}
+
+    lik = Likelihood([BrokenGradient()])
+    assert lik.has_analytic_grad
+    fit = minimize(lik)
+    assert fit.converged
+    assert fit.values["a"] == pytest.approx(0.3, abs=1e-4) and fit.values["b"] == pytest.approx(-0.2, abs=2e-5)

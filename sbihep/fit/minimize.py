@@ -264,9 +264,30 @@ def _inside(x: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 
 def _run_minuit(fun, grad, x0, bounds, free, tolerance, strategy, max_calls, hesse, minos) -> _Attempt:
+    """MIGRAD (with reruns); with an analytic gradient that fails, once more with MINUIT's own numerical one.
+
+    MINUIT seeds its first step from the second derivatives it estimates; with a user gradient on a
+    steep likelihood (~10⁵ events) and steps far wider than the errors that first Newton step can leave
+    the parameter space (NaN parameters). The numerical-gradient path adapts its steps and recovers.
+    """
+    attempt = _minuit_once(fun, grad, x0, bounds, free, tolerance, strategy, max_calls, hesse, minos)
+    if grad is not None and not attempt.ok:
+        fallback = _minuit_once(fun, None, x0, bounds, free, tolerance, strategy, max_calls, hesse, minos)
+        if fallback.ok or not math.isfinite(attempt.nll) or fallback.nll < attempt.nll:
+            return fallback
+    return attempt
+
+
+def _minuit_once(fun, grad, x0, bounds, free, tolerance, strategy, max_calls, hesse, minos) -> _Attempt:
     from iminuit import Minuit
 
-    m = Minuit(fun, _inside(x0, bounds), grad=grad, name=list(free))
+    def safe_fun(x):  # NaN parameters (a diverged step) make an invalid point, not an exception
+        return fun(x) if np.all(np.isfinite(x)) else math.nan
+
+    def safe_grad(x):
+        return grad(x) if np.all(np.isfinite(x)) else np.full(len(x), math.nan)
+
+    m = Minuit(safe_fun, _inside(x0, bounds), grad=None if grad is None else safe_grad, name=list(free))
     m.errordef = Minuit.LIKELIHOOD
     m.limits = [tuple(b) for b in bounds]
     m.tol = tolerance
