@@ -126,73 +126,30 @@ def _option_value(text: str):
 @app.command("demo")
 def demo(
     output_dir: str = typer.Option("sbihep-demo", "--output-dir", help="Folder for the demo's outputs."),
-    n_events: int = typer.Option(5000, "--n-events", help="WH events to generate."),
-    n_eval: int = typer.Option(20000, "--n-eval", help="Integrand evaluations per VEGAS iteration for σ(θ)."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes (about a minute on one core) instead of the full demo."),
+    n_events: Optional[int] = typer.Option(None, "--n-events", help="WH events to generate (default 500000; --quick 30000)."),
+    n_eval: Optional[int] = typer.Option(None, "--n-eval", help="Integrand evaluations per VEGAS iteration for σ(θ)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
-    """The main demo: processes, σ(θ) of pp → WH → eν b b̄, a WH sample with a detector, CP-odd reweighting."""
-    from pathlib import Path
+    """The main demo: a WH → ℓνbb̄ SMEFT analysis end to end — σ(θ), events through a detector, a learned
+    reco-level likelihood of cHW and cHWtil, and its expected 95% CL region against the exact parton-level
+    limit and a histogram (see sbihep.demo)."""
+    from dataclasses import replace
 
-    from sbihep.events.generate import generate
-    from sbihep.physics.processes import get_process
-    from sbihep.physics.xsec import cross_section
+    from sbihep.demo import DemoSettings, run_demo
+    from sbihep.errors import SbihepError
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     typer.echo("Processes:")
     list_processes()
-    wh = get_process("wh_lvbb")
-    typer.echo(f"\n1. Cross section of wh_lvbb at √s = 13 TeV with its exact dependence on {', '.join(wh.operators)}:")
-    result = cross_section(wh, 13000.0, n_evaluations=n_eval, seed=seed)
-    typer.echo(result.describe())
-    for op in wh.operators:
-        value, error = result({op: 1.0})
-        typer.echo(f"  sigma({op}=1) / sigma_SM = {value / result.sm_pb:.4f} ± {error / result.sm_pb:.1e}")
-
-    typer.echo(f"\n2. Generating {n_events} WH events (default detector card, exact per-event EFT weights, μ_F variations):")
-    angle = "phi_helicity(l,met;b,bbar)"
-    events = generate(
-        wh, 13000.0, n_events, seed=seed, systematics=("mu_f",), detector="default",
-        observables=["pt(l)", "mT(l,met)", "m(b,bbar)", "pt(b+bbar)", angle],
-    )
-    path = events.save(out / "wh_events.nc")
-    passed = events.select(events.data["passed"].values)
-    typer.echo(f"  {events} -> {path}; {len(passed)} pass the selection")
-
-    typer.echo("\n3. The CP-odd operator seen through the signed lepton azimuth (same events, reweighted exactly):")
-    x = passed.observables().sel(observable=angle).values
-    for theta in ({}, {"cHWtil": 1.0}, {"cHWtil": -1.0}):
-        w = passed.weights(theta).numpy()
-        asymmetry = float((w * (x > 0)).sum() - (w * (x < 0)).sum()) / float(w.sum())
-        label = ", ".join(f"{k}={v:g}" for k, v in theta.items()) or "SM"
-        typer.echo(f"  {label:12s} sigma x acceptance = {w.sum() * 1000:7.3f} fb, asymmetry A(sign phi) = {asymmetry:+.4f}")
-    figure = _plot_reweighted(passed, angle, out / "wh_cp_odd_angle.png")
-    typer.echo(f"\nOutputs: {path} (EventSet, netCDF), {figure} (plot), in {out.resolve()}")
-
-
-def _plot_reweighted(events, observable: str, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    x = events.observables().sel(observable=observable).values
-    bins = np.linspace(-np.pi, np.pi, 13)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for theta, color, linestyle in (({}, "k", "-"), ({"cHWtil": 1.0}, "C0", "--"), ({"cHWtil": -1.0}, "C3", ":")):
-        w = events.weights(theta).numpy() * 1000.0
-        hist, _ = np.histogram(x, bins, weights=w)
-        label = ", ".join(f"{k} = {v:g}" for k, v in theta.items()) or "SM"
-        ax.stairs(hist / np.diff(bins), bins, color=color, linestyle=linestyle, label=label)
-    ax.set_xlabel(r"signed lepton azimuth $\phi$ in the W helicity frame")
-    ax.set_ylabel(r"d$\sigma$/d$\phi$ [fb]")
-    ax.set_title(r"pp $\to$ W$^\pm$H $\to$ e$\nu$b$\bar{b}$, 13 TeV, reco level")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    typer.echo("")
+    settings = DemoSettings.quick() if quick else DemoSettings()
+    if n_eval is not None:
+        settings = replace(settings, n_eval=int(n_eval))
+    try:
+        run_demo(output_dir, n_events=n_events, seed=seed, settings=settings, echo=typer.echo)
+    except SbihepError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command("sm-inputs")

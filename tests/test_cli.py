@@ -40,7 +40,12 @@ def test_xsec_bad_input_exits_with_clear_message():
 
 
 def test_demo_writes_events_and_plot(tmp_path):
-    result = runner.invoke(app, ["demo", "--output-dir", str(tmp_path), "--n-events", "300", "--n-eval", "1000"])
+    # the pipeline itself is tested in test_demo.py; here the command's options and report, at tiny size
+    result = runner.invoke(app, ["demo", "--output-dir", str(tmp_path), "--quick", "--n-events", "4000", "--n-eval", "500"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "wh_events.nc").exists() and (tmp_path / "wh_cp_odd_angle.png").stat().st_size > 10_000
-    assert "asymmetry" in result.output and "Outputs:" in result.output
+    assert (tmp_path / "wh_constraints.nc").exists() and (tmp_path / "wh_constraints.png").stat().st_size > 10_000
+    assert "asymmetry" in result.output and "Outputs:" in result.output and "information limit" in result.output
+    assert "Generating 4000 WH events" in result.output
+    bad = runner.invoke(app, ["demo", "--output-dir", str(tmp_path), "--n-events", "10"])
+    assert bad.exit_code == 2 and "n_events" in bad.output
