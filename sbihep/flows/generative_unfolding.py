@@ -28,7 +28,16 @@ import numpy as np
 from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.estimators.train import TrainingHistory
 from sbihep.flows.conditional import ConditionalFlow
-from sbihep.flows.omnifold import DensityRatio, _progress, as_events, as_mask, as_weights, binned_spectrum, fit_ratio
+from sbihep.flows.omnifold import (
+    DensityRatio,
+    _progress,
+    as_events,
+    as_mask,
+    as_weights,
+    binned_spectrum,
+    data_minus_background,
+    fit_ratio,
+)
 
 __all__ = ["GenerativeUnfolding", "GenerativeUnfoldingResult", "iterative_generative_unfolding"]
 
@@ -180,17 +189,7 @@ def iterative_generative_unfolding(
     w0 = as_weights(sim_weights, n, "sim_weights", positive=True)
     if not w0[passed].sum() > 0:
         raise InvalidInputError("passed/sim_weights: no simulated event with positive weight passes the selection")
-    wd = as_weights(data_weights, len(data), "data_weights")
-    target = data
-    if background is not None:
-        bkg = as_events(background, "background", reco.shape[1])
-        wb = as_weights(background_weights, len(bkg), "background_weights")
-        target = np.concatenate([data, bkg])
-        wd = np.concatenate([wd, -wb])
-    elif background_weights is not None:
-        raise InvalidInputError("background_weights given without a background sample")
-    if not wd.sum() > 0:
-        raise InvalidInputError(f"the data minus background has a non-positive total weight ({wd.sum():g})")
+    target, wd = data_minus_background(data, data_weights, background, background_weights)
     flow = dict(flow or {})
     flow_training = {"quiet": True, **dict(flow_training or {})}
     classifier = {"hidden": (64, 64), "activation": "silu", **dict(classifier or {})}

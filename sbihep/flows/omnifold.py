@@ -83,6 +83,24 @@ def as_events(values, argument: str, n_features: int | None = None, rows: np.nda
     return a
 
 
+def data_minus_background(data: np.ndarray, data_weights, background, background_weights) -> tuple[np.ndarray, np.ndarray]:
+    """(events, weights) of the data with a background sample appended at negative weight, (M, d) and (M,).
+
+    Raises:
+        InvalidInputError: background weights without a background, or a non-positive total weight.
+    """
+    weights = as_weights(data_weights, len(data), "data_weights")
+    if background is not None:
+        bkg = as_events(background, "background", data.shape[1])
+        data = np.concatenate([data, bkg])
+        weights = np.concatenate([weights, -as_weights(background_weights, len(bkg), "background_weights")])
+    elif background_weights is not None:
+        raise InvalidInputError("background_weights given without a background sample")
+    if not weights.sum() > 0:
+        raise InvalidInputError(f"the data minus background has a non-positive total weight ({weights.sum():g})")
+    return data, weights
+
+
 def as_weights(values, n: int, argument: str, *, positive: bool = False) -> np.ndarray:
     """(n,) float64 weights (None → ones); finite, and > 0 when ``positive``."""
     if values is None:
@@ -465,16 +483,7 @@ def omnifold(
         raise InvalidInputError("has_truth: no simulated event has a generator-level record")
     data = as_events(data, "data", reco.shape[1])
     w0 = as_weights(sim_weights, n, "sim_weights")
-    w_data = as_weights(data_weights, len(data), "data_weights")
-    if background is not None:
-        bkg = as_events(background, "background", reco.shape[1])
-        w_bkg = as_weights(background_weights, len(bkg), "background_weights")
-        data = np.concatenate([data, bkg])
-        w_data = np.concatenate([w_data, -w_bkg])
-    elif background_weights is not None:
-        raise InvalidInputError("background_weights given without a background sample")
-    if not w_data.sum() > 0:
-        raise InvalidInputError(f"the data minus background has a non-positive total weight ({w_data.sum():g})")
+    data, w_data = data_minus_background(data, data_weights, background, background_weights)
 
     both = passed & has_truth
     missing = has_truth & ~passed
