@@ -25,7 +25,7 @@ def _mount_subcommands() -> None:
     from sbihep.events.lhe_cli import register as register_lhe
 
     register_lhe(app)
-    from sbihep.estimators.run import register as register_train
+    from sbihep.train_cli import register as register_train
 
     register_train(app)
 

@@ -262,12 +262,7 @@ def plot_cp_odd_angle(events, path, observable: str = CP_ODD_ANGLE) -> Path:
     ax.set_ylabel(r"d$\sigma$/d$\phi$ [fb]")
     ax.set_title(r"pp $\to$ W$^\pm$H $\to$ e$\nu$b$\bar{b}$, 13 TeV, reco level")
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_destination(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
 def cp_asymmetries(events, observable: str = CP_ODD_ANGLE) -> dict[str, tuple[float, float]]:
@@ -464,12 +459,7 @@ def plot_constraints(scans: Mapping[str, xr.Dataset], areas: Mapping[str, float]
     low, high = ax.get_ylim()
     ax.set_ylim(low, low + 1.4 * (high - low))  # room for the legend above the contours
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_destination(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
 def run_demo(
@@ -595,3 +585,15 @@ def _chi2_95() -> float:
     from scipy import stats
 
     return float(stats.chi2.ppf(CL, 2))
+
+
+def _save_png(fig, path) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_destination(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from sbihep.estimators.ensemble import Ensemble
 from sbihep.estimators.onnx_export import load_onnx
-from sbihep.estimators.run import load_train_config, register
+from sbihep.estimators.run import load_train_config
+from sbihep.train_cli import register
 from sbihep.errors import InvalidInputError
 
 torch.set_num_threads(1)

@@ -29,6 +29,7 @@ __all__ = [
     "Standardize",
     "as_features",
     "as_theta",
+    "check_sample_labels",
     "save_estimator",
     "read_estimator",
     "seeded_init",
@@ -95,6 +96,20 @@ def as_features(x, n_features: int, argument: str = "x") -> torch.Tensor:
         bad = int((~torch.isfinite(t)).any(1).sum())
         raise InvalidInputError(f"{argument}: {bad} rows contain NaN or infinite values")
     return t
+
+
+def check_sample_labels(data, observables, space: ParameterSpace) -> None:
+    """A training/calibration sample's ``observable`` and ``parameter`` labels must be the estimator's, in order.
+
+    Raises:
+        ShapeError: naming the labels that differ.
+    """
+    obs = [str(o) for o in data["observable"].values]
+    if obs != list(observables):
+        raise ShapeError(f"data: observables {obs} differ from the estimator's {list(observables)}")
+    params = [str(p) for p in data["parameter"].values]
+    if params != list(space.names):
+        raise ShapeError(f"data: parameters {params} differ from the estimator's {list(space.names)}")
 
 
 def as_theta(theta, space: ParameterSpace, n_rows: int, argument: str = "theta") -> torch.Tensor:

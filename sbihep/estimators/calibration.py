@@ -296,12 +296,9 @@ def _ratio_rows(estimator, data: xr.Dataset) -> np.ndarray:
     missing = [k for k in ("x", "theta0", "theta1", "y") if k not in data]
     if missing:
         raise InvalidInputError(f"data: missing variables {missing} (expected a ratio sample with labels)")
-    obs = [str(o) for o in data["observable"].values]
-    if obs != list(estimator.observables):
-        raise ShapeError(f"data: observables {obs} differ from the estimator's {list(estimator.observables)}")
-    params = [str(p) for p in data["parameter"].values]
-    if params != list(estimator.space.names):
-        raise ShapeError(f"data: parameters {params} differ from the estimator's {list(estimator.space.names)}")
+    from sbihep.estimators.base import check_sample_labels  # torch-free module: import on use
+
+    check_sample_labels(data, estimator.observables, estimator.space)
     return np.asarray(estimator.log_ratio(data["x"].values, data["theta0"].values, data["theta1"].values), dtype=np.float64)
 
 

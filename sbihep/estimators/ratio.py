@@ -31,7 +31,7 @@ import xarray as xr
 from torch import nn
 
 from sbihep.errors import InvalidInputError, ShapeError
-from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, as_theta, seeded_init
+from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, as_theta, check_sample_labels, seeded_init
 from sbihep.estimators.train import TrainingHistory, train
 from sbihep.params import ParameterSpace
 
@@ -161,12 +161,7 @@ class RatioEstimator(PersistentEstimator):
         missing = [k for k in needed if k not in data]
         if missing:
             raise InvalidInputError(f"data: missing variables {missing} (expected a ratio training sample)")
-        obs = [str(o) for o in data["observable"].values]
-        if obs != self.observables:
-            raise ShapeError(f"data: observables {obs} differ from the estimator's {self.observables}")
-        params = [str(p) for p in data["parameter"].values]
-        if params != list(self.space.names):
-            raise ShapeError(f"data: parameters {params} differ from the estimator's {list(self.space.names)}")
+        check_sample_labels(data, self.observables, self.space)
         out = {k: torch.as_tensor(np.asarray(data[k].values, dtype=np.float64)) for k in needed}
         for k, t in out.items():
             if not torch.isfinite(t).all():

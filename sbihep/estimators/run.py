@@ -56,9 +56,9 @@ from sbihep._atomic import atomic_destination
 from sbihep._toml import read_toml
 from sbihep._version import __version__
 from sbihep.config import _check_table
-from sbihep.errors import InvalidInputError, SbihepError
+from sbihep.errors import InvalidInputError
 
-__all__ = ["TrainConfig", "load_train_config", "register", "run_training", "summary_table"]
+__all__ = ["TrainConfig", "load_train_config", "run_training", "summary_table"]
 
 _TOP = {"seed": int, "data": dict, "parameters": dict, "estimator": dict, "sample": dict, "training": dict,
         "validation": dict, "export": dict}  # fmt: skip
@@ -382,28 +382,3 @@ def summary_table(metrics: Mapping) -> str:
             lines.append(f"  members: {', '.join(f'{v:.5g}' for v in exact['mse_score_members'])}")
     lines.append(f"total {metrics['seconds']:.1f} s")
     return "\n".join(lines)
-
-
-# ---- command line ----------------------------------------------------------------------------------
-def register(app) -> None:
-    """Add the ``train`` command to a typer app (``sbihep train CONFIG.toml -o DIR``)."""
-    import typer
-
-    @app.command("train")
-    def train_command(
-        config: str = typer.Argument(..., help="Training configuration (TOML); see sbihep.estimators.run for the fields."),
-        output: str = typer.Option(..., "-o", "--output", help="Output directory (estimator, metrics.json, optional ONNX)."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    ) -> None:
-        """Train a likelihood-ratio or score estimator (or an ensemble) and print its validation metrics."""
-        path = Path(config)
-        if not path.is_file():
-            typer.echo(f"error: training configuration {config!r} does not exist", err=True)
-            raise typer.Exit(2)
-        try:
-            metrics = run_training(load_train_config(path), output, quiet=quiet)
-        except SbihepError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(summary_table(metrics))
-        typer.echo(f"wrote {output}")

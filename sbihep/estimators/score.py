@@ -22,7 +22,7 @@ import xarray as xr
 from torch import nn
 
 from sbihep.errors import InvalidInputError, ShapeError
-from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, seeded_init
+from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, check_sample_labels, seeded_init
 from sbihep.estimators.train import TrainingHistory, train
 from sbihep.params import ParameterSpace
 
@@ -92,12 +92,7 @@ class ScoreEstimator(PersistentEstimator):
         for k in ("x", "t_xz0", "theta0"):
             if k not in data:
                 raise InvalidInputError(f"data: missing variable {k!r} (expected a score training sample)")
-        obs = [str(o) for o in data["observable"].values]
-        if obs != self.observables:
-            raise ShapeError(f"data: observables {obs} differ from the estimator's {self.observables}")
-        params = [str(p) for p in data["parameter"].values]
-        if params != list(self.space.names):
-            raise ShapeError(f"data: parameters {params} differ from the estimator's {list(self.space.names)}")
+        check_sample_labels(data, self.observables, self.space)
         ref = np.array([self.theta_ref[n] for n in self.space.names])
         if not np.allclose(data["theta0"].values, ref):
             raise InvalidInputError(f"data: the sample was not drawn at the estimator's theta_ref {self.theta_ref}")
