@@ -49,7 +49,7 @@ def gaussian_toy(sizes, epochs, results, throughput):
             throughput.setdefault(method, []).append(h.samples_per_second)
 
 
-def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METHODS, hidden=(100, 100), patience=10, sally=True):
+def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METHODS, hidden=(100, 100), patience=10, sally=True, architecture="mlp"):
     process = get_process("wh_lvbb")
     t0 = time.perf_counter()
     events = generate(process, 13000.0, n_events, seed=11, n_adapt=5, n_per_iteration=10000, progress=False)
@@ -68,12 +68,14 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
     for n in sizes:
         data = augment.ratio_training_sample(train_ev, prior, n, features=features, seed=n)
         for method in methods:
-            est = RatioEstimator(features, space, hidden=tuple(hidden), seed=0)
+            est = RatioEstimator(features, space, hidden=tuple(hidden), seed=0, architecture=architecture)
             h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=patience, quiet=True)
             learned = est.log_ratio_grid(x_test, grid).values
-            results[f"wh_{method}_mse_log_r_n{n}"] = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
+            key = f"wh_{method}" if architecture == "mlp" else f"wh_{architecture}_{method}"
+            results[f"{key}_mse_log_r_n{n}"] = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
+            results[f"{key}_train_s_n{n}"] = h.seconds
             throughput.setdefault(method, []).append(h.samples_per_second)
-            print(f"  WH {method:7s} n={n:6d}: MSE(log r) = {results[f'wh_{method}_mse_log_r_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
+            print(f"  WH {architecture} {method:7s} n={n:6d}: MSE(log r) = {results[f'{key}_mse_log_r_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
     if not sally:
         return
     # SALLY at the SM
@@ -106,6 +108,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100])
     parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--architecture", default="mlp", choices=("mlp", "morphing"), help="the ratio networks' potential (WH part)")
     args = parser.parse_args()
     if args.quick:
         toy_sizes, wh_events, wh_sizes, epochs, sally_n = (1000, 10000), 40000, (10000,), 30, 25000
@@ -119,10 +122,13 @@ def main() -> None:
     throughput: dict = {}
     if args.wh_only:
         wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, methods=args.methods, hidden=args.hidden,
-           patience=args.patience, sally=False)
-        write_results(__file__.replace(".py", "_wh.py"), results)  # a separate JSON: the full run's stays intact
+           patience=args.patience, sally=False, architecture=args.architecture)
+        prefix = "wh" if args.architecture == "mlp" else f"wh_{args.architecture}"
+        settings = {k: results.pop(k) for k in ("epochs", "hidden")}
+        results.update({f"{prefix}_{m}_{k}_n{n}": v for m in args.methods for n in wh_sizes for k, v in settings.items()})
+        write_results(__file__.replace(".py", "_wh.py"), results, merge=True)  # a separate JSON: the full run's stays intact
         for m in args.methods:
-            print(f"{m:8s}" + "".join(f"{results[f'wh_{m}_mse_log_r_n{n}']:14.4f}" for n in wh_sizes))
+            print(f"{m:8s}" + "".join(f"{results[f'{prefix}_{m}_mse_log_r_n{n}']:14.4f}" for n in wh_sizes))
         return
     gaussian_toy(toy_sizes, epochs, results, throughput)
     wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, hidden=args.hidden, patience=args.patience)

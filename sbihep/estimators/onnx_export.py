@@ -107,6 +107,47 @@ def _ratio_member(b: GraphBuilder, est, theta1_fixed: np.ndarray | None, k: int)
     return b.op("Squeeze", [diff, b.const(np.array([1]), "axis1", dtype=np.int64)], f"m{k}_log_r")
 
 
+def _morphing_ratio_member(b: GraphBuilder, est, theta1_fixed: np.ndarray | None, k: int) -> str:
+    """Nodes for one morphing-aware ratio network (see :class:`sbihep.estimators.ratio.MorphingLogRatioNetwork`).
+
+    With m̃ = (1, θ/scale) and the unit lower-triangular L filled at (rows, cols) — rows ≥ 1 there —
+    (Lᵀm̃)_j = δ_j0 + Σ_k [cols_k = j] raw_k θ̃_{rows_k − 1}: a Gather, a product and a constant
+    selection matrix.  Linear order: ρ = 1 + raw·θ̃.  Returns the (B,) log r̂ tensor.
+    """
+    net = est.network
+    rho = net.rho
+    raw_x = b.mlp(b.standardise("x", *_buffers(rho.x_norm), f"m{k}_x"), _linears(rho.net), est.activation, f"m{k}_rho")
+    raw_z = b.const(net.log_sigma_raw.detach().cpu().numpy()[None, :], f"m{k}_sigma_raw")
+    inv_scale = b.const(1.0 / rho.theta_scale.detach().cpu().numpy().astype(np.float64), f"m{k}_inv_scale")
+    floor = b.const(np.array(net._FLOOR), f"m{k}_floor")
+    if rho.order == "quadratic":
+        rows = rho.tril_rows.cpu().numpy()
+        cols = rho.tril_cols.cpu().numpy()
+        select = np.zeros((len(rows), rho.n + 1))
+        select[np.arange(len(rows)), cols] = 1.0
+        select_c, unit_c = b.const(select, f"m{k}_select"), b.const(np.eye(1, rho.n + 1), f"m{k}_e0")
+        gather_c = b.const(rows - 1, f"m{k}_rows", dtype=np.int64)
+        sum_c = b.const(np.ones((rho.n + 1, 1)), f"m{k}_sum")
+    else:
+        sum_c = b.const(np.ones((rho.n, 1)), f"m{k}_sum")
+
+    def polynomial(raw: str, scaled: str) -> str:
+        if rho.order == "linear":
+            return b.op("Add", [b.op("MatMul", [b.op("Mul", [raw, scaled]), sum_c]), b.const(np.ones((1, 1)), f"m{k}_one")])
+        v = b.op("Add", [b.op("MatMul", [b.op("Mul", [raw, b.op("Gather", [scaled, gather_c], axis=1)]), select_c]), unit_c])
+        return b.op("MatMul", [b.op("Mul", [v, v]), sum_c])  # (B, 1)
+
+    def potential(theta: str) -> str:
+        scaled = b.op("Mul", [theta, inv_scale])
+        log_rho = b.op("Log", [b.op("Max", [polynomial(raw_x, scaled), floor])])
+        log_z = b.op("Log", [b.op("Max", [polynomial(raw_z, scaled), floor])])
+        return b.op("Sub", [log_rho, log_z])
+
+    theta1 = "theta1" if theta1_fixed is None else b.const(np.asarray(theta1_fixed)[None, :], f"m{k}_theta1")
+    diff = b.op("Sub", [potential("theta0"), potential(theta1)])
+    return b.op("Squeeze", [diff, b.const(np.array([1]), "axis1", dtype=np.int64)], f"m{k}_log_r")
+
+
 def _score_member(b: GraphBuilder, est, k: int) -> str:
     """Nodes for one score network; returns the (B, n_parameters) score tensor."""
     net = est.network
@@ -134,7 +175,10 @@ def _build(estimator, members, doubly: bool, theta1: np.ndarray | None, metadata
     n_features, n_params = len(members[0].observables), len(members[0].space)
     b = GraphBuilder()
     if kind == "ratio":
-        outs = [_ratio_member(b, m, None if doubly else theta1, k) for k, m in enumerate(members)]
+        outs = [
+            (_morphing_ratio_member if getattr(m, "architecture", "mlp") == "morphing" else _ratio_member)(b, m, None if doubly else theta1, k)
+            for k, m in enumerate(members)
+        ]
         name, out_shape = "log_r", ["batch"]
         inputs = {"x": ["batch", n_features], "theta0": ["batch", n_params]}
         if doubly:
@@ -179,7 +223,10 @@ def _random_feeds(members, n: int, doubly: bool, rng: np.random.Generator) -> di
         space = members[0].space
         lo = np.array([p.bounds[0] for p in space])
         hi = np.array([p.bounds[1] for p in space])
-        t_mean, t_std = (a.astype(np.float64) for a in _buffers(net.theta_norm))
+        if hasattr(net, "theta_norm"):
+            t_mean, t_std = (a.astype(np.float64) for a in _buffers(net.theta_norm))
+        else:  # morphing-aware: θ enters in units of theta_scale around the SM (0)
+            t_mean, t_std = np.zeros(len(space)), net.rho.theta_scale.detach().cpu().numpy().astype(np.float64)
         finite = np.isfinite(lo) & np.isfinite(hi)
         lo, hi = np.where(finite, lo, t_mean - 2 * t_std), np.where(finite, hi, t_mean + 2 * t_std)
         names = ("theta0", "theta1") if doubly else ("theta0",)

@@ -41,11 +41,33 @@ from sbihep.events.eventset import EventSet
 from sbihep.params import ParameterSpace
 from sbihep.physics.processes.base import check_order
 
-__all__ = ["LOSSES", "QuadraticEFTClassifier", "quadratic_eft_loss"]
+__all__ = ["LOSSES", "QuadraticEFTClassifier", "polynomial_ratio", "quadratic_eft_loss"]
 
 LOSSES = ("quadratic", "cross_entropy")
 _EVAL_BATCH = 65536
 _RHO_FLOOR = 1e-6  # linear order: ρ̂ can turn negative; the losses see at least this
+
+
+def unit_lower_triangular(raw: torch.Tensor, size: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """(B, n_out) → L (B, size, size), lower triangular with L₀₀ = 1 and ``raw`` at (rows, cols)."""
+    L = torch.zeros(raw.shape[0], size, size, dtype=raw.dtype, device=raw.device)
+    L[:, 0, 0] = 1.0
+    L[:, rows, cols] = raw
+    return L
+
+
+def polynomial_ratio(raw: torch.Tensor, scaled_theta: torch.Tensor, order: str, rows: torch.Tensor | None, cols: torch.Tensor | None) -> torch.Tensor:
+    """The polynomial 1 + Σθα (+ Σθθβ) from unconstrained parameters, one θ per row.
+
+    raw (B, n_out) as :class:`CoefficientNetwork` outputs them, scaled_theta (B, n) → (B,).  Linear order:
+    1 + raw·θ.  Quadratic order: m̃ᵀ L Lᵀ m̃ with m̃ = (1, θ) and L lower triangular, L₀₀ = 1, the other
+    entries ``raw`` at (rows, cols) — non-negative for every θ and exactly 1 at θ = 0.
+    """
+    if order == "linear":
+        return 1.0 + (raw * scaled_theta).sum(-1)
+    L = unit_lower_triangular(raw, scaled_theta.shape[-1] + 1, rows, cols)
+    m = torch.cat([torch.ones_like(scaled_theta[:, :1]), scaled_theta], dim=-1)  # (B, n+1)
+    return (torch.einsum("bi,bij->bj", m, L) ** 2).sum(-1)
 
 
 class CoefficientNetwork(nn.Module):
@@ -71,10 +93,11 @@ class CoefficientNetwork(nn.Module):
 
     def _cholesky(self, raw: torch.Tensor) -> torch.Tensor:
         """(B, n_out) → L (B, n+1, n+1), lower triangular with L₀₀ = 1."""
-        L = torch.zeros(raw.shape[0], self.n + 1, self.n + 1, dtype=raw.dtype, device=raw.device)
-        L[:, 0, 0] = 1.0
-        L[:, self.tril_rows, self.tril_cols] = raw
-        return L
+        return unit_lower_triangular(raw, self.n + 1, self.tril_rows, self.tril_cols)
+
+    def paired(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """ρ̂(x_b|θ_b) for one θ per event: x (B, n_features), θ (B, n) → (B,)."""
+        return polynomial_ratio(self.net(self.x_norm(x)), theta / self.theta_scale, self.order, getattr(self, "tril_rows", None), getattr(self, "tril_cols", None))
 
     def forward(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """ρ̂(x_b|θ_k): x (B, n_features), θ (K, n) → (B, K)."""

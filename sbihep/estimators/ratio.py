@@ -18,6 +18,17 @@ E[r(x,z)|x, θ₁] = r(x) and E[t(x,z|θ₀)|x, θ₀] = t(x|θ₀).
 
 The network is antisymmetric by construction, log r̂(x|θ₀, θ₁) = g(x, θ₀) − g(x, θ₁), so that
 r̂(x|θ, θ) = 1 exactly and singly (θ₁ fixed) and doubly parametrised training share one model.
+
+Two architectures for the potential g:
+
+* ``"mlp"``: g(x, θ) is an MLP on the standardised (x, θ) — it has to learn how θ enters;
+* ``"morphing"`` (morphing-aware, for EFT parameters; 1805.00020 discusses this parametrisation):
+  g(x, θ) = log ρ̂(x|θ) − log Ẑ(θ), with ρ̂(x|θ) = dσ(x|θ)/dσ(x|SM) the polynomial in θ whose
+  coefficient functions an MLP of x outputs (as the quadratic EFT classifier's, positive semi-definite at
+  quadratic order) and Ẑ(θ) = σ(θ)/σ(SM) a polynomial of the same order with learned coefficients.
+  Every loss above trains it unchanged; the θ-dependence of the exact ratio is then exact by construction,
+  and only functions of x are learned.  It presumes the SM point is θ = 0 (θ enters as a polynomial
+  around it), as for Wilson coefficients.
 """
 
 from __future__ import annotations
@@ -32,10 +43,14 @@ from torch import nn
 
 from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, as_theta, check_sample_labels, seeded_init
+from sbihep.estimators.quadratic import CoefficientNetwork, polynomial_ratio
 from sbihep.estimators.train import TrainingHistory, train
 from sbihep.params import ParameterSpace
+from sbihep.physics.processes.base import check_order
 
-__all__ = ["METHODS", "SCORE_METHODS", "RatioEstimator", "ratio_loss"]
+__all__ = ["ARCHITECTURES", "METHODS", "SCORE_METHODS", "RatioEstimator", "ratio_loss"]
+
+ARCHITECTURES = ("mlp", "morphing")
 
 METHODS = ("carl", "rolr", "rascal", "alice", "alices", "cascal")
 #: methods whose loss differentiates the network output in θ (second derivatives in training)
@@ -55,11 +70,71 @@ class LogRatioNetwork(nn.Module):
         self.theta_norm = Standardize(n_parameters)
         self.g = MLP(n_features + n_parameters, 1, hidden, activation)
 
+    def fit_preprocessing(self, x: torch.Tensor, thetas: torch.Tensor) -> None:
+        """Standardisation statistics from the training features x (N, n_features) and θ values (M, n)."""
+        self.x_norm.fit(x)
+        self.theta_norm.fit(thetas)
+
     def potential(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return self.g(torch.cat([self.x_norm(x), self.theta_norm(theta)], dim=-1)).squeeze(-1)
 
     def forward(self, x: torch.Tensor, theta0: torch.Tensor, theta1: torch.Tensor) -> torch.Tensor:
         both = self.potential(torch.cat([x, x]), torch.cat([theta0, theta1]))  # one pass for both terms
+        g0, g1 = both.chunk(2)
+        return g0 - g1
+
+
+class MorphingLogRatioNetwork(nn.Module):
+    """log r̂(x|θ₀, θ₁) = g(x, θ₀) − g(x, θ₁) with g(x, θ) = log ρ̂(x|θ) − log Ẑ(θ) (morphing-aware).
+
+    ρ̂ comes from a :class:`~sbihep.estimators.quadratic.CoefficientNetwork` (θ in units of
+    ``theta_scale``, the largest |bound| per parameter); Ẑ(θ) = σ(θ)/σ(SM) has the same polynomial form
+    with free coefficients (initialised to Ẑ ≡ 1).  Shapes as :class:`LogRatioNetwork`.
+    """
+
+    _FLOOR = 1e-6  # linear order: ρ̂ and Ẑ can turn negative; the logarithm sees at least this
+
+    def __init__(self, n_features: int, n_parameters: int, order: str, hidden: Sequence[int], activation: str, theta_scale: torch.Tensor) -> None:
+        super().__init__()
+        self.rho = CoefficientNetwork(n_features, n_parameters, order, hidden, activation)
+        self.rho.theta_scale.copy_(theta_scale)
+        n_out = self.rho.net[-1].out_features
+        self.log_sigma_raw = nn.Parameter(torch.zeros(n_out))
+
+    @property
+    def x_norm(self) -> Standardize:
+        return self.rho.x_norm
+
+    def fit_preprocessing(self, x: torch.Tensor, thetas: torch.Tensor) -> None:
+        """Standardisation of x (N, n_features); θ keeps its fixed scale (the polynomial needs θ = 0 at the SM)."""
+        self.rho.x_norm.fit(x)
+
+    def log_sigma_ratio(self, theta: torch.Tensor) -> torch.Tensor:
+        """log Ẑ(θ) = log σ̂(θ)/σ̂(SM): θ (B, n) → (B,)."""
+        raw = self.log_sigma_raw.expand(theta.shape[0], -1)
+        rows, cols = getattr(self.rho, "tril_rows", None), getattr(self.rho, "tril_cols", None)
+        z = polynomial_ratio(raw, theta / self.rho.theta_scale, self.rho.order, rows, cols)
+        return torch.log(z.clamp_min(self._FLOOR))
+
+    def potential(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.rho.paired(x, theta).clamp_min(self._FLOOR)) - self.log_sigma_ratio(theta)
+
+    @torch.no_grad()
+    def set_sigma_from_sm_sample(self, x_sm: torch.Tensor) -> None:
+        """Ẑ(θ) := mean of ρ̂(x|θ) over x (N, n_features) drawn at the SM — the normalisation that makes
+        ∫ r̂(x|θ, SM) p(x|SM) dx = 1 on that sample, for every θ at once (ρ̂ is linear in its coefficients)."""
+        raw = torch.cat([self.rho.net(self.rho.x_norm(x_sm[s : s + 65536])) for s in range(0, len(x_sm), 65536)])
+        if self.rho.order == "linear":
+            self.log_sigma_raw.copy_(raw.mean(0))
+            return
+        L = self.rho._cholesky(raw)
+        A = (L @ L.transpose(1, 2)).mean(0)  # the mean of positive semi-definite forms with A₀₀ = 1
+        jitter = 1e-9 * torch.eye(len(A), dtype=A.dtype)
+        L_mean = torch.linalg.cholesky(A.double() + jitter.double()).to(A.dtype)
+        self.log_sigma_raw.copy_(L_mean[self.rho.tril_rows, self.rho.tril_cols] / L_mean[0, 0])
+
+    def forward(self, x: torch.Tensor, theta0: torch.Tensor, theta1: torch.Tensor) -> torch.Tensor:
+        both = self.potential(torch.cat([x, x]), torch.cat([theta0, theta1]))
         g0, g1 = both.chunk(2)
         return g0 - g1
 
@@ -105,6 +180,9 @@ class RatioEstimator(PersistentEstimator):
         hidden: widths of the hidden layers.
         activation: "tanh" (default; smooth, as the score losses need), "silu", "softplus" or "relu".
         seed: seeds the initial weights.
+        architecture: "mlp" (default; any parameters) or "morphing" (EFT parameters whose SM value is 0:
+            the exact polynomial θ-dependence is built in, see the module docstring).
+        order: "quadratic" or "linear" — the EFT order of the morphing architecture (ignored for "mlp").
     """
 
     kind = "ratio"
@@ -117,11 +195,27 @@ class RatioEstimator(PersistentEstimator):
         hidden: Sequence[int] = (64, 64),
         activation: str = "tanh",
         seed: int = 0,
+        architecture: str = "mlp",
+        order: str = "quadratic",
     ) -> None:
         self._init_common(observables, space, hidden, activation, seed)
+        if architecture not in ARCHITECTURES:
+            raise InvalidInputError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        self.architecture = architecture
+        self.order = check_order(order)
         self.method: str | None = None
         self.training: dict = {}
-        self.network = seeded_init(lambda: LogRatioNetwork(len(self.observables), len(space), self.hidden, activation), self.seed)
+        if architecture == "mlp":
+            self.network = seeded_init(lambda: LogRatioNetwork(len(self.observables), len(space), self.hidden, activation), self.seed)
+            return
+        off_zero = [p.name for p in space if p.sm_value != 0.0]
+        if off_zero:
+            raise InvalidInputError(f"architecture='morphing' needs EFT parameters with SM value 0; {off_zero} have another SM value")
+        scale = torch.tensor([max(abs(p.bounds[0]), abs(p.bounds[1])) for p in space], dtype=torch.float64)
+        scale = torch.where(torch.isfinite(scale) & (scale > 0), scale, torch.ones_like(scale)).float()
+        self.network = seeded_init(
+            lambda: MorphingLogRatioNetwork(len(self.observables), len(space), self.order, self.hidden, activation, scale), self.seed
+        )
 
     # ---- training ------------------------------------------------------------------------
     def fit(
@@ -131,6 +225,7 @@ class RatioEstimator(PersistentEstimator):
         *,
         alpha: float = 1.0,
         log_r_clip: float = 10.0,
+        normalise_on_sm: bool = True,
         **train_options,
     ) -> TrainingHistory:
         """Train on a ratio training sample (:func:`sbihep.events.augment.ratio_training_sample`).
@@ -141,6 +236,9 @@ class RatioEstimator(PersistentEstimator):
             method: one of :data:`METHODS`.
             alpha: weight of the score term (rascal, alices, cascal).
             log_r_clip: |log r| clip of the ROLR/RASCAL squared errors.
+            normalise_on_sm: morphing architecture, θ₁ = SM throughout: after training, set Ẑ(θ) to the
+                mean of ρ̂(x|θ) over the sample's SM events (y = 1), so that r̂(·|θ, SM) is normalised on
+                them for every θ (the learned Ẑ otherwise carries its own error).
             train_options: passed to :func:`sbihep.estimators.train.train` (epochs, batch_size,
                 learning_rate, seed, device="auto", quiet, checkpoint, …).
         """
@@ -148,13 +246,17 @@ class RatioEstimator(PersistentEstimator):
             raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
         tensors = self._training_tensors(data)
         doubly = bool((tensors["theta1"] != tensors["theta1"][0]).any())
-        self.network.x_norm.fit(tensors["x"])
-        self.network.theta_norm.fit(torch.cat([tensors["theta0"], tensors["theta1"]]))
+        self.network.fit_preprocessing(tensors["x"], torch.cat([tensors["theta0"], tensors["theta1"]]))
         self.method = method
         self.training = {"alpha": float(alpha), "log_r_clip": float(log_r_clip), "doubly": doubly, "n_samples": int(len(tensors["y"]))}
         self.training.update({k: v for k, v in train_options.items() if isinstance(v, (int, float, str, bool))})
         loss = ratio_loss(method, alpha=alpha, doubly=doubly, log_r_clip=log_r_clip)
-        return train(self.network, loss, tensors, fingerprint=self.config(), **train_options)
+        history = train(self.network, loss, tensors, fingerprint=self.config(), **train_options)
+        at_sm = bool((tensors["theta1"] == torch.as_tensor(self.space.to_vector(), dtype=tensors["theta1"].dtype)).all())
+        if self.architecture == "morphing" and normalise_on_sm and at_sm and bool((tensors["y"] == 1).any()):
+            self.network.set_sigma_from_sm_sample(tensors["x"][tensors["y"] == 1].float())
+            self.training["normalised_on_sm_events"] = int((tensors["y"] == 1).sum())
+        return history
 
     def _training_tensors(self, data: xr.Dataset) -> dict[str, torch.Tensor]:
         needed = ("x", "theta0", "theta1", "y", "log_r_xz", "t_xz0", "t_xz1")
@@ -208,13 +310,21 @@ class RatioEstimator(PersistentEstimator):
             "method": self.method,
             "observables": self.observables,
             "space": self.space.to_dict(),
-            "network": {"hidden": self.hidden, "activation": self.activation, "seed": self.seed},
-            "preprocessing": "standardise x and theta (mean/std buffers in the state_dict)",
+            "network": {"hidden": self.hidden, "activation": self.activation, "seed": self.seed, "architecture": self.architecture, "order": self.order},
+            "preprocessing": (
+                "standardise x and theta (mean/std buffers in the state_dict)" if self.architecture == "mlp"
+                else "standardise x; θ in units of its largest |bound| (buffers in the state_dict)"
+            ),
             "training": self.training,
         }
+
+    @classmethod
+    def _init_options(cls, config) -> dict:
+        net = config["network"]
+        return {"architecture": net.get("architecture", "mlp"), "order": net.get("order", "quadratic")}
 
     def _restore(self, config) -> None:
         self.method, self.training = config.get("method"), config.get("training", {})
 
     def __repr__(self) -> str:
-        return f"RatioEstimator(method={self.method!r}, observables={len(self.observables)}, parameters={list(self.space.names)}, hidden={self.hidden})"
+        return f"RatioEstimator(method={self.method!r}, architecture={self.architecture!r}, observables={len(self.observables)}, parameters={list(self.space.names)}, hidden={self.hidden})"

@@ -17,6 +17,7 @@ fields and wrong types are errors that name the key)::
     method = "alices"               # carl rolr rascal alice alices cascal (ratio) | sally (score)
     hidden = [64, 64]
     activation = "tanh"
+    architecture = "mlp"            # ratio: "mlp" or "morphing" (exact EFT polynomial in θ; SM at θ = 0)
     alpha = 1.0                     # weight of the score term (rascal, alices, cascal)
     n_members = 1                   # > 1: an ensemble
     bootstrap = false
@@ -64,7 +65,7 @@ _TOP = {"seed": int, "data": dict, "parameters": dict, "estimator": dict, "sampl
         "validation": dict, "export": dict}  # fmt: skip
 _DATA = {"events": str, "simulation": str, "features": (str, list), "test_fraction": (int, float)}
 _ESTIMATOR = {"kind": str, "method": str, "hidden": list, "activation": str, "alpha": (int, float), "n_members": int,
-              "bootstrap": bool, "log_r_clip": (int, float)}  # fmt: skip
+              "bootstrap": bool, "log_r_clip": (int, float), "architecture": str}  # fmt: skip
 _SAMPLE = {"n_samples": int, "prior": str, "prior_sigma": (int, float, dict), "theta1": (str, dict), "theta_ref": dict}
 _TRAINING = {"epochs": int, "batch_size": int, "learning_rate": (int, float), "final_learning_rate": (int, float),
              "weight_decay": (int, float), "validation_fraction": (int, float), "early_stopping_patience": int,
@@ -135,6 +136,8 @@ def load_train_config(source: str | Path) -> TrainConfig:
         _fail(f"{where} [estimator]", f"'method' of a {est['kind']} estimator must be one of {list(allowed)}, got {est['method']!r}")
     if "hidden" in est and not (est["hidden"] and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in est["hidden"])):
         _fail(f"{where} [estimator]", f"'hidden' must be a list of positive layer widths, got {est['hidden']!r}")
+    if est.get("architecture", "mlp") not in ("mlp", "morphing") or (est["kind"] == "score" and "architecture" in est):
+        _fail(f"{where} [estimator]", f"'architecture' is \"mlp\" or \"morphing\" and only for ratio estimators, got {est.get('architecture')!r}")
     if est.get("n_members", 1) < 1:
         _fail(f"{where} [estimator]", f"'n_members' must be ≥ 1, got {est['n_members']!r}")
     if "n_samples" not in sample:
@@ -239,7 +242,7 @@ def _make_estimator(cfg: TrainConfig, names, space):
     if e["kind"] == "score":
         cls, extra = ScoreEstimator, {"theta_ref": cfg.sample.get("theta_ref") or None}
     else:
-        cls, extra = RatioEstimator, {}
+        cls, extra = RatioEstimator, {"architecture": e.get("architecture", "mlp")}
     n_members = e.get("n_members", 1)
     if n_members == 1:
         return cls(names, space, seed=cfg.seed, **shape, **extra)

@@ -1,0 +1,106 @@
+"""Morphing-aware ratio estimators: the exact polynomial θ-structure of an EFT built into the
+parametrised ratio networks, trained with the usual ratio losses, on a toy whose ratio is known exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from sbihep.errors import InvalidInputError
+from sbihep.estimators import RatioEstimator
+from sbihep.estimators.onnx_export import export_onnx, load_onnx
+from sbihep.events import augment
+from sbihep.events import eft as eft_math
+from sbihep.params import Parameter, ParameterSpace
+
+from _eft_toy import SPACE, exact_log_rho, toy_events  # noqa: E402
+
+torch.set_num_threads(1)
+THETAS = np.array([[0.5, 0.0], [0.0, -0.8], [-1.0, 1.0], [0.7, 0.4], [-0.3, -0.6]])
+
+
+def exact_log_r(x, theta, sigma_c, order="quadratic"):
+    """log p(x|θ)/p(x|SM) = log ρ(x|θ) − log σ(θ)/σ(SM), σ's polynomial from a large sample."""
+    m = eft_math.monomials(torch.as_tensor(np.atleast_2d(theta)), order).numpy()[0]
+    return exact_log_rho(x, theta, order) - np.log(m @ sigma_c / sigma_c[0])
+
+
+@pytest.fixture(scope="module")
+def toy():
+    events = toy_events(40000, seed=3)
+    data = augment.ratio_training_sample(events, augment.uniform_prior(SPACE), 16000, features=["x1", "x2"], seed=5)
+    sigma_c = np.asarray(toy_events(400000, seed=99).sigma_coefficients())
+    x_test = np.random.default_rng(7).uniform(-1, 1, (4000, 2))
+    w_sm = 1 + 0.5 * x_test[:, 0]  # the toy's SM density, up to a constant
+    return data, sigma_c, x_test, w_sm / w_sm.sum()
+
+
+def _mse(est, toy):
+    _, sigma_c, x, w = toy
+    return float(np.mean([np.sum(w * (est.log_ratio(x, th) - exact_log_r(x, th, sigma_c)) ** 2) for th in THETAS]))
+
+
+@pytest.fixture(scope="module")
+def alices(toy):
+    est = RatioEstimator(["x1", "x2"], SPACE, hidden=(32, 32), seed=0, architecture="morphing")
+    est.fit(toy[0], "alices", epochs=25, batch_size=256, quiet=True)
+    return est
+
+
+def test_morphing_alices_learns_the_exact_ratio_better_than_the_plain_network(toy, alices):
+    _, sigma_c, x, w = toy
+    scale = float(np.mean([np.sum(w * exact_log_r(x, th, sigma_c) ** 2) for th in THETAS]))
+    plain = RatioEstimator(["x1", "x2"], SPACE, hidden=(32, 32), seed=0)
+    plain.fit(toy[0], "alices", epochs=25, batch_size=256, quiet=True)
+    morphing_mse, plain_mse = _mse(alices, toy), _mse(plain, toy)
+    assert morphing_mse < 0.07 * scale, (morphing_mse, scale)  # measured 0.046 of the scale, the plain network 0.12
+    assert morphing_mse < 0.5 * plain_mse, (morphing_mse, plain_mse)
+
+
+def test_theta_dependence_is_exactly_the_eft_polynomial(alices, toy):
+    """exp(log r̂(x|θ, SM)) · Ẑ(θ) is a quadratic polynomial in θ: six θ points fix it, a seventh is predicted."""
+    x = toy[2][:50]
+    net = alices.network
+    rng = np.random.default_rng(1)
+    thetas = rng.uniform(-1, 1, (7, 2))
+    with torch.no_grad():
+        log_z = net.log_sigma_ratio(torch.as_tensor(thetas, dtype=torch.float32)).double().numpy()
+    rho = np.stack([np.exp(alices.log_ratio(x, th) + log_z[k]) for k, th in enumerate(thetas)])  # (7, N)
+    m = eft_math.monomials(torch.as_tensor(thetas), "quadratic").numpy()  # (7, 6)
+    coefficients = np.linalg.solve(m[:6], rho[:6])
+    np.testing.assert_allclose(m[6] @ coefficients, rho[6], rtol=2e-4)
+    np.testing.assert_array_equal(alices.log_ratio(x, thetas[0], thetas[0]), 0.0)
+
+
+def test_normalised_on_the_sm_sample(alices, toy):
+    data = toy[0]
+    x_sm = data["x"].values[data["y"].values == 1]
+    assert alices.training["normalised_on_sm_events"] == len(x_sm)
+    for th in THETAS:
+        assert np.mean(np.exp(alices.log_ratio(x_sm, th))) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("order", ["quadratic", "linear"])
+def test_onnx_export_and_save_load(toy, tmp_path, order):
+    data = toy[0].isel(sample=slice(0, None, 8))
+    if order == "linear":  # keep θ small enough that the linear ρ stays positive on the toy
+        space = ParameterSpace([Parameter("ca", 0.0, (-0.2, 0.2)), Parameter("cb", 0.0, (-0.2, 0.2))])
+        data = augment.ratio_training_sample(toy_events(4000, 1, "linear"), augment.uniform_prior(space), 2000, features=["x1", "x2"], seed=2)
+    else:
+        space = SPACE
+    est = RatioEstimator(["x1", "x2"], space, hidden=(16,), activation="silu", seed=1, architecture="morphing", order=order)
+    est.fit(data, "alice", epochs=2, quiet=True)
+    path = export_onnx(est, tmp_path / "m.onnx")  # checks ONNX against torch to 1e-5 itself
+    x = toy[2][:300]
+    th0 = np.random.default_rng(3).uniform(-0.2, 0.2, (300, 2))
+    np.testing.assert_allclose(load_onnx(path).log_ratio(x, th0), est.log_ratio(x, th0), atol=1e-5)
+    loaded = RatioEstimator.load(est.save(tmp_path / "est"))
+    assert loaded.architecture == "morphing" and loaded.order == order
+    np.testing.assert_array_equal(loaded.log_ratio(x, th0), est.log_ratio(x, th0))
+
+
+def test_bad_architecture_and_parameters():
+    with pytest.raises(InvalidInputError, match="architecture"):
+        RatioEstimator(["x1"], SPACE, architecture="polynomial")
+    shifted = ParameterSpace([Parameter("mu", 1.0, (0.0, 3.0))])
+    with pytest.raises(InvalidInputError, match="SM value 0.*mu"):
+        RatioEstimator(["x1"], shifted, architecture="morphing")
