@@ -8,15 +8,17 @@ the selection of a training sample and evaluated on an independent test sample:
   samples; its mode, the sample of highest flow density; and its "branch" estimate, the median of the
   samples on the more populated side of the two roots) and for the smaller-|p_z| root of the
   quadratic; ratio quadratic/flow (target ≥ 1.4);
-* calibration — PIT u = F̂(p_z,true | event) from the flow samples; KS p-value of u against U(0,1)
-  and the fraction of true values inside the central 68 % interval;
+* calibration — PIT u = F̂(p_z,true | event): exact, from the flow's CDF (:meth:`NeutrinoFlow.pit`), and
+  the randomised sample PIT of the posterior draws (:func:`sbihep.flows.neutrino.sample_pit`, no
+  discreteness floor); KS p-values of u against U(0,1), the fraction of true values inside the central
+  68 % interval, and the train − validation NLL gap at the restored epoch (over-fitting);
 * zero-resolution limit (``perfect`` card: MET = true neutrino p_T) — the posterior must be
   bimodal at the two roots: fraction of samples within max(2 GeV, 5 % of the root separation) of
   either root, the mean posterior weight on the small root vs the frequency with which the true
   neutrino is the small root, and the fraction of events whose posterior puts ≥ 10 % on each root.
 
 Usage:  python benchmarks/bench_flows_neutrino.py [--quick] [--n-train 40000] [--n-test 10000] [--epochs 60]
-        [--settings w_default,w_perfect,wh_default] [--merge]
+        [--settings w_default,w_perfect,wh_default] [--pz-tails asinh|linear] [--merge]
 Writes benchmarks/results/bench_flows_neutrino.json (flat keys with units).
 """
 
@@ -34,7 +36,7 @@ from _results import RESULTS_DIR, write_results
 from scipy import stats
 
 from sbihep.events.generate import generate
-from sbihep.flows.neutrino import NeutrinoFlow, neutrino_features, required_observables, true_neutrino, w_mass_neutrino_pz
+from sbihep.flows.neutrino import NeutrinoFlow, neutrino_features, required_observables, sample_pit, true_neutrino, w_mass_neutrino_pz
 from sbihep.physics.processes import get_process
 
 SQRT_S_GEV = 13000.0
@@ -57,9 +59,11 @@ def run_setting(tag: str, process: str, card: str, jets, args, figures: dict) ->
     train = events_for(process, card, args.n_train, 11, jets)
     test = events_for(process, card, args.n_test, 12, jets)
     t_gen = time.perf_counter() - start
-    flow = NeutrinoFlow(target="pz", jets=jets, kind="nsf", transforms=args.transforms, hidden=(args.width, args.width), bins=args.bins, seed=0)
+    flow = NeutrinoFlow(target="pz", jets=jets, kind="nsf", transforms=args.transforms, hidden=(args.width, args.width), bins=args.bins,
+                        pz_tails=args.pz_tails, seed=0)
     start = time.perf_counter()
-    history = flow.fit_events(train, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, quiet=True, seed=0)
+    history = flow.fit_events(train, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                              early_stopping_patience=args.patience, quiet=True, seed=0)
     t_fit = time.perf_counter() - start
 
     inp = neutrino_features(test, jets)
@@ -73,18 +77,23 @@ def run_setting(tag: str, process: str, card: str, jets, args, figures: dict) ->
     median = np.median(samples, 0)
     mode = flow.point_estimate(inp, args.n_samples, seed=5, method="mode")[:, 0]
     branch = flow.point_estimate(inp, args.n_samples, seed=5, method="branch")[:, 0]
-    pit = (samples < truth[None]).mean(0) + 0.5 * (samples == truth[None]).mean(0)
+    pit = flow.pit(inp, truth)  # exact: the flow's CDF at the truth
+    pit_samples = sample_pit(samples, truth, seed=6)
     q16, q84 = np.quantile(samples, [0.16, 0.84], axis=0)
 
     f = figures
     f[f"{tag}_n_train_generated"] = args.n_train
     f[f"{tag}_n_test_generated"] = args.n_test
     f[f"{tag}_epochs_max"] = args.epochs
-    f[f"{tag}_flow"] = f"NSF transforms={args.transforms} hidden=({args.width},{args.width}) bins={args.bins} lr={args.learning_rate} batch={args.batch_size}"
+    f[f"{tag}_flow"] = (f"NSF transforms={args.transforms} hidden=({args.width},{args.width}) bins={args.bins} lr={args.learning_rate} "
+                        f"batch={args.batch_size} patience={args.patience} pz_tails={args.pz_tails}")
     f[f"{tag}_n_posterior_samples"] = args.n_samples
     f[f"{tag}_n_train_passed"] = int(flow.training["n_samples"])
     f[f"{tag}_n_test_passed"] = int(keep.sum())
     f[f"{tag}_epochs_run"] = len(history.train_loss)
+    f[f"{tag}_best_epoch"] = history.best_epoch
+    f[f"{tag}_nll_gap_validation_minus_train"] = round(history.validation_loss[history.best_epoch] - history.train_loss[history.best_epoch], 4)
+    f[f"{tag}_test_nll_per_gev"] = round(float(-np.mean(flow.log_prob(truth[:, None], flow.context(inp)))), 4)
     f[f"{tag}_generation_s"] = round(t_gen, 1)
     f[f"{tag}_training_s"] = round(t_fit, 1)
     f[f"{tag}_sampling_us_per_event_sample"] = round(1e6 * t_sample / samples.size, 2)
@@ -102,6 +111,8 @@ def run_setting(tag: str, process: str, card: str, jets, args, figures: dict) ->
     f[f"{tag}_true_is_small_root_fraction"] = round(float((np.abs(truth - small) < np.abs(truth - large)).mean()), 4)
     f[f"{tag}_pit_ks_pvalue"] = float(f"{stats.kstest(pit, 'uniform').pvalue:.3g}")
     f[f"{tag}_pit_ks_statistic"] = round(float(stats.kstest(pit, "uniform").statistic), 4)
+    f[f"{tag}_sample_pit_ks_pvalue"] = float(f"{stats.kstest(pit_samples, 'uniform').pvalue:.3g}")
+    f[f"{tag}_sample_pit_ks_statistic"] = round(float(stats.kstest(pit_samples, "uniform").statistic), 4)
     f[f"{tag}_coverage_68_fraction"] = round(float(((truth >= q16) & (truth <= q84)).mean()), 4)
     f[f"{tag}_pit_histogram_10bins"] = np.histogram(pit, bins=10, range=(0, 1))[0].tolist()
 
@@ -132,6 +143,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--bins", type=int, default=16)
     parser.add_argument("--n-samples", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=15, help="early-stopping patience (epochs)")
+    parser.add_argument("--pz-tails", default="asinh", choices=("asinh", "linear"), help="NeutrinoFlow's p_z coordinate beyond the roots")
     parser.add_argument("--settings", default="w_default,w_perfect,wh_default", help="comma-separated subset")
     parser.add_argument("--merge", action="store_true", help="keep the other settings' figures already in the results file")
     args = parser.parse_args()

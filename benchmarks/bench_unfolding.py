@@ -4,9 +4,15 @@ Gaussian toy (Andreassen et al., arXiv:1911.09107): simulation truth N(0.2, 0.8)
 smearing σ = 0.5, N events each.  Prints, per iteration, the unfolded mean and width of OmniFold,
 iterative generative unfolding (IcINN-style prior removal) and IBU (pyunfold, binned) next to the exact
 Gaussian sequence (iteration 1 = the prior-dependent single pass N(0.056, 0.909)); the triangular
-discriminator (×10³) and Wasserstein-1 distance to the data truth; per-bin pulls against the exact
-expected truth counts and their 1σ coverage (OmniFold: bootstrap replicas; IBU: pyunfold's errors over
-independent data toys).
+discriminator (×10³) and Wasserstein-1 distance to the data truth.
+
+Coverage (``--coverage``): P independent pseudo-experiments of the Gaussian toy, each with fresh data
+AND fresh simulation (n events each).  Per pseudo-experiment: OmniFold's nominal spectrum and its
+bootstrap σ from R replicas that Poisson-resample data and simulation and retrain every classifier;
+IBU's spectrum with pyunfold's propagated errors (data only, and data ⊕ response-matrix statistics)
+and with a Poisson bootstrap of data and simulation.  Against the expected truth counts, against the
+truth histogram of the same pseudo-data, and bias-free (around the mean over pseudo-experiments):
+bias, true spread, ⟨σ⟩/spread and 1σ coverage (:func:`sbihep.flows.unfolding_metrics.bias_variance`).
 
 W → ℓν (``--physics``): pp → W → ℓν at 13 TeV with the default detector; unfold the transverse mass
 mT(ℓ, ν) from the reco mT(ℓ, MET) with OmniFold and IBU, the simulation's truth spectrum distorted by
@@ -20,6 +26,7 @@ classifier AUC between corrected simulation and independent data (target < 0.52)
     python benchmarks/bench_unfolding.py                  # N = 10^5
     python benchmarks/bench_unfolding.py --quick          # N = 2·10^4, fewer replicas
     python benchmarks/bench_unfolding.py --physics        # add the W → ℓν section
+    python benchmarks/bench_unfolding.py --coverage --skip-gaussian --skip-correction   # the coverage study only
 
 Runs with torch.set_num_threads(1) on CPU.
 """
@@ -38,7 +45,7 @@ from sbihep.flows.correction import SimulationCorrection
 from sbihep.flows.generative_unfolding import iterative_generative_unfolding
 from sbihep.flows.ibu import ibu
 from sbihep.flows.omnifold import omnifold, omnifold_replicas
-from sbihep.flows.unfolding_metrics import classifier_auc, coverage, pulls, triangular_discriminator, wasserstein_1d
+from sbihep.flows.unfolding_metrics import bias_variance, classifier_auc, triangular_discriminator, wasserstein_1d
 from _results import write_results
 
 torch.set_num_threads(1)
@@ -69,7 +76,6 @@ def gaussian(args, fig):
     fig["gauss_n_events"] = n
     exact = exact_sequence(0.2, 0.8, 0.0, 1.0, SIGMA, iters)  # population values
     bins = np.linspace(-3.0, 3.0, 13)  # the simulation (N(0.2, 0.8)) has hardly any events below −3
-    expected = n * np.diff(stats.norm.cdf(bins))
     truth_hist = np.histogram(z_data, bins)[0].astype(float)
     classifier = dict(hidden=(32, 32), epochs=args.epochs)
     methods = set(args.methods.split(","))
@@ -98,9 +104,7 @@ def gaussian(args, fig):
     if "generative" in methods:
         generative(args, fig, z_sim, x_sim, x_data, z_data, bins, report)
     if "ibu" in methods:
-        ibu_section(args, fig, z_sim, x_sim, x_data, bins, expected, report)
-    if "bootstrap" in methods:
-        bootstrap(args, fig, z_sim, x_sim, x_data, bins, classifier)
+        ibu_section(args, fig, z_sim, x_sim, x_data, bins, report)
 
 
 def generative(args, fig, z_sim, x_sim, x_data, z_data, bins, report):
@@ -118,8 +122,8 @@ def generative(args, fig, z_sim, x_sim, x_data, z_data, bins, report):
         report("generative", it, *moments(s_[:, 0], w_), np.histogram(s_[:, 0], bins, weights=w_)[0], wasserstein_1d(s_[:, 0], z_data, w_))
 
 
-def ibu_section(args, fig, z_sim, x_sim, x_data, bins, expected, report):
-    iters, n = args.iterations, args.n
+def ibu_section(args, fig, z_sim, x_sim, x_data, bins, report):
+    iters = args.iterations
     unf = ibu(z_sim, x_sim, x_data, bins_truth=bins, bins_reco=np.linspace(-3.5, 3.5, 15), iterations=iters)
     centres = 0.5 * (bins[1:] + bins[:-1])
     for it in range(1, iters + 1):
@@ -127,42 +131,77 @@ def ibu_section(args, fig, z_sim, x_sim, x_data, bins, expected, report):
         m = float(np.average(centres, weights=h))
         report("ibu_binned", it, m, float(np.sqrt(np.average((centres - m) ** 2, weights=h))), h, None)
 
-    # IBU: independent data toys, pyunfold's statistical errors
-    ibu_pulls = []
-    for t in range(args.toys):
-        r = np.random.default_rng(1000 + t)
-        zt = r.normal(0, 1, n)
-        xt = zt + r.normal(0, SIGMA, n)
-        u = ibu(z_sim, x_sim, xt, bins_truth=bins, bins_reco=np.linspace(-3.5, 3.5, 15), iterations=iters)
-        ibu_pulls.append(pulls(u["unfolded"].sel(iteration=iters).values, expected, u["stat_error"].sel(iteration=iters).values).values)
-    ibu_pulls = np.stack(ibu_pulls)
-    fig["gauss_ibu_pull_mean"], fig["gauss_ibu_pull_rms"] = float(ibu_pulls.mean()), float(np.sqrt((ibu_pulls**2).mean()))
-    fig["gauss_ibu_coverage_1sigma"] = coverage(ibu_pulls)
-    fig["gauss_ibu_toys"] = args.toys
-    print(f"  IBU pulls vs exact expected counts ({args.toys} toys, pyunfold σ): mean {fig['gauss_ibu_pull_mean']:+.2f} "
-          f"rms {fig['gauss_ibu_pull_rms']:.2f} coverage {fig['gauss_ibu_coverage_1sigma']:.2f}", flush=True)
+
+def _toy(seed, n):
+    rng = np.random.default_rng(seed)
+    z_sim, z_data = rng.normal(0.2, 0.8, n), rng.normal(0.0, 1.0, n)
+    return z_sim, z_sim + rng.normal(0, SIGMA, n), z_data, z_data + rng.normal(0, SIGMA, n)
 
 
-def bootstrap(args, fig, z_sim, x_sim, x_data, bins, classifier):
-    iters = args.iterations
-    # pulls against the exact expected counts; OmniFold errors from bootstrap replicas (of N_boot events)
-    nb = args.n_bootstrap
+def _summarise(fig, tag, unfolded, errors, expected, realised, regularised=None):
+    """Figures of bias_variance against the expected truth, the pseudo-data's own truth and (optionally)
+    the expectation of the regularised (finitely iterated) unfolding."""
+    targets = {"expected": expected, "realised": realised}
+    if regularised is not None:
+        targets["regularised"] = regularised
+    for name, truth in targets.items():
+        bv = bias_variance(unfolded, truth, errors)
+        for key in ("coverage", "coverage_without_bias", "pull_mean", "pull_rms", "bias_over_spread_rms", "error_ratio_mean"):
+            fig[f"cov_{tag}_{name}_{key}"] = round(bv.attrs[key], 4)
+        if name == "expected":
+            fig[f"cov_{tag}_bias_counts"] = np.round(bv["bias"].values, 1).tolist()
+            fig[f"cov_{tag}_spread_counts"] = np.round(bv["spread"].values, 1).tolist()
+            fig[f"cov_{tag}_mean_error_counts"] = np.round(bv["mean_error"].values, 1).tolist()
+        print(f"  {tag:22s} vs {name:11s}: coverage {bv.attrs['coverage']:.3f} (bias-free {bv.attrs['coverage_without_bias']:.3f}, "
+              f"expected {bv.attrs['expected_coverage']:.3f})  pull mean {bv.attrs['pull_mean']:+.2f} rms {bv.attrs['pull_rms']:.2f}  "
+              f"<σ>/spread {bv.attrs['error_ratio_mean']:.2f}  rms(bias/spread) {bv.attrs['bias_over_spread_rms']:.2f}", flush=True)
+
+
+def coverage_study(args, fig):
+    n, iters, n_pseudo, n_rep = args.coverage_n, args.coverage_iterations, args.pseudo, args.coverage_replicas
+    bins = np.linspace(-2.5, 2.5, 11)  # the simulation N(0.2, 0.8) has ~4·10⁻⁴ of its events below −2.5: no support for a bin there
+    bins_reco = np.linspace(-3.0, 3.0, 13)
+    expected = n * np.diff(stats.norm.cdf(bins))
+    m_it, s_it = exact_sequence(0.2, 0.8, 0.0, 1.0, SIGMA, iters)[-1]
+    regularised = n * np.diff(stats.norm.cdf(bins, m_it, s_it))  # what OmniFold converges to at iteration `iters`
+    fig.update(cov_n_events=n, cov_iterations=iters, cov_pseudo_experiments=n_pseudo, cov_omnifold_replicas=n_rep,
+               cov_ibu_pseudo_experiments=args.pseudo_ibu, cov_ibu_replicas=args.ibu_replicas, cov_epochs=args.coverage_epochs)
+    classifier = dict(hidden=(32, 32), epochs=args.coverage_epochs, learning_rate=3e-3)
+
+    # IBU: cheap, many pseudo-experiments
     t0 = time.perf_counter()
-    reps = omnifold_replicas(
-        z_sim[:nb], x_sim[:nb], x_data[:nb], n_replicas=args.replicas, bootstrap=True, seed=100, progress=False, iterations=iters,
-        quiet=True, **classifier,
-    )[:, -1]
-    fig["gauss_omnifold_bootstrap_s"] = time.perf_counter() - t0
-    fig["gauss_omnifold_bootstrap_n_events"] = nb
-    hists = np.stack([np.histogram(z_sim[:nb], bins, weights=w)[0] for w in reps])
-    # the replicas' mean (≈ the nominal result) against the exact expectation, σ = the replicas' spread
-    p_omni = pulls(hists.mean(0), nb * np.diff(stats.norm.cdf(bins)), hists.std(0, ddof=1))
-    fig["gauss_omnifold_pull_mean"], fig["gauss_omnifold_pull_rms"] = float(p_omni.mean()), float(np.sqrt((p_omni**2).mean()))
-    fig["gauss_omnifold_coverage_1sigma"] = coverage(p_omni)
-    fig["gauss_omnifold_replicas"] = args.replicas
-    print(f"  OmniFold pulls vs exact expected counts (N = {nb}, bootstrap σ from {args.replicas} replicas): mean "
-          f"{fig['gauss_omnifold_pull_mean']:+.2f} rms {fig['gauss_omnifold_pull_rms']:.2f} coverage "
-          f"{fig['gauss_omnifold_coverage_1sigma']:.2f}", flush=True)
+    rows = {"u": [], "stat": [], "statsys": [], "boot": [], "real": []}
+    for p in range(args.pseudo_ibu):
+        z_s, x_s, z_d, x_d = _toy(50_000 + p, n)
+        opts = dict(bins_truth=bins, bins_reco=bins_reco, iterations=iters)
+        u = ibu(z_s, x_s, x_d, **opts).isel(iteration=-1)
+        rows["u"].append(u["unfolded"].values)
+        rows["stat"].append(u["stat_error"].values)
+        rows["statsys"].append(np.hypot(u["stat_error"].values, u["sys_error"].values))
+        rows["real"].append(np.histogram(z_d, bins)[0])
+        r = np.random.default_rng(90_000 + p)
+        reps = [ibu(z_s, x_s, x_d, sim_weights=r.poisson(1.0, n), data_weights=r.poisson(1.0, n), **opts)["unfolded"].values[-1]
+                for _ in range(args.ibu_replicas)]
+        rows["boot"].append(np.std(reps, 0, ddof=1))
+    a = {k: np.array(v, dtype=float) for k, v in rows.items()}
+    fig["cov_ibu_s"] = round(time.perf_counter() - t0, 1)
+    for tag, err in (("ibu_pyunfold_stat", a["stat"]), ("ibu_pyunfold_stat_sys", a["statsys"]), ("ibu_bootstrap", a["boot"])):
+        _summarise(fig, tag, a["u"], err, expected, a["real"])
+
+    # OmniFold: nominal + R bootstrap replicas (data and simulation Poisson-resampled, classifiers retrained)
+    t0 = time.perf_counter()
+    nominal, sigma, real = [], [], []
+    for p in range(n_pseudo):
+        z_s, x_s, z_d, x_d = _toy(50_000 + p, n)
+        res = omnifold(z_s, x_s, x_d, iterations=iters, seed=10 * p, quiet=True, **classifier)
+        nominal.append(np.histogram(z_s, bins, weights=res.unfolded_weights(-1))[0])
+        reps = omnifold_replicas(z_s, x_s, x_d, n_replicas=n_rep, bootstrap=True, seed=7 * p + 1, progress=False, iterations=iters,
+                                 quiet=True, **classifier)[:, -1]
+        sigma.append(np.std([np.histogram(z_s, bins, weights=w)[0] for w in reps], 0, ddof=1))
+        real.append(np.histogram(z_d, bins)[0])
+        print(f"    OmniFold pseudo-experiment {p + 1}/{n_pseudo} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    fig["cov_omnifold_s"] = round(time.perf_counter() - t0, 1)
+    _summarise(fig, "omnifold_bootstrap", np.array(nominal, float), np.array(sigma), expected, np.array(real, float), regularised)
 
 
 def correction(args, fig):
@@ -246,26 +285,31 @@ def main():
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=30, help="classifier epochs")
     parser.add_argument("--ensemble", type=int, default=3, help="OmniFold classifiers per step (logits averaged)")
-    parser.add_argument("--replicas", type=int, default=5, help="OmniFold bootstrap replicas")
-    parser.add_argument("--n-bootstrap", type=int, default=20_000, help="events per sample in the bootstrap replicas")
-    parser.add_argument("--toys", type=int, default=50, help="IBU data toys for the coverage")
     parser.add_argument("--n-correction", type=int, default=50_000)
     parser.add_argument("--epochs-flow", type=int, default=40)
     parser.add_argument("--physics", action="store_true", help="add the W → ℓν section")
     parser.add_argument("--n-physics", type=int, default=100_000)
     parser.add_argument("--skip-gaussian", action="store_true")
-    parser.add_argument("--methods", default="omnifold,generative,ibu,bootstrap", help="Gaussian-toy sections to run")
+    parser.add_argument("--methods", default="omnifold,generative,ibu", help="Gaussian-toy sections to run")
     parser.add_argument("--skip-correction", action="store_true")
+    parser.add_argument("--coverage", action="store_true", help="add the coverage study over pseudo-experiments")
+    parser.add_argument("--coverage-n", type=int, default=10_000, help="events per sample in the coverage study")
+    parser.add_argument("--coverage-iterations", type=int, default=4)
+    parser.add_argument("--coverage-epochs", type=int, default=15, help="classifier epochs in the coverage study (learning rate 3e-3)")
+    parser.add_argument("--pseudo", type=int, default=10, help="OmniFold pseudo-experiments (fresh data and simulation)")
+    parser.add_argument("--coverage-replicas", type=int, default=8, help="OmniFold bootstrap replicas per pseudo-experiment")
+    parser.add_argument("--pseudo-ibu", type=int, default=200, help="IBU pseudo-experiments")
+    parser.add_argument("--ibu-replicas", type=int, default=20, help="IBU bootstrap replicas per pseudo-experiment")
     parser.add_argument("--output", default=__file__, help="results JSON (default benchmarks/results/bench_unfolding.json)")
     args = parser.parse_args()
     if args.quick:
-        args.n, args.iterations, args.replicas, args.toys, args.n_correction, args.n_physics = 20_000, 4, 3, 20, 10_000, 20_000
-        args.n_bootstrap = 10_000
+        args.n, args.iterations, args.n_correction, args.n_physics = 20_000, 4, 10_000, 20_000
         args.epochs, args.epochs_flow = 20, 25
+        args.coverage_n, args.pseudo, args.coverage_replicas, args.pseudo_ibu, args.ibu_replicas = 5000, 4, 4, 50, 10
     fig: dict = {"quick": int(args.quick)}
     t0 = time.perf_counter()
     sections = [("Gaussian toy", gaussian, not args.skip_gaussian), ("simulation correction", correction, not args.skip_correction),
-                ("W → ℓν", physics, args.physics)]
+                ("W → ℓν", physics, args.physics), ("coverage over pseudo-experiments", coverage_study, args.coverage)]
     for title, section, wanted in sections:
         if wanted:
             print(title, flush=True)

@@ -139,7 +139,11 @@ def ibu(
     Returns:
         Dataset: ``unfolded``, ``stat_error``, ``sys_error`` (iteration, truth_bin) — counts of data
         events per truth bin, the errors as pyunfold propagates them (data statistics; response-matrix
-        statistics) — plus the response matrix variables of :func:`response_matrix`.
+        statistics) — plus the response matrix variables of :func:`response_matrix`.  These errors
+        leave out the simulation's own statistical fluctuations (the spread it causes through the
+        response matrix): with a simulation as large as the data they cover only ≈ 46% of the time
+        at "1σ" (⟨σ⟩/true spread 0.63; benchmarks/RESULTS.md, "Unfolding coverage") — Poisson-resample
+        data and simulation together and re-unfold for honest errors (coverage 0.69 there).
     Raises:
         InvalidInputError: for zero-efficiency or empty truth bins, data in reco bins that the simulation
             never populates, non-positive data after background and fake subtraction, or bad arguments.

@@ -44,6 +44,8 @@ __all__ = [
     "true_neutrino",
     "NeutrinoFlow",
     "POSTERIOR_FEATURES",
+    "FIT_DEFAULTS",
+    "sample_pit",
 ]
 
 #: default W mass (GeV) of the constraint.
@@ -52,6 +54,9 @@ M_W_GEV = 80.379
 POSTERIOR_FEATURES = ("nu_pz_median", "nu_pz_q16", "nu_pz_q84", "m(l,nu)_median")
 _TARGETS = {"pz": 1, "pxpypz": 3}
 _ROOT_COLUMNS = (6, 7)  # flat-context columns of the small and large W-mass roots
+_PZ_TAILS = ("asinh", "linear")
+#: trainer defaults of :meth:`NeutrinoFlow.fit` (see :func:`sbihep.estimators.train.train`).
+FIT_DEFAULTS = dict(epochs=60, batch_size=256, learning_rate=2e-3, final_learning_rate=1e-5, early_stopping_patience=15)
 
 
 def _array(value, shape_tail: tuple[int, ...], argument: str) -> np.ndarray:
@@ -112,6 +117,33 @@ def w_mass_neutrino_pz(lepton, met_xy, m_w: float = M_W_GEV) -> tuple[np.ndarray
     small = np.where(swap, plus, minus)
     large = np.where(swap, minus, plus)
     return small, large, is_complex
+
+
+def sample_pit(samples, truth, *, seed: int = 0) -> np.ndarray:
+    """Randomised probability integral transform from posterior draws, (N,) in [0, 1].
+
+    u = (#{s < y} + V · (#{s = y} + 1)) / (S + 1), V ~ U(0, 1): the rank of the truth among the S draws
+    with ties (and the truth's own slot) broken at random.  For a calibrated posterior u is *exactly*
+    uniform on [0, 1] for any S (the rank is uniform on {0, …, S} and V fills each step), so a KS test of
+    u has no discreteness floor — unlike the plain fraction #{s < y}/S, which lives on a grid of 1/S.
+
+    Args:
+        samples: (S, N) posterior draws (any units).
+        truth: (N,) true values (same units).
+        seed: seed of the randomisation V.
+    """
+    s = np.asarray(samples, dtype=np.float64)
+    y = np.asarray(truth, dtype=np.float64)
+    if s.ndim != 2 or y.ndim != 1 or s.shape[1] != len(y):
+        raise ShapeError(f"samples must be (S, N) and truth (N,), got {s.shape} and {y.shape}")
+    if s.shape[0] < 1 or len(y) == 0:
+        raise InvalidInputError(f"samples/truth: need at least one draw and one event, got {s.shape}")
+    if not (np.isfinite(s).all() and np.isfinite(y).all()):
+        raise InvalidInputError("samples/truth: contain NaN or infinite values")
+    below = (s < y[None]).sum(0)
+    ties = (s == y[None]).sum(0)
+    v = np.random.default_rng(seed).random(len(y))
+    return (below + v * (ties + 1)) / (s.shape[0] + 1)
 
 
 def required_observables(jets: Sequence[str] = ()) -> list[str]:
@@ -197,8 +229,9 @@ class NeutrinoFlow(ConditionalFlow):
     Context (all in the frame rotated so that the lepton lies along +x): lepton (p_T, p_z, E, charge),
     p̸_T (x, y), the two W-mass roots and the complex flag, and per jet (E, p_x, p_y, p_z) — flat,
     or through a set embedding when ``jet_embedding`` is given (e.g. ``{"type": "deepset", "n_out": 8}``).
-    The p_z component is learned in root-relative coordinates t = (p_z − c)/s (see :meth:`fit`);
-    :meth:`log_prob` and :meth:`sample` take and return GeV.
+    The p_z component is learned in root-relative coordinates y = g(t), t = (p_z − c)/s (see :meth:`fit`);
+    :meth:`log_prob` and :meth:`sample` take and return GeV; :meth:`pit` gives the probability integral
+    transform of true values (exact, from the flow's CDF, for ``target="pz"``).
 
     Args:
         target: ``"pz"`` or ``"pxpypz"``.
@@ -207,6 +240,10 @@ class NeutrinoFlow(ConditionalFlow):
         m_w: W mass of the analytic roots (GeV).
         pz_scale_floor: floor (GeV) of the per-event scale of the learned coordinate t = (p_z − c)/s,
             s = √(h² + floor²), c and h the centre and half separation of the two roots.
+        pz_tails: ``"asinh"`` (default) — y = t between the roots (|t| ≤ 1) and y = ±(1 + asinh(|t| − 1))
+            beyond them, so that the long p_z tails (|t| up to ~100 when the roots nearly coincide) stay
+            inside the splines' domain after standardisation; ``"linear"`` — y = t (the coordinate of
+            models saved before this option existed).
         kind, transforms, hidden, bins, seed: as for :class:`ConditionalFlow`.
     """
 
@@ -220,6 +257,7 @@ class NeutrinoFlow(ConditionalFlow):
         jet_embedding: Mapping | None = None,
         m_w: float = M_W_GEV,
         pz_scale_floor: float = 10.0,
+        pz_tails: str = "asinh",
         kind: str = "nsf",
         transforms: int = 3,
         hidden: Sequence[int] = (64, 64),
@@ -238,6 +276,9 @@ class NeutrinoFlow(ConditionalFlow):
         self.pz_scale_floor = float(pz_scale_floor)
         if not (np.isfinite(self.pz_scale_floor) and self.pz_scale_floor > 0):
             raise InvalidInputError(f"pz_scale_floor must be a positive momentum in GeV, got {pz_scale_floor!r}")
+        if pz_tails not in _PZ_TAILS:
+            raise InvalidInputError(f"pz_tails must be one of {_PZ_TAILS}, got {pz_tails!r}")
+        self.pz_tails = pz_tails
         embedding = None
         if jet_embedding is not None:
             if not self.jets:
@@ -311,31 +352,86 @@ class NeutrinoFlow(ConditionalFlow):
         small, large = flat[:, _ROOT_COLUMNS[0]], flat[:, _ROOT_COLUMNS[1]]
         return 0.5 * (small + large), np.hypot(0.5 * (large - small), self.pz_scale_floor)
 
-    def _internal(self, x, context) -> np.ndarray:
+    def _compress(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """y = g(t) and log g'(t) (see ``pz_tails``); g is the identity on [−1, 1] and C¹."""
+        if self.pz_tails == "linear":
+            return t, np.zeros_like(t)
+        beyond = np.abs(t) - 1.0
+        outside = beyond > 0
+        y = np.where(outside, np.sign(t) * (1.0 + np.arcsinh(np.where(outside, beyond, 0.0))), t)
+        return y, np.where(outside, -0.5 * np.log1p(np.where(outside, beyond, 0.0) ** 2), 0.0)
+
+    def _expand(self, y: np.ndarray) -> np.ndarray:
+        """t = g⁻¹(y)."""
+        if self.pz_tails == "linear":
+            return y
+        beyond = np.abs(y) - 1.0
+        outside = beyond > 0
+        return np.where(outside, np.sign(y) * (1.0 + np.sinh(np.minimum(np.where(outside, beyond, 0.0), 700.0))), y)
+
+    def _internal(self, x, context, with_jacobian: bool = False):
+        """x (N, D) in GeV → the learned coordinates (p_z → y = g((p_z − c)/s)); with ``with_jacobian``
+        also log |dy/dp_z| (N,) (per GeV)."""
         x = _array(x, (self.n_features,), "x").copy()
         centre, scale = self._centre_scale(context)
         if len(centre) != len(x):
             raise ShapeError(f"context: has {len(centre)} rows, x has {len(x)}")
-        x[:, -1] = (x[:, -1] - centre) / scale
-        return x
+        y, log_dg = self._compress((x[:, -1] - centre) / scale)
+        x[:, -1] = y
+        return (x, log_dg - np.log(scale)) if with_jacobian else x
 
     def fit(self, x, context=None, weights=None, **train_options):
         """As :meth:`ConditionalFlow.fit` with x in GeV (p_z last) and ``context`` from :meth:`context`;
-        internally p_z is learned as t = (p_z − c)/s (:meth:`_centre_scale`), so the two W-mass roots
-        sit at t = ±1 in every event."""
-        return super().fit(self._internal(x, context), context, weights, **train_options)
+        internally p_z is learned as y = g(t), t = (p_z − c)/s (:meth:`_centre_scale`), so the two W-mass
+        roots sit at y = ±1 in every event and the tails are compressed logarithmically (``pz_tails``).
+
+        Defaults for the trainer (:data:`FIT_DEFAULTS`, each overridable): 60 epochs, batch 256, LR
+        2·10⁻³ decaying to 10⁻⁵, early stopping after 15 epochs without a better validation loss (the
+        validation NLL of a flow jumps by several 0.1 from one epoch to the next).  The calibration
+        needs training data more than epochs: with ~10⁴ events a (64, 64) NSF over-fits (training
+        NLL 0.25 below the validation NLL on WH) and its PIT fails; see benchmarks/bench_flows_neutrino.py."""
+        return super().fit(self._internal(x, context), context, weights, **{**FIT_DEFAULTS, **train_options})
 
     def log_prob(self, x, context=None, **options) -> np.ndarray:
         """log q(ν target | context) per GeV^D, (N,)."""
-        _, scale = self._centre_scale(context)
-        return super().log_prob(self._internal(x, context), context, **options) - np.log(scale)
+        internal, log_jacobian = self._internal(x, context, with_jacobian=True)
+        return super().log_prob(internal, context, **options) + log_jacobian
 
     def sample(self, context=None, n_samples: int = 1, seed: int | None = None, **options) -> np.ndarray:
         """(n_samples, N, D) draws of the target in GeV (rotated frame for ``pxpypz``)."""
         centre, scale = self._centre_scale(context)
         draws = super().sample(context, n_samples, seed, **options)
-        draws[..., -1] = draws[..., -1] * scale + centre
+        draws[..., -1] = self._expand(draws[..., -1]) * scale + centre
         return draws
+
+    def pit(self, source, truth, *, n_samples: int | None = None, seed: int | None = None) -> np.ndarray:
+        """Probability integral transform u = F̂(p_z,true | event) of the true neutrino p_z, (N,) in [0, 1].
+
+        For a calibrated posterior u ~ U(0, 1) (test e.g. with ``scipy.stats.kstest(u, "uniform")``).
+        With ``target="pz"`` and ``n_samples=None`` the CDF is exact: every transformation of a 1-d
+        flow is increasing, so F̂ = Φ(T(y)) with T the flow's map to its standard-normal base — no
+        sampling noise and no ties.  Otherwise (``target="pxpypz"``: the p_z marginal, or when
+        ``n_samples`` is given) u is the randomised sample PIT of :func:`sample_pit` from ``n_samples``
+        (default 1000) posterior draws.
+
+        Args:
+            source: EventSet or ``{"lepton", "met_xy", "charge"[, "jets"]}`` (N events).
+            truth: (N,) true neutrino p_z in GeV.
+            n_samples, seed: the sample PIT's draws (the seed also randomises ties).
+        """
+        context = self.context(self._inputs(source))
+        pz = _array(np.reshape(_array_1d(truth, "truth"), (-1, 1)), (1,), "truth")[:, 0]
+        centre, _ = self._centre_scale(context)
+        if len(pz) != len(centre):
+            raise ShapeError(f"truth: has {len(pz)} rows, the events have {len(centre)}")
+        if self.target == "pz" and n_samples is None:
+            from scipy.special import ndtr
+
+            u = self.transform(self._internal(pz[:, None], context), context)[:, 0]
+            return ndtr(u)
+        n_samples = 1000 if n_samples is None else n_samples
+        draws = self.sample(context, n_samples, seed)[..., -1]
+        return sample_pit(draws, pz, seed=self.seed if seed is None else seed)
 
     # ---- training -------------------------------------------------------------------------
     def fit_events(self, events: EventSet, *, only_passed: bool = True, weights=None, neutrino_role: str = "v", **train_options):
@@ -427,7 +523,7 @@ class NeutrinoFlow(ConditionalFlow):
         return {
             **super().config(),
             "neutrino": {"target": self.target, "jets": self.jets, "jet_embedding": self.jet_embedding, "m_w": self.m_w,
-                         "pz_scale_floor": self.pz_scale_floor},
+                         "pz_scale_floor": self.pz_scale_floor, "pz_tails": self.pz_tails},
         }
 
     @classmethod
@@ -435,6 +531,6 @@ class NeutrinoFlow(ConditionalFlow):
         f, nu = config["flow"], config["neutrino"]
         return cls(
             target=nu["target"], jets=nu["jets"], jet_embedding=nu["jet_embedding"], m_w=nu["m_w"],
-            pz_scale_floor=nu["pz_scale_floor"], kind=f["kind"],
+            pz_scale_floor=nu["pz_scale_floor"], pz_tails=nu.get("pz_tails", "linear"), kind=f["kind"],
             transforms=f["transforms"], hidden=f["hidden"], bins=f["bins"], seed=f["seed"],
         )

@@ -556,6 +556,14 @@ def omnifold_replicas(
     ``False``: an ensemble that only changes the classifier seeds (training noise alone).  Replicas run
     through :func:`sbihep.parallel.map_jobs` (``n_workers`` local processes; 1 = in this process).
 
+    The spread of the replicas is the statistical uncertainty of the unfolded spectrum, not of its
+    bias: a finite number of iterations (regularisation towards the prior) and finite classifiers
+    bias the result the same way in every replica.  ``benchmarks/bench_unfolding.py --coverage``
+    checks both over independent pseudo-experiments with
+    :func:`sbihep.flows.unfolding_metrics.bias_variance` (Gaussian toy, N = 10⁴: ⟨σ_bootstrap⟩ / true
+    spread 1.31 from 10 pseudo-experiments × 8 replicas, bias-free 1σ coverage 0.71; the classifiers'
+    bias, up to 1.8σ in single bins, brings the coverage of the truth to 0.56).
+
     Returns:
         (n_replicas, n_iterations + 1, N) weights (resampled simulated events carry their Poisson
         factor); feed ``[:, -1]`` to :func:`binned_spectrum`.

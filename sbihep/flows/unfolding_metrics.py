@@ -9,6 +9,12 @@ pulls and coverage, and the two-sample classifier AUC.
 * pulls (unfolded − truth)/σ per bin, with σ from replicas (bootstrap or ensemble) or given errors;
   coverage = fraction of (replica, bin) or bin entries with |pull| ≤ z (z = 1: 68.27 % expected for
   Gaussian errors).
+* :func:`bias_variance` — the coverage test over independent pseudo-experiments: each pseudo-experiment
+  p (fresh data, and fresh simulation when its statistics matter) gives an unfolded spectrum u_p with
+  its quoted errors σ_p (bootstrap replicas or propagated); against the truth t it returns per bin the
+  bias ⟨u⟩ − t, the true spread std_p(u), the ratio ⟨σ⟩/spread (1 for correct errors) and the
+  coverage of |u_p − t| ≤ z σ_p, next to the bias-free coverage of |u_p − ⟨u⟩| ≤ z σ_p.  A regularised
+  unfolding (finitely many iterations) is biased; the two coverages separate that bias from a wrong σ.
 * the AUC of a classifier that tries to tell two samples apart (0.5: indistinguishable).
 """
 
@@ -22,7 +28,7 @@ import xarray as xr
 from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.flows.omnifold import as_events, as_weights, fit_ratio
 
-__all__ = ["classifier_auc", "coverage", "expected_coverage", "pulls", "roc_auc", "triangular_discriminator", "wasserstein_1d"]
+__all__ = ["bias_variance", "classifier_auc", "coverage", "expected_coverage", "pulls", "roc_auc", "triangular_discriminator", "wasserstein_1d"]
 
 
 def _spectrum(values, argument: str) -> np.ndarray:
@@ -109,6 +115,67 @@ def coverage(pull_values, z: float = 1.0) -> float:
 def expected_coverage(z: float = 1.0) -> float:
     """2Φ(z) − 1, the coverage of |pull| ≤ z for unit Gaussian pulls."""
     return math.erf(z / math.sqrt(2.0))
+
+
+def bias_variance(unfolded, truth, errors, *, z: float = 1.0) -> xr.Dataset:
+    """Bias, spread and coverage of unfolded spectra over P independent pseudo-experiments.
+
+    Args:
+        unfolded: (P, K) one unfolded spectrum per pseudo-experiment (P ≥ 2).
+        truth: (K,) the true spectrum all pseudo-experiments estimate (e.g. the expected counts), or
+            (P, K) one truth per pseudo-experiment (e.g. the truth histogram of its own data).
+        errors: (P, K) the standard error each pseudo-experiment quotes for its spectrum (> 0).
+        z: the interval half-width in σ (z = 1: 68.27 % expected, :func:`expected_coverage`).
+    Returns:
+        Dataset over dim ``bin``: ``bias`` = ⟨u − t⟩ (mean over pseudo-experiments), ``bias_error`` =
+        std(u − t)/√P, ``spread`` = std_p(u) (ddof 1: the true standard deviation of the estimator),
+        ``mean_error`` = ⟨σ⟩, ``error_ratio`` = ⟨σ⟩/spread, ``pull_mean`` and ``pull_rms`` of
+        (u − t)/σ, ``coverage`` = fraction of |u − t| ≤ zσ, ``coverage_without_bias`` = fraction of
+        |u − ⟨u⟩| ≤ zσ; attrs ``coverage``, ``coverage_without_bias``, ``pull_mean``, ``pull_rms`` (over
+        all bins and pseudo-experiments), ``bias_over_spread_rms`` (rms over bins of bias/spread),
+        ``error_ratio_mean``, ``expected_coverage`` and ``n_pseudo_experiments``.
+    """
+    u = np.asarray(getattr(unfolded, "values", unfolded), dtype=np.float64)
+    t = np.asarray(getattr(truth, "values", truth), dtype=np.float64)
+    e = np.asarray(getattr(errors, "values", errors), dtype=np.float64)
+    if u.ndim != 2 or u.shape[0] < 2:
+        raise ShapeError(f"unfolded: expected (P, K) spectra of P ≥ 2 pseudo-experiments, got shape {u.shape}")
+    if t.shape not in (u.shape[1:], u.shape):
+        raise ShapeError(f"truth: expected shape {u.shape[1:]} or {u.shape}, got {t.shape}")
+    if e.shape != u.shape:
+        raise ShapeError(f"errors: expected shape {u.shape}, got {e.shape}")
+    if not (np.isfinite(u).all() and np.isfinite(t).all() and np.isfinite(e).all()):
+        raise InvalidInputError("unfolded/truth/errors: contain NaN or infinite values")
+    if not (e > 0).all():
+        raise InvalidInputError(f"errors: {int((e <= 0).sum())} quoted uncertainties are not positive")
+    if not z > 0:
+        raise InvalidInputError(f"z must be positive, got {z!r}")
+    n = u.shape[0]
+    diff = u - t
+    spread = u.std(0, ddof=1)
+    pull = diff / e
+    centred = np.abs(u - u.mean(0)) <= z * e
+    inside = np.abs(diff) <= z * e
+    safe = np.where(spread > 0, spread, np.nan)
+    out = xr.Dataset(
+        {
+            "bias": ("bin", diff.mean(0)),
+            "bias_error": ("bin", diff.std(0, ddof=1) / math.sqrt(n)),
+            "spread": ("bin", spread),
+            "mean_error": ("bin", e.mean(0)),
+            "error_ratio": ("bin", e.mean(0) / safe),
+            "pull_mean": ("bin", pull.mean(0)),
+            "pull_rms": ("bin", np.sqrt((pull**2).mean(0))),
+            "coverage": ("bin", inside.mean(0)),
+            "coverage_without_bias": ("bin", centred.mean(0)),
+        }
+    )
+    out.attrs.update(
+        coverage=float(inside.mean()), coverage_without_bias=float(centred.mean()), pull_mean=float(pull.mean()),
+        pull_rms=float(np.sqrt((pull**2).mean())), bias_over_spread_rms=float(np.sqrt(np.nanmean((diff.mean(0) / safe) ** 2))),
+        error_ratio_mean=float(np.nanmean(e.mean(0) / safe)), expected_coverage=expected_coverage(z), n_pseudo_experiments=n,
+    )
+    return out
 
 
 def roc_auc(scores_positive, scores_negative, weights_positive=None, weights_negative=None) -> float:
