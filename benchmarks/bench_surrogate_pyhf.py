@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import sys
 import tarfile
 import tempfile
@@ -58,8 +59,25 @@ def _time_per_call(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
+def _cached(cache: Path | None, name: str, make):
+    """``make()``, or its pickled result from an earlier run of this script (labels cost minutes to hours)."""
+    if cache is None:
+        return make()
+    path = cache / f"{name}.pkl"
+    if path.is_file():
+        print(f"  (labels from {path})", flush=True)
+        return pickle.loads(path.read_bytes())
+    obj = make()
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        pickle.dump(obj, fh)
+    os.replace(tmp, path)
+    return obj
+
+
 def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_workers: int, results: dict,
-             models: Path) -> None:
+             models: Path, cache: Path | None = None) -> None:
     import onnxruntime as ort
     import pyhf
 
@@ -70,7 +88,8 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     tag = f"{key}_{patch}"
     t0 = time.perf_counter()
     problem = load_problem(ws_dir / "BkgOnly.json", patch=patch)
-    labels = generate_labels(problem, n_points, n_starts=2, seed=1, n_workers=n_workers, progress=False)
+    labels = _cached(cache, f"{tag}_train_{n_points}", lambda: generate_labels(
+        problem, n_points, n_starts=2, seed=1, n_workers=n_workers, progress=False))
     t_labels = time.perf_counter() - t0
     print(f"[{tag}] {len(labels.x)}/{labels.n_requested} labels in {t_labels:.0f} s, dropped {labels.n_dropped}, "
           f"disagreeing starts {labels.n_disagree}, neighbour refits {labels.n_neighbour}",
@@ -80,7 +99,8 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     small = (labels.t < 12).any(axis=1)
     lo, hi = float(labels.x[small, 0].min()), float(labels.x[small, 0].max())
     x_test = np.linspace(lo, hi, n_test)[:, None]
-    test = generate_labels(problem, x=x_test, n_starts=1, n_workers=n_workers, progress=False)
+    test = _cached(cache, f"{tag}_test_{n_points}_{n_test}", lambda: generate_labels(
+        problem, x=x_test, n_starts=1, n_workers=n_workers, progress=False))
     # the test labels' reference NLL is the same global minimum up to fit noise: re-reference to the training one
     shift = np.array([test.reference_nll["observed"] - labels.reference_nll["observed"],
                       test.reference_nll["asimov"] - labels.reference_nll["asimov"]])
@@ -160,6 +180,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-points", type=int, default=24)
     ap.add_argument("--n-test", type=int, default=8)
     ap.add_argument("--n-workers", type=int, default=2)
+    ap.add_argument("--labels-cache", type=Path, default=None,
+                    help="keep the labels here (pickles) and reuse them on the next run with the same case and sizes")
     ap.add_argument("--models-dir", type=Path, default=None, help="keep the ONNX files here (default: a temp dir)")
     args = ap.parse_args(argv)
     if not DATA.is_dir():
@@ -176,7 +198,7 @@ def main(argv=None) -> int:
                            and m.name.endswith(".json") and m.name.removeprefix("./").count("/") == inner.count("/") + 1]
                 tar.extractall(tmp, members=members, filter="data")
             run_case(Path(tmp) / inner, key, patch, args.n_points, args.n_test, args.n_workers, results,
-                     args.models_dir or Path(tmp))
+                     args.models_dir or Path(tmp), args.labels_cache)
             results["machine"] = "2 shared CPU cores, onnxruntime CPU, 1 intra-op thread"
             _write_atomic(OUT, results)
     return 0

@@ -193,7 +193,12 @@ def train_ensemble(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     ens = SurrogateEnsemble(config)
-    stats = {"in_shift": x.mean(0), "in_scale": x.std(0) + 1e-12, "out_shift": t.mean(0), "out_scale": t.std(0) + 1e-12}
+    # outputs standardised with the loss weights: the scale is that of the small −2ΔlnL region the
+    # surrogate must resolve to < 0.1, not that of the far tail (labels up to ~10³ on a wide μ box)
+    wt = _weights(t, t_scale)
+    out_shift = (wt * t).sum(0) / wt.sum(0)
+    out_scale = np.sqrt((wt * (t - out_shift) ** 2).sum(0) / wt.sum(0))
+    stats = {"in_shift": x.mean(0), "in_scale": x.std(0) + 1e-12, "out_shift": out_shift, "out_scale": out_scale + 1e-12}
 
     def as_t(a):
         return torch.as_tensor(a, dtype=torch.float32, device=dev)
