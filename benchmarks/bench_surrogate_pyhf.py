@@ -174,9 +174,131 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
           f" → ×{r['speedup_single']:.2e} / ×{r['speedup_batched']:.2e}", flush=True)
 
 
+def _patch_yields(ws_dir: Path, patch: str, regions: list[str]) -> np.ndarray:
+    """Nominal signal yields (events, μ = 1) of ``patch`` in each bin of ``regions``: a direction to scan."""
+    import pyhf
+
+    ws = pyhf.Workspace(json.loads((ws_dir / "BkgOnly.json").read_text()))
+    spec = pyhf.PatchSet(json.loads((ws_dir / "patchset.json").read_text())).apply(ws, patch)
+    poi = spec["measurements"][0]["config"]["poi"]
+    out = []
+    for region in regions:
+        channel = next(c for c in spec["channels"] if c["name"] == region)
+        signal = [s for s in channel["samples"] if any(m["name"] == poi for m in s["modifiers"])]
+        out.extend(np.sum([s["data"] for s in signal], axis=0) if signal else np.zeros(len(channel["samples"][0]["data"])))
+    return np.asarray(out, float)
+
+
+def run_yields_case(ws_dir: Path, key: str, regions: list[str], max_yield: float, direction_patch: str, n_points: int,
+                    n_test: int, n_workers: int, results: dict, models: Path, cache: Path | None = None) -> None:
+    """A signal-yields surrogate (inputs: signal events per signal-region bin, as SModelS uses them).
+
+    Validated on independent points where −2ΔlnL is small, and by the CLs upper limit on μ along the
+    signal-yield direction of ``direction_patch``: the reference limit comes from exact profiled
+    labels of the same model along that line (a cubic spline through 16 of them, then the same
+    asymptotic q̃_μ formulas the surrogate uses, which the tests check against pyhf).
+    """
+    import onnxruntime as ort
+    import pyhf
+    from scipy.interpolate import CubicSpline
+    from scipy.optimize import brentq, minimize_scalar
+
+    from sbihep.surrogates.asymptotics import cls_from_q, qtilde_from_t
+    from sbihep.surrogates.labels import _fit, _fixed_and_bounds, generate_labels, load_problem
+    from sbihep.surrogates.likelihood import train_surrogate
+    from sbihep.surrogates.loader import SurrogateLikelihood
+
+    tag = f"{key}_yields_{'_'.join(r.removesuffix('_cuts') for r in regions)}"
+    t0 = time.perf_counter()
+    problem = load_problem(ws_dir / "BkgOnly.json", regions=regions, max_yield=max_yield)
+    labels = _cached(cache, f"{tag}_train_{n_points}", lambda: generate_labels(
+        problem, n_points, n_starts=2, seed=1, n_workers=n_workers, progress=False))
+    t_labels = time.perf_counter() - t0
+    print(f"[{tag}] {len(labels.x)}/{labels.n_requested} labels in {t_labels:.0f} s, dropped {labels.n_dropped}, "
+          f"disagreeing starts {labels.n_disagree}, neighbour refits {labels.n_neighbour}", flush=True)
+
+    small = (labels.t < 12).any(axis=1)
+    lo, hi = labels.x[small].min(0), labels.x[small].max(0)
+    x_test = lo + (hi - lo) * np.random.default_rng(5).uniform(size=(n_test, len(lo)))
+    test = _cached(cache, f"{tag}_test_{n_points}_{n_test}", lambda: generate_labels(
+        problem, x=x_test, n_starts=1, n_workers=n_workers, progress=False))
+    t_test = test.t  # yields mode: both reference NLLs are the zero-signal fits, the same in both label sets
+
+    t0 = time.perf_counter()
+    path, metrics = train_surrogate(None, output=models / f"{tag}.onnx", labels=labels, quiet=True, seed=0)
+    t_train = time.perf_counter() - t0
+    s = SurrogateLikelihood(path, out_of_bounds="ignore")
+    err = np.abs(s.evaluate(test.x)[0] - t_test)
+    err_small = np.where(t_test < 10, err, 0.0).max(axis=0)
+
+    direction = _patch_yields(ws_dir, direction_patch, regions)
+    ul_sur = s.upper_limit(direction=direction)
+    mu_line = np.linspace(0.0, 1.6 * ul_sur, 16)
+    t0 = time.perf_counter()
+    line = _cached(cache, f"{tag}_line_{direction_patch}", lambda: generate_labels(
+        problem, x=mu_line[:, None] * direction, n_starts=2, n_workers=n_workers, progress=False))
+    if len(line.x) != len(mu_line):
+        raise RuntimeError(f"[{tag}] reference labels along the line did not all converge ({line.n_dropped})")
+    t_ul = time.perf_counter() - t0
+    obs, asi = CubicSpline(mu_line, line.t[:, 0]), CubicSpline(mu_line, line.t[:, 1])
+    m_obs = minimize_scalar(obs, bounds=(0.0, mu_line[-1]), method="bounded")
+    m_asi = minimize_scalar(asi, bounds=(0.0, mu_line[-1]), method="bounded")
+    mu_hat_ref = float(m_obs.x) if float(obs(0.0)) > float(m_obs.fun) else 0.0
+    t_min_ref = float(obs(mu_hat_ref))
+
+    def cls_ref(mu):
+        q = qtilde_from_t(np.array([float(obs(mu))]), np.array([mu]), t_min_ref, mu_hat_ref)
+        return float(cls_from_q(q, np.array([max(float(asi(mu)) - float(min(asi(0.0), m_asi.fun)), 0.0)]))["CLs"][0])
+
+    ul_ref = float(brentq(lambda m: cls_ref(m) - 0.05, max(mu_hat_ref, 1e-6 * ul_sur), mu_line[-1], xtol=1e-6 * ul_sur))
+    print(f"[{tag}] CLs upper limit along {direction_patch} (yields {np.round(direction, 3).tolist()}): "
+          f"surrogate {ul_sur:.5g}, exact labels {ul_ref:.5g}", flush=True)
+
+    # speed: one profiled fit at fixed yields vs the surrogate
+    model = problem.model()
+    slots = problem.input_slots(model)
+    data = list(map(float, pyhf.tensorlib.tolist(pyhf.Workspace(problem.spec).data(model))))
+    x0 = ul_sur * direction
+    fixed, bounds = _fixed_and_bounds(model, slots, x0)
+    init = list(model.config.suggested_init())
+    for sl, v in zip(slots, x0):
+        init[sl] = float(v)
+    t_fit = _time_per_call(lambda: _fit(data, model, init, fixed, bounds, 1e-3), 3)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    x1 = x0[None, :].astype(np.float32)
+    xb = (problem.bounds[:, 0] + (problem.bounds[:, 1] - problem.bounds[:, 0])
+          * np.random.default_rng(0).uniform(size=(10_000, len(slots)))).astype(np.float32)
+    t_single = _time_per_call(lambda: sess.run(None, {"x": x1}), 300)
+    t_batch = _time_per_call(lambda: sess.run(None, {"x": xb}), 10) / len(xb)
+
+    r = {
+        "inputs": ",".join(problem.input_names), "max_yield_events": max_yield,
+        "n_labels_requested": labels.n_requested, "n_labels_used": int(len(labels.x)),
+        "n_labels_dropped_observed": labels.n_dropped["observed"], "n_labels_dropped_asimov": labels.n_dropped["asimov"],
+        "n_labels_disagree_observed": labels.n_disagree["observed"], "n_labels_disagree_asimov": labels.n_disagree["asimov"],
+        "n_test_points": int(len(test.x)), "n_test_dropped": int(sum(test.n_dropped.values())),
+        "n_test_t_lt_10_observed": int((t_test[:, 0] < 10).sum()), "n_test_t_lt_10_asimov": int((t_test[:, 1] < 10).sum()),
+        "max_abs_dt_observed_t_lt_10": float(err_small[0]), "max_abs_dt_asimov_t_lt_10": float(err_small[1]),
+        "cls_ul95_direction_patch": direction_patch,
+        "cls_ul95_surrogate": ul_sur, "cls_ul95_exact_labels": ul_ref, "cls_ul95_rel_diff": abs(ul_sur - ul_ref) / ul_ref,
+        "time_labels_s": t_labels, "time_train_s": t_train, "time_reference_line_s": t_ul,
+        "time_profiled_fit_s": t_fit, "time_surrogate_single_s": t_single, "time_surrogate_batched_per_point_s": t_batch,
+        "speedup_single": t_fit / t_single, "speedup_batched": t_fit / t_batch,
+    }
+    for k, v in r.items():
+        results[f"{tag}.{k}"] = v
+    print(f"[{tag}] max|Δt| (t<10): obs {r['max_abs_dt_observed_t_lt_10']:.4f}  asimov {r['max_abs_dt_asimov_t_lt_10']:.4f}"
+          f" | UL95 rel {r['cls_ul95_rel_diff']:.2%} | fit {t_fit:.2f} s, surrogate {t_single * 1e6:.1f} µs single,"
+          f" {t_batch * 1e9:.0f} ns batched → ×{r['speedup_single']:.2e} / ×{r['speedup_batched']:.2e}", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", nargs="*", default=DEFAULT_CASES, help="WORKSPACE_KEY:PATCH")
+    ap.add_argument("--cases", nargs="*", default=DEFAULT_CASES,
+                    help="WORKSPACE_KEY:PATCH (signal-strength surrogate) or WORKSPACE_KEY:@REGION,REGION:MAX_YIELD:PATCH "
+                         "(signal-yields surrogate, validated along that patch's yields)")
     ap.add_argument("--n-points", type=int, default=24)
     ap.add_argument("--n-test", type=int, default=8)
     ap.add_argument("--n-workers", type=int, default=2)
@@ -191,14 +313,20 @@ def main(argv=None) -> int:
     results: dict = json.loads(OUT.read_text()) if OUT.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
-            key, patch = case.split(":")
+            key, patch = case.split(":", 1)
             tarball, inner = WORKSPACES[key]
             with tarfile.open(DATA / tarball) as tar:
                 members = [m for m in tar.getmembers() if m.name.removeprefix("./").startswith(inner + "/")
                            and m.name.endswith(".json") and m.name.removeprefix("./").count("/") == inner.count("/") + 1]
                 tar.extractall(tmp, members=members, filter="data")
-            run_case(Path(tmp) / inner, key, patch, args.n_points, args.n_test, args.n_workers, results,
-                     args.models_dir or Path(tmp), args.labels_cache)
+            if patch.startswith("@"):
+                regions, max_yield, direction_patch = patch[1:].split(":")
+                run_yields_case(Path(tmp) / inner, key, regions.split(","), float(max_yield), direction_patch,
+                                args.n_points, args.n_test, args.n_workers, results, args.models_dir or Path(tmp),
+                                args.labels_cache)
+            else:
+                run_case(Path(tmp) / inner, key, patch, args.n_points, args.n_test, args.n_workers, results,
+                         args.models_dir or Path(tmp), args.labels_cache)
             results["machine"] = "2 shared CPU cores, onnxruntime CPU, 1 intra-op thread"
             _write_atomic(OUT, results)
     return 0
