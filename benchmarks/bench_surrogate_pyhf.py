@@ -398,7 +398,10 @@ def main(argv=None) -> int:
                 run_case(Path(tmp) / inner, key, patch, args.n_points, args.n_test, args.n_workers, results,
                          args.models_dir or Path(tmp), args.labels_cache, write_card=args.models_dir is not None)
             results["machine"] = "2 shared CPU cores, onnxruntime CPU, 1 intra-op thread"
-            _write_atomic(OUT, results)
+            # merge into the file as it is now: another run of this script may have written other cases meanwhile
+            merged = json.loads(OUT.read_text()) if OUT.is_file() else {}
+            merged.update(results)
+            _write_atomic(OUT, merged)
     return 0
 
 
