@@ -10,14 +10,18 @@ Coverage (``--coverage``): P independent pseudo-experiments of the Gaussian toy,
 AND fresh simulation (n events each).  Per pseudo-experiment: OmniFold's nominal spectrum and its
 bootstrap σ from R replicas that Poisson-resample data and simulation and retrain every classifier;
 IBU's spectrum with pyunfold's propagated errors (data only, and data ⊕ response-matrix statistics)
-and with a Poisson bootstrap of data and simulation.  Against the expected truth counts, against the
+and with the Poisson bootstrap of data and simulation (``ibu(..., n_bootstrap=B)``).  Against the expected truth counts, against the
 truth histogram of the same pseudo-data, and bias-free (around the mean over pseudo-experiments):
 bias, true spread, ⟨σ⟩/spread and 1σ coverage (:func:`sbihep.flows.unfolding_metrics.bias_variance`).
 
 W → ℓν (``--physics``): pp → W → ℓν at 13 TeV with the default detector; unfold the transverse mass
-mT(ℓ, ν) from the reco mT(ℓ, MET) with OmniFold and IBU, the simulation's truth spectrum distorted by
-per-event weights exp(−(mT − 60 GeV)/40 GeV) so that the prior is wrong; efficiency from the detector
-selection (no event with truth mT < 50 GeV passes it, so spectra are compared for truth mT ≥ 50 GeV).
+mT(ℓ, ν) from the reco mT(ℓ, MET) with OmniFold, iterative generative unfolding (NSF on log mT,
+``support=[(0, None)]``; efficiency through ``reweight_truth``) and IBU, the simulation's truth spectrum
+distorted by per-event weights exp(−(mT − 60 GeV)/40 GeV) so that the prior is wrong; efficiency from
+the detector selection (no event with truth mT < 50 GeV passes it, so spectra are compared for truth
+mT ≥ 50 GeV).  Per method: triangular discriminator Δ and W₁ against the data's truth, Σ/N_truth, and
+per bin (unfolded − truth)/σ with σ from IBU's Poisson bootstrap (``ibu(..., n_bootstrap=B)``; for IBU
+itself these are its pulls).
 
 Simulation correction: a correlated 3-d toy (simulation and data Gaussians with different means,
 widths and correlations, plus a non-linear term in the data), one flow with condition c ∈ {0, 1};
@@ -26,6 +30,7 @@ classifier AUC between corrected simulation and independent data (target < 0.52)
     python benchmarks/bench_unfolding.py                  # N = 10^5
     python benchmarks/bench_unfolding.py --quick          # N = 2·10^4, fewer replicas
     python benchmarks/bench_unfolding.py --physics        # add the W → ℓν section
+    python benchmarks/bench_unfolding.py --physics --skip-gaussian --skip-correction   # W → ℓν only (≈ 5 min, one core)
     python benchmarks/bench_unfolding.py --coverage --skip-gaussian --skip-correction   # the coverage study only
 
 Runs with torch.set_num_threads(1) on CPU.
@@ -45,7 +50,7 @@ from sbihep.flows.correction import SimulationCorrection
 from sbihep.flows.generative_unfolding import iterative_generative_unfolding
 from sbihep.flows.ibu import ibu
 from sbihep.flows.omnifold import omnifold, omnifold_replicas
-from sbihep.flows.unfolding_metrics import bias_variance, classifier_auc, triangular_discriminator, wasserstein_1d
+from sbihep.flows.unfolding_metrics import bias_variance, classifier_auc, coverage, triangular_discriminator, wasserstein_1d
 from _results import write_results
 
 torch.set_num_threads(1)
@@ -173,16 +178,14 @@ def coverage_study(args, fig):
     rows = {"u": [], "stat": [], "statsys": [], "boot": [], "real": []}
     for p in range(args.pseudo_ibu):
         z_s, x_s, z_d, x_d = _toy(50_000 + p, n)
-        opts = dict(bins_truth=bins, bins_reco=bins_reco, iterations=iters)
-        u = ibu(z_s, x_s, x_d, **opts).isel(iteration=-1)
+        # the library's Poisson bootstrap of data and simulation (ibu(..., n_bootstrap=B))
+        u = ibu(z_s, x_s, x_d, bins_truth=bins, bins_reco=bins_reco, iterations=iters, n_bootstrap=args.ibu_replicas,
+                seed=90_000 + p).isel(iteration=-1)
         rows["u"].append(u["unfolded"].values)
         rows["stat"].append(u["stat_error"].values)
         rows["statsys"].append(np.hypot(u["stat_error"].values, u["sys_error"].values))
         rows["real"].append(np.histogram(z_d, bins)[0])
-        r = np.random.default_rng(90_000 + p)
-        reps = [ibu(z_s, x_s, x_d, sim_weights=r.poisson(1.0, n), data_weights=r.poisson(1.0, n), **opts)["unfolded"].values[-1]
-                for _ in range(args.ibu_replicas)]
-        rows["boot"].append(np.std(reps, 0, ddof=1))
+        rows["boot"].append(u["bootstrap_error"].values)
     a = {k: np.array(v, dtype=float) for k, v in rows.items()}
     fig["cov_ibu_s"] = round(time.perf_counter() - t0, 1)
     for tag, err in (("ibu_pyunfold_stat", a["stat"]), ("ibu_pyunfold_stat_sys", a["statsys"]), ("ibu_bootstrap", a["boot"])):
@@ -238,10 +241,11 @@ def physics(args, fig):
     from sbihep.physics.processes import get_process
 
     process = get_process("w_lv")
+    n, iters = args.n_physics, args.physics_iterations
     t0 = time.perf_counter()
 
     def sample(seed):
-        ev = generate(process, 13000.0, args.n_physics, seed=seed, detector="default", observables=["mT(l,met)"],
+        ev = generate(process, 13000.0, n, seed=seed, detector="default", observables=["mT(l,met)"],
                       detector_seed=seed + 1, progress=False)
         reco_mt = ev.observables().sel(observable="mT(l,met)").values
         truth_mt = parton_observables(ev, ["mT(l,v)"], process).observables().sel(observable="mT(l,v)").values
@@ -250,32 +254,76 @@ def physics(args, fig):
     z_s, x_s, p_s = sample(21)
     z_d, x_d, p_d = sample(22)
     fig["w_generation_s"] = time.perf_counter() - t0
-    fig["w_n_events"] = args.n_physics
-    fig["w_efficiency"] = float(p_d.mean())
+    fig.update(w_n_events=n, w_iterations=iters, w_epochs=args.epochs, w_flow_epochs=args.physics_flow_epochs,
+               w_ibu_bootstrap_replicas=args.physics_bootstrap, w_efficiency=float(p_d.mean()), w_n_selected_data=int(p_d.sum()))
     w0 = np.exp(-(z_s - 60.0) / 40.0)
     w0 *= len(z_s) / w0.sum()
     data = x_d[p_d]
     bins = np.array([50.0, 55, 60, 65, 70, 75, 80, 85, 100])  # truth mT < 50 GeV is never selected (pT thresholds)
+    fig["w_bins_gev"] = bins.tolist()
     fiducial_s, fiducial_d = z_s >= bins[0], z_d >= bins[0]
     truth_hist = np.histogram(z_d, bins)[0].astype(float)
-    fig["w_prior_triangular_x1e3"] = 1e3 * triangular_discriminator(np.histogram(z_s, bins, weights=w0)[0], truth_hist)
-    t0 = time.perf_counter()
-    res = omnifold(z_s, x_s, data, passed=p_s, sim_weights=w0, iterations=args.iterations, seed=0, quiet=True, hidden=(32, 32), epochs=args.epochs)
-    fig["w_omnifold_s"] = time.perf_counter() - t0
-    for it in (1, args.iterations):
+    fig["w_truth_counts"] = truth_hist.tolist()
+
+    # IBU with the Poisson bootstrap of data and simulation: the per-bin σ every method is compared against
+    t1 = time.perf_counter()
+    unf = ibu(z_s, x_s, data, passed=p_s, sim_weights=w0, bins_truth=bins, bins_reco=np.linspace(40, 100, 16), iterations=iters,
+              n_bootstrap=args.physics_bootstrap, seed=5).isel(iteration=-1)
+    fig["w_ibu_s"] = time.perf_counter() - t1
+    sigma = unf["bootstrap_error"].values
+    fig["w_ibu_bootstrap_sigma_counts"] = np.round(sigma, 1).tolist()
+
+    def report(tag, hist, w1=None):
+        """Δ, W₁, total and per-bin (unfolded − truth)/σ_IBU-bootstrap of one unfolded (K,) spectrum."""
+        fig[f"w_{tag}_triangular_x1e3"] = 1e3 * triangular_discriminator(hist, truth_hist)
+        fig[f"w_{tag}_total_over_truth"] = float(hist.sum() / truth_hist.sum())
+        dev = (hist - truth_hist) / sigma
+        fig[f"w_{tag}_deviation_over_ibu_sigma"] = np.round(dev, 2).tolist()
+        fig[f"w_{tag}_chi2_ibu_sigma"] = float(np.sum(dev**2))
+        if w1 is not None:
+            fig[f"w_{tag}_wasserstein_gev"] = w1
+        print(f"  {tag:22s} Δ×1e3 {fig[f'w_{tag}_triangular_x1e3']:7.3f}" + (f"  W1 {w1:.3f} GeV" if w1 is not None else " " * 16)
+              + f"  Σ/N_truth {fig[f'w_{tag}_total_over_truth']:.3f}  (u − t)/σ_IBU {np.array2string(dev, precision=1)}"
+              f"  χ² {fig[f'w_{tag}_chi2_ibu_sigma']:.1f}/{len(dev)}", flush=True)
+
+    report("prior", np.histogram(z_s, bins, weights=w0)[0] * (truth_hist.sum() / np.histogram(z_s, bins, weights=w0)[0].sum()),
+           wasserstein_1d(z_s[fiducial_s], z_d[fiducial_d], w0[fiducial_s]))
+    ibu_hist = unf["unfolded"].values
+    report("ibu", ibu_hist)
+    pull = (ibu_hist - truth_hist) / sigma
+    fig["w_ibu_pull_coverage_1sigma"] = coverage(pull, 1.0)
+    fig["w_ibu_pyunfold_stat_sigma_counts"] = np.round(unf["stat_error"].values, 1).tolist()
+
+    t1 = time.perf_counter()
+    res = omnifold(z_s, x_s, data, passed=p_s, sim_weights=w0, iterations=iters, seed=0, quiet=True, hidden=(32, 32), epochs=args.epochs)
+    fig["w_omnifold_s"] = time.perf_counter() - t1
+    for it in (1, iters):
         w = res.unfolded_weights(it)
-        fig[f"w_omnifold_triangular_x1e3_it{it}"] = 1e3 * triangular_discriminator(np.histogram(z_s, bins, weights=w)[0], truth_hist)
-        fig[f"w_omnifold_wasserstein_gev_it{it}"] = wasserstein_1d(z_s[fiducial_s], z_d[fiducial_d], w[fiducial_s])
-        fig[f"w_omnifold_total_over_truth_it{it}"] = float(w[fiducial_s].sum() / fiducial_d.sum())
-    fig["w_prior_wasserstein_gev"] = wasserstein_1d(z_s[fiducial_s], z_d[fiducial_d], w0[fiducial_s])
-    unf = ibu(z_s, x_s, data, passed=p_s, sim_weights=w0, bins_truth=bins, bins_reco=np.linspace(40, 100, 16), iterations=args.iterations)
-    fig["w_ibu_total_over_truth"] = float(unf["unfolded"].isel(iteration=-1).values.sum() / truth_hist.sum())
-    fig["w_ibu_triangular_x1e3"] = 1e3 * triangular_discriminator(unf["unfolded"].isel(iteration=-1).values, truth_hist)
-    print(f"  W→ℓν mT (N = {args.n_physics}, ε = {fig['w_efficiency']:.3f}): Δ×1e3 prior {fig['w_prior_triangular_x1e3']:.2f}, "
-          f"OmniFold it1 {fig['w_omnifold_triangular_x1e3_it1']:.2f}, it{args.iterations} "
-          f"{fig[f'w_omnifold_triangular_x1e3_it{args.iterations}']:.2f}, IBU {fig['w_ibu_triangular_x1e3']:.2f}; "
-          f"W1 prior {fig['w_prior_wasserstein_gev']:.2f} GeV → OmniFold {fig[f'w_omnifold_wasserstein_gev_it{args.iterations}']:.2f} GeV; "
-          f"Σν/N_truth {fig[f'w_omnifold_total_over_truth_it{args.iterations}']:.3f}", flush=True)
+        report(f"omnifold_it{it}", np.histogram(z_s, bins, weights=w)[0], wasserstein_1d(z_s[fiducial_s], z_d[fiducial_d], w[fiducial_s]))
+
+    # iterative generative unfolding: NSF on log mT (support (0, ∞) for truth and reco), the efficiency
+    # carried by reweighting all simulated truth events (reweight_truth) instead of 1/ε(z) sample weights
+    t1 = time.perf_counter()
+    gen = iterative_generative_unfolding(
+        z_s, x_s, data, passed=p_s, sim_weights=w0, iterations=iters, seed=0, quiet=True, n_samples=2,
+        support=[(0.0, None)], reco_support=[(0.0, None)], reweight_truth=True,
+        flow=dict(kind="nsf", transforms=3, hidden=(64, 64), bins=12),
+        flow_training=dict(epochs=args.physics_flow_epochs, batch_size=512, learning_rate=2e-3),
+        classifier=dict(hidden=(64, 64)), classifier_training=dict(epochs=args.epochs, learning_rate=3e-3),
+    )
+    fig["w_generative_s"] = time.perf_counter() - t1
+    selected_truth = np.histogram(z_d[p_d], bins)[0].astype(float)
+    for it, tag in ((1, "generative_single_pass"), (iters, f"generative_it{iters}")):
+        w = gen.truth_weights[it - 1]
+        report(tag, np.histogram(z_s, bins, weights=w)[0], wasserstein_1d(z_s[fiducial_s], z_d[fiducial_d], w[fiducial_s]))
+        # the flow's own samples describe the truth of the selected events
+        smp, sw = gen.flat(it - 1)
+        fig[f"w_{tag}_samples_vs_selected_truth_triangular_x1e3"] = 1e3 * triangular_discriminator(
+            np.histogram(smp[:, 0], bins, weights=sw)[0], selected_truth)
+        fig[f"w_{tag}_samples_vs_selected_truth_wasserstein_gev"] = wasserstein_1d(smp[:, 0], z_d[p_d], sw)
+        print(f"    its samples vs the selected events' truth: Δ×1e3 {fig[f'w_{tag}_samples_vs_selected_truth_triangular_x1e3']:.3f}"
+              f"  W1 {fig[f'w_{tag}_samples_vs_selected_truth_wasserstein_gev']:.3f} GeV", flush=True)
+    fig["w_physics_s"] = time.perf_counter() - t0
 
 
 def main():
@@ -288,7 +336,10 @@ def main():
     parser.add_argument("--n-correction", type=int, default=50_000)
     parser.add_argument("--epochs-flow", type=int, default=40)
     parser.add_argument("--physics", action="store_true", help="add the W → ℓν section")
-    parser.add_argument("--n-physics", type=int, default=100_000)
+    parser.add_argument("--n-physics", type=int, default=100_000, help="generated W → ℓν events per sample (simulation, data)")
+    parser.add_argument("--physics-iterations", type=int, default=4)
+    parser.add_argument("--physics-flow-epochs", type=int, default=30)
+    parser.add_argument("--physics-bootstrap", type=int, default=20, help="IBU bootstrap replicas in the W → ℓν section")
     parser.add_argument("--skip-gaussian", action="store_true")
     parser.add_argument("--methods", default="omnifold,generative,ibu", help="Gaussian-toy sections to run")
     parser.add_argument("--skip-correction", action="store_true")
@@ -304,6 +355,7 @@ def main():
     args = parser.parse_args()
     if args.quick:
         args.n, args.iterations, args.n_correction, args.n_physics = 20_000, 4, 10_000, 20_000
+        args.physics_flow_epochs = 20
         args.epochs, args.epochs_flow = 20, 25
         args.coverage_n, args.pseudo, args.coverage_replicas, args.pseudo_ibu, args.ibu_replicas = 5000, 4, 4, 50, 10
     fig: dict = {"quick": int(args.quick)}
@@ -315,7 +367,7 @@ def main():
             print(title, flush=True)
             section(args, fig)
             fig["total_s"] = time.perf_counter() - t0
-            write_results(args.output, fig)  # after every section, so a later failure keeps the figures
+            write_results(args.output, fig, merge=True)  # after every section (a later failure keeps the figures); keys of other runs stay
 
 
 if __name__ == "__main__":

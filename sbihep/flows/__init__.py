@@ -8,7 +8,12 @@ object lists; :mod:`sbihep.flows.neutrino` has the analytic W-mass-constraint so
 
 from sbihep.flows.conditional import FLOW_KINDS, ConditionalFlow
 from sbihep.flows.correction import SimulationCorrection
-from sbihep.flows.generative_unfolding import GenerativeUnfolding, GenerativeUnfoldingResult, iterative_generative_unfolding
+from sbihep.flows.generative_unfolding import (
+    GenerativeUnfolding,
+    GenerativeUnfoldingResult,
+    SupportTransform,
+    iterative_generative_unfolding,
+)
 from sbihep.flows.ibu import ibu, response_matrix
 from sbihep.flows.neutrino import NeutrinoFlow, neutrino_features, w_mass_neutrino_pz
 from sbihep.flows.omnifold import (
@@ -38,6 +43,7 @@ __all__ = [
     "NeutrinoFlow",
     "OmniFoldResult",
     "SimulationCorrection",
+    "SupportTransform",
     "binned_spectrum",
     "classifier_auc",
     "coverage",

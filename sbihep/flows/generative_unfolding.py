@@ -14,8 +14,23 @@ Efficiency: the flow is trained on simulated events that pass the selection, so 
 describes the truth of the selected events; with ``correct_efficiency=True`` the samples carry the
 weight 1/ε(z) with ε(z) = P(pass | z) from a classifier at generator level, so that they describe all
 events (and the prior update compares with the truth of all simulated events instead of the selected ones).
+Where ε(z) rises steeply (a selection threshold), 1/ε(z) amplifies every sample that lands near the
+turn-on.  ``reweight_truth=True`` avoids the division: the classifier ν(z) = p_unf,sel(z)/p_sim,sel(z)
+between the unfolded samples and the selected simulated truth equals p_unf(z)/p_sim(z) wherever
+ε(z) > 0 (ε cancels), and weighting ALL simulated truth events by w₀ν gives the efficiency-corrected
+spectrum, like OmniFold's weights (on W → ℓν m_T: Δ×10³ 0.05 against ≈ 5 with 1/ε(z);
+benchmarks/bench_unfolding.py --physics).
 Background: a background sample (normalised to the data) is unfolded with the same flow and its
 samples enter with negative weights.  Fakes are not modelled: subtract them as background.
+
+Bounded or heavy-tailed variables (``support``, ``reco_support``): the flow standardises its inputs and
+its splines act on [−5, 5] standard deviations, so a variable with a hard edge (a transverse mass,
+an energy ≥ 0) or a long tail is learned poorly in its own units, and samples may leak past the
+physical bound.  Each feature can be given a support (low, high), either end None: the flow then
+works with y = log((z − low)/(high − z)) (both ends), log(z − low) (low only), −log(high − z) (high
+only) or y = z (neither), and its samples are mapped back, so they always lie inside the support.  The
+map is monotone, so density ratios (the prior update, the efficiency) do not change; they are still
+learned on z.
 """
 
 from __future__ import annotations
@@ -23,9 +38,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-import numpy as np
+from pathlib import Path
 
-from sbihep.errors import InvalidInputError, ShapeError
+import numpy as np
+from scipy.special import expit
+
+from sbihep.errors import InvalidInputError, OutOfBoundsError, ShapeError
+from sbihep.estimators.base import read_estimator, save_estimator
 from sbihep.estimators.train import TrainingHistory
 from sbihep.flows.conditional import ConditionalFlow
 from sbihep.flows.omnifold import (
@@ -39,7 +58,88 @@ from sbihep.flows.omnifold import (
     fit_ratio,
 )
 
-__all__ = ["GenerativeUnfolding", "GenerativeUnfoldingResult", "iterative_generative_unfolding"]
+__all__ = ["GenerativeUnfolding", "GenerativeUnfoldingResult", "SupportTransform", "iterative_generative_unfolding"]
+
+_MAX_LOG = 700.0  # |y| beyond which exp overflows float64
+
+
+class SupportTransform:
+    """Per-feature monotone map of bounded or half-bounded variables onto the real line.
+
+    Args:
+        support: D pairs (low, high) with ``None`` for an open end (default: D × (None, None)), or None.
+        n_features: D.
+        argument: the name used in error messages.
+
+    :meth:`forward` maps (N, D) values in physical units to the unbounded y (module docstring);
+    :meth:`inverse` maps back and returns values strictly inside the support (up to float rounding at
+    |y| > 700, where they are clipped onto the bound).
+    """
+
+    def __init__(self, support, n_features: int, argument: str = "support") -> None:
+        self.argument = argument
+        if support is None:
+            support = [(None, None)] * n_features
+        try:
+            pairs = [tuple(p) for p in support]
+        except TypeError:
+            raise InvalidInputError(f"{argument}: expected {n_features} (low, high) pairs, got {support!r}") from None
+        if len(pairs) != n_features or any(len(p) != 2 for p in pairs):
+            raise InvalidInputError(f"{argument}: expected {n_features} (low, high) pairs (None for an open end), got {support!r}")
+        self.low, self.high = np.full(n_features, -np.inf), np.full(n_features, np.inf)
+        for d, (lo, hi) in enumerate(pairs):
+            for end, value, store in (("low", lo, self.low), ("high", hi, self.high)):
+                if value is not None:
+                    v = float(value)
+                    if not np.isfinite(v):
+                        raise InvalidInputError(f"{argument}: the {end} end of feature {d} must be finite or None, got {value!r}")
+                    store[d] = v
+            if not self.low[d] < self.high[d]:
+                raise InvalidInputError(f"{argument}: feature {d} needs low < high, got ({lo!r}, {hi!r})")
+
+    @property
+    def identity(self) -> bool:
+        return bool(np.isinf(self.low).all() and np.isinf(self.high).all())
+
+    def pairs(self) -> list[list[float | None]]:
+        """JSON-able [[low, high], …] (None for an open end)."""
+        return [[None if np.isinf(lo) else float(lo), None if np.isinf(hi) else float(hi)] for lo, hi in zip(self.low, self.high)]
+
+    def forward(self, z: np.ndarray, argument: str = "truth") -> np.ndarray:
+        """(N, D) → (N, D): y in the unbounded space; raises OutOfBoundsError for values outside (low, high)."""
+        z = np.asarray(z, dtype=np.float64)
+        if self.identity:
+            return z
+        outside = (z <= self.low) | (z >= self.high)
+        if outside.any():
+            d = int(np.flatnonzero(outside.any(0))[0])
+            raise OutOfBoundsError(
+                f"{argument}: {int(outside.sum())} value(s) lie outside the open support {self.pairs()} "
+                f"(feature {d}: min {z[:, d].min():g}, max {z[:, d].max():g}); widen {self.argument}"
+            )
+        y = z.copy()
+        both = np.isfinite(self.low) & np.isfinite(self.high)
+        lo_only = np.isfinite(self.low) & ~np.isfinite(self.high)
+        hi_only = ~np.isfinite(self.low) & np.isfinite(self.high)
+        y[:, both] = np.log(z[:, both] - self.low[both]) - np.log(self.high[both] - z[:, both])
+        y[:, lo_only] = np.log(z[:, lo_only] - self.low[lo_only])
+        y[:, hi_only] = -np.log(self.high[hi_only] - z[:, hi_only])
+        return y
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        """(..., D) unbounded values → physical units inside the support."""
+        y = np.asarray(y, dtype=np.float64)
+        if self.identity:
+            return y
+        z = y.copy()
+        both = np.isfinite(self.low) & np.isfinite(self.high)
+        lo_only = np.isfinite(self.low) & ~np.isfinite(self.high)
+        hi_only = ~np.isfinite(self.low) & np.isfinite(self.high)
+        yc = np.clip(y, -_MAX_LOG, _MAX_LOG)
+        z[..., both] = self.low[both] + (self.high[both] - self.low[both]) * expit(yc[..., both])
+        z[..., lo_only] = self.low[lo_only] + np.exp(yc[..., lo_only])
+        z[..., hi_only] = self.high[hi_only] - np.exp(-yc[..., hi_only])
+        return z
 
 
 class GenerativeUnfolding:
@@ -48,12 +148,18 @@ class GenerativeUnfolding:
     Args:
         n_truth: D_z; n_reco: D_x.
         kind, transforms, hidden, bins, seed: the :class:`~sbihep.flows.conditional.ConditionalFlow`.
+        support: D_z pairs (low, high) of the truth features (None for an open end; module docstring):
+            the flow learns the mapped variable and its samples lie inside the support.
+        reco_support: D_x pairs for the reco features (the flow's condition), same convention.
     """
 
     def __init__(
-        self, n_truth: int, n_reco: int, *, kind: str = "nsf", transforms: int = 3, hidden: Sequence[int] = (64, 64), bins: int = 8, seed: int = 0
+        self, n_truth: int, n_reco: int, *, kind: str = "nsf", transforms: int = 3, hidden: Sequence[int] = (64, 64), bins: int = 8,
+        seed: int = 0, support=None, reco_support=None,
     ) -> None:
         self.flow = ConditionalFlow(n_truth, n_reco, kind=kind, transforms=transforms, hidden=hidden, bins=bins, seed=seed)
+        self.support = SupportTransform(support, self.flow.n_features, "support")
+        self.reco_support = SupportTransform(reco_support, self.flow.n_context, "reco_support")
 
     @property
     def n_truth(self) -> int:
@@ -80,21 +186,28 @@ class GenerativeUnfolding:
         if not use.any():
             raise InvalidInputError("passed/has_truth: no simulated event with both a truth and a reco record")
         w = as_weights(weights, n, "weights")
-        return self.flow.fit(truth[use], reco[use], weights=w[use], **train_options)
+        z = self.support.forward(truth[use], "truth")
+        x = self.reco_support.forward(reco[use], "reco")
+        return self.flow.fit(z, x, weights=w[use], **train_options)
 
     def unfold(self, data, n_samples: int = 1, seed: int | None = None) -> np.ndarray:
-        """(n_samples, M, D_z) truth-level samples for the (M, D_x) data events."""
-        data = as_events(data, "data", self.n_reco)
-        return self.flow.sample(data, n_samples=n_samples, seed=seed)
+        """(n_samples, M, D_z) truth-level samples (physical units, inside ``support``) for the (M, D_x) data events."""
+        data = self.reco_support.forward(as_events(data, "data", self.n_reco), "data")
+        return self.support.inverse(self.flow.sample(data, n_samples=n_samples, seed=seed))
 
-    def save(self, path):
-        """The flow's directory (config.json + state_dict.pt)."""
-        return self.flow.save(path)
+    def save(self, path) -> Path:
+        """The flow's directory (config.json + state_dict.pt); the config also records the supports."""
+        config = {**self.flow.config(), "unfolding": {"support": self.support.pairs(), "reco_support": self.reco_support.pairs()}}
+        return save_estimator(path, config, self.flow.network.state_dict())
 
     @classmethod
     def load(cls, path) -> "GenerativeUnfolding":
         obj = cls.__new__(cls)
         obj.flow = ConditionalFlow.load(path)
+        config, _ = read_estimator(path, ConditionalFlow.kind)
+        extra = config.get("unfolding", {})
+        obj.support = SupportTransform(extra.get("support"), obj.flow.n_features, "support")
+        obj.reco_support = SupportTransform(extra.get("reco_support"), obj.flow.n_context, "reco_support")
         return obj
 
 
@@ -112,6 +225,10 @@ class GenerativeUnfoldingResult:
         unfolder: the last :class:`GenerativeUnfolding`.
         histories: per iteration, {"flow": …, "prior": …, "efficiency": …} TrainingHistory objects.
         efficiency: the :class:`~sbihep.flows.omnifold.DensityRatio` whose ``ratio(z)`` is ε(z), or None.
+        truth_weights: (n_iterations, N) with ``reweight_truth=True``, else None: the unfolded spectrum of
+            every iteration as weights on ALL simulated truth events (selected or not), w₀(z)·ν(z)·c with
+            ν = p_unf/p_sim learned between that iteration's samples and the simulated truth, and c such
+            that the weights sum to the unfolded number of events (module docstring, "Efficiency").
     """
 
     samples: np.ndarray
@@ -120,6 +237,7 @@ class GenerativeUnfoldingResult:
     unfolder: GenerativeUnfolding
     histories: list[dict[str, TrainingHistory]] = field(default_factory=list)
     efficiency: DensityRatio | None = None
+    truth_weights: np.ndarray | None = None
 
     @property
     def n_iterations(self) -> int:
@@ -137,6 +255,12 @@ class GenerativeUnfoldingResult:
             raise InvalidInputError(f"feature must lie in [0, {s.shape[1]}), got {feature!r}")
         return binned_spectrum(s[:, feature], w, bins)
 
+    def reweighted_spectrum(self, truth_values, bins, iteration: int = -1):
+        """Binned spectrum of the simulated truth ``truth_values`` (N,) weighted by ``truth_weights[iteration]``."""
+        if self.truth_weights is None:
+            raise InvalidInputError("truth_weights: not computed; run iterative_generative_unfolding(..., reweight_truth=True)")
+        return binned_spectrum(truth_values, self.truth_weights[iteration], bins)
+
 
 def iterative_generative_unfolding(
     truth,
@@ -150,7 +274,10 @@ def iterative_generative_unfolding(
     background=None,
     background_weights=None,
     correct_efficiency: bool = False,
+    reweight_truth: bool = False,
     n_samples: int = 1,
+    support=None,
+    reco_support=None,
     flow: Mapping | None = None,
     flow_training: Mapping | None = None,
     classifier: Mapping | None = None,
@@ -168,7 +295,16 @@ def iterative_generative_unfolding(
         passed: (N,) bool (default all true).  sim_weights: (N,) generator weights (default 1).
         background: (B, D_x) background sample unfolded with negative weights ``background_weights``.
         correct_efficiency: weight the unfolded samples by 1/ε(z) (needs events with ``passed`` false).
+        reweight_truth: also return ``truth_weights``: every iteration's unfolded distribution carried
+            over to all simulated truth events by the prior-update classifier (one more classifier
+            after the last iteration).  Without ``correct_efficiency`` this corrects the efficiency
+            without dividing by ε(z): ν = p_unf,sel/p_sim,sel = p_unf/p_sim wherever ε(z) > 0, so a
+            sharp turn-on of ε(z) (ε → 0 at a selection threshold) does not blow up sample weights;
+            where ε(z) = 0 the ratio is the classifier's extrapolation, as in OmniFold.
         n_samples: flow samples per data event.
+        support, reco_support: (low, high) per truth / reco feature, None for an open end (see
+            :class:`GenerativeUnfolding`; e.g. ``support=[(0, None)]`` for a transverse mass).  The truth
+            of every selected simulated event must lie inside ``support`` (the flow only sees those).
         flow: options of :class:`GenerativeUnfolding` (kind, transforms, hidden, bins).
         flow_training: options of :meth:`ConditionalFlow.fit` (epochs, batch_size, …; quiet by default).
         classifier: {"hidden": …, "activation": …} of the prior and efficiency classifiers.
@@ -190,6 +326,8 @@ def iterative_generative_unfolding(
     if not w0[passed].sum() > 0:
         raise InvalidInputError("passed/sim_weights: no simulated event with positive weight passes the selection")
     target, wd = data_minus_background(data, data_weights, background, background_weights)
+    SupportTransform(support, truth.shape[1], "support").forward(truth[passed], "truth")  # fail early on a bad support
+    SupportTransform(reco_support, reco.shape[1], "reco_support").forward(reco[passed], "reco")
     flow = dict(flow or {})
     flow_training = {"quiet": True, **dict(flow_training or {})}
     classifier = {"hidden": (64, 64), "activation": "silu", **dict(classifier or {})}
@@ -207,14 +345,16 @@ def iterative_generative_unfolding(
         eff_history = efficiency_ratio.history
 
     nu = np.ones(n)
-    samples, sample_weights, priors = [], [], []
+    samples, sample_weights, priors, truth_weights = [], [], [], []
     unfolder = None
     bar = _progress(iterations, quiet, "generative unfolding")
     try:
         for it in range(iterations):
             hist: dict[str, TrainingHistory] = {}
             priors.append(nu.copy())
-            unfolder = GenerativeUnfolding(truth.shape[1], reco.shape[1], seed=seed + 100 * it, **flow)
+            unfolder = GenerativeUnfolding(
+                truth.shape[1], reco.shape[1], seed=seed + 100 * it, support=support, reco_support=reco_support, **flow
+            )
             hist["flow"] = unfolder.fit(truth, reco, w0 * nu, passed=passed, **{"seed": seed + 100 * it, **flow_training})
             z = unfolder.unfold(target, n_samples=n_samples, seed=seed + 100 * it + 1)
             w = np.broadcast_to(wd / n_samples, z.shape[:2]).copy()
@@ -225,7 +365,7 @@ def iterative_generative_unfolding(
                 hist["efficiency"] = eff_history
             samples.append(z)
             sample_weights.append(w)
-            if it + 1 < iterations:
+            if it + 1 < iterations or reweight_truth:
                 # the new prior makes the simulated truth look like the unfolded one: of all events when the
                 # efficiency is corrected, else of the selected events (the flow only sees those)
                 ref = np.ones(n, dtype=bool) if efficiency_ratio is not None else passed
@@ -235,10 +375,15 @@ def iterative_generative_unfolding(
                 )
                 hist["prior"] = prior.history
                 nu = prior.ratio(truth, normalized=True, max_ratio=max_ratio)
+                if reweight_truth:  # scaled so that the reference events' weights sum to the unfolded count
+                    truth_weights.append(w0 * nu * (w.sum() / np.sum(w0[ref] * nu[ref])))
             histories.append(hist)
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    return GenerativeUnfoldingResult(np.stack(samples), np.stack(sample_weights), np.stack(priors), unfolder, histories, efficiency_ratio)
+    return GenerativeUnfoldingResult(
+        np.stack(samples), np.stack(sample_weights), np.stack(priors), unfolder, histories, efficiency_ratio,
+        np.stack(truth_weights) if reweight_truth else None,
+    )
