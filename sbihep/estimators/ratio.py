@@ -13,7 +13,8 @@ r(x,z) = p(x,z|θ₀)/p(x,z|θ₁); t(x,z|θ) = ∇_θ log p(x,z|θ)), and ŝ = 
 * ``cascal`` = carl  + α · score term,
 
 score term = (1 − y) |∇_θ₀ log r̂ − t(x,z|θ₀)|² (+ y |−∇_θ₁ log r̂ − t(x,z|θ₁)|² when θ₁ varies,
-i.e. doubly parametrised).  Each regression target is unbiased for the quantity it trains, because
+i.e. doubly parametrised).  On weighted samples (every event at several θ₀, no resampling) each row
+enters both classes: (1 − y) and y are replaced by the row's weights under θ₀ and θ₁.  Each regression target is unbiased for the quantity it trains, because
 E[r(x,z)|x, θ₁] = r(x) and E[t(x,z|θ₀)|x, θ₀] = t(x|θ₀).
 
 The network is antisymmetric by construction, log r̂(x|θ₀, θ₁) = g(x, θ₀) − g(x, θ₁), so that
@@ -146,25 +147,29 @@ def ratio_loss(method: str, *, alpha: float = 1.0, doubly: bool = False, log_r_c
     with_score = method in SCORE_METHODS
 
     def loss(model: LogRatioNetwork, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        y = batch["y"]
+        weighted = "weight0" in batch
         theta0 = batch["theta0"].detach().requires_grad_(with_score)
         theta1 = batch["theta1"].detach().requires_grad_(with_score and doubly)
         log_r = model(batch["x"], theta0, theta1)
-        if method in ("carl", "cascal"):
-            value = F.binary_cross_entropy_with_logits(-log_r, y)
-        elif method in ("alice", "alices"):
-            value = F.binary_cross_entropy_with_logits(-log_r, torch.sigmoid(-batch["log_r_xz"]))
+        # per row: the weight of its "x ~ θ₀" (y = 0) and "x ~ θ₁" (y = 1) parts
+        w0, w1 = (batch["weight0"], batch["weight1"]) if weighted else (1 - batch["y"], batch["y"])
+        if method in ("carl", "cascal", "alice", "alices"):
+            if method in ("alice", "alices"):
+                label = torch.sigmoid(-batch["log_r_xz"])
+            else:
+                label = w1 / (w0 + w1).clamp_min(1e-30)  # y, or its average over the two classes of a weighted row
+            value = ((w0 + w1) * F.binary_cross_entropy_with_logits(-log_r, label, reduction="none")).mean()
         else:
             # ratios clipped at e^±clip so that single extreme events cannot dominate the squared error
             r_hat = torch.exp(log_r.clamp(-log_r_clip, log_r_clip))
             r_xz = torch.exp(batch["log_r_xz"].clamp(-log_r_clip, log_r_clip))
-            value = (y * (r_hat - r_xz) ** 2 + (1 - y) * (1 / r_hat - 1 / r_xz) ** 2).mean()
+            value = (w1 * (r_hat - r_xz) ** 2 + w0 * (1 / r_hat - 1 / r_xz) ** 2).mean()
         if with_score:
             inputs = [theta0, theta1] if doubly else [theta0]
             grads = torch.autograd.grad(log_r.sum(), inputs, create_graph=True)
-            term = (1 - y) * ((grads[0] - batch["t_xz0"]) ** 2).sum(-1)
+            term = w0 * ((grads[0] - batch["t_xz0"]) ** 2).sum(-1)
             if doubly:
-                term = term + y * ((-grads[1] - batch["t_xz1"]) ** 2).sum(-1)
+                term = term + w1 * ((-grads[1] - batch["t_xz1"]) ** 2).sum(-1)
             value = value + alpha * term.mean()
         return value
 
@@ -228,11 +233,14 @@ class RatioEstimator(PersistentEstimator):
         normalise_on_sm: bool = True,
         **train_options,
     ) -> TrainingHistory:
-        """Train on a ratio training sample (:func:`sbihep.events.augment.ratio_training_sample`).
+        """Train on a ratio training sample (:func:`sbihep.events.augment.ratio_training_sample`), or a
+        weighted one (:func:`sbihep.events.augment.weighted_ratio_training_sample`: every event at several
+        θ₀, each row in both classes with weights weight0/weight1; validation split by event).
 
         Args:
             data: Dataset with x (sample, observable), theta0/theta1/t_xz0/t_xz1 (sample, parameter),
-                y and log_r_xz (sample); its observable and parameter labels must match this estimator.
+                log_r_xz and either y or weight0/weight1/event (sample); its observable and parameter
+                labels must match this estimator.
             method: one of :data:`METHODS`.
             alpha: weight of the score term (rascal, alices, cascal).
             log_r_clip: |log r| clip of the ROLR/RASCAL squared errors.
@@ -245,21 +253,27 @@ class RatioEstimator(PersistentEstimator):
         if method not in METHODS:
             raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
         tensors = self._training_tensors(data)
+        weighted = "weight0" in tensors
+        groups = tensors.pop("event").long() if weighted else None
         doubly = bool((tensors["theta1"] != tensors["theta1"][0]).any())
+        if doubly and weighted:
+            raise InvalidInputError("data: weighted samples have one fixed θ₁; doubly parametrised training needs a resampled sample")
         self.network.fit_preprocessing(tensors["x"], torch.cat([tensors["theta0"], tensors["theta1"]]))
         self.method = method
-        self.training = {"alpha": float(alpha), "log_r_clip": float(log_r_clip), "doubly": doubly, "n_samples": int(len(tensors["y"]))}
+        self.training = {"alpha": float(alpha), "log_r_clip": float(log_r_clip), "doubly": doubly,
+                         "n_samples": int(len(tensors["theta0"])), "sample": "weighted" if weighted else "resampled"}
         self.training.update({k: v for k, v in train_options.items() if isinstance(v, (int, float, str, bool))})
         loss = ratio_loss(method, alpha=alpha, doubly=doubly, log_r_clip=log_r_clip)
-        history = train(self.network, loss, tensors, fingerprint=self.config(), **train_options)
+        history = train(self.network, loss, tensors, fingerprint=self.config(), groups=groups, **train_options)
         at_sm = bool((tensors["theta1"] == torch.as_tensor(self.space.to_vector(), dtype=tensors["theta1"].dtype)).all())
-        if self.architecture == "morphing" and normalise_on_sm and at_sm and bool((tensors["y"] == 1).any()):
+        if self.architecture == "morphing" and normalise_on_sm and at_sm and not weighted and bool((tensors["y"] == 1).any()):
             self.network.set_sigma_from_sm_sample(tensors["x"][tensors["y"] == 1].float())
             self.training["normalised_on_sm_events"] = int((tensors["y"] == 1).sum())
         return history
 
     def _training_tensors(self, data: xr.Dataset) -> dict[str, torch.Tensor]:
-        needed = ("x", "theta0", "theta1", "y", "log_r_xz", "t_xz0", "t_xz1")
+        needed = ("x", "theta0", "theta1", "log_r_xz", "t_xz0", "t_xz1")
+        needed += ("weight0", "weight1", "event") if "weight0" in data else ("y",)
         missing = [k for k in needed if k not in data]
         if missing:
             raise InvalidInputError(f"data: missing variables {missing} (expected a ratio training sample)")
@@ -268,6 +282,8 @@ class RatioEstimator(PersistentEstimator):
         for k, t in out.items():
             if not torch.isfinite(t).all():
                 raise InvalidInputError(f"data[{k!r}] contains NaN or infinite values")
+        if "weight0" in out and ((out["weight0"] < 0).any() or (out["weight1"] < 0).any()):
+            raise InvalidInputError("data: weight0/weight1 must be non-negative")
         return out
 
     # ---- evaluation ----------------------------------------------------------------------

@@ -105,6 +105,22 @@ def _progress(total: int, quiet: bool):
     return tqdm(total=total, desc="training", unit="epoch", leave=False)
 
 
+def _split_by_group(groups: torch.Tensor, n: int, validation_fraction: float, generator: torch.Generator):
+    """Validation and training indices with whole groups on one side; about ``validation_fraction`` of the groups held out."""
+    groups = torch.as_tensor(groups)
+    if groups.shape != (n,) or groups.is_floating_point():
+        raise InvalidInputError(f"groups: expected {n} integer labels, got shape {tuple(groups.shape)} of {groups.dtype}")
+    labels, inverse = torch.unique(groups, return_inverse=True)
+    if len(labels) < 2:
+        raise InvalidInputError("groups: at least two groups are needed to split off a validation set")
+    n_val_groups = min(len(labels) - 1, max(1, int(round(len(labels) * validation_fraction))))
+    held_out = torch.zeros(len(labels), dtype=torch.bool)
+    held_out[torch.randperm(len(labels), generator=generator)[:n_val_groups]] = True
+    is_val = held_out[inverse]
+    index = torch.arange(n)
+    return index[is_val], index[~is_val]
+
+
 def train(
     model: nn.Module,
     loss: LossFunction,
@@ -124,6 +140,7 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     fingerprint: Mapping | None = None,
     callback: Callable[[int, TrainingHistory], bool] | None = None,
+    groups: torch.Tensor | None = None,
 ) -> TrainingHistory:
     """Minimise ``loss`` over ``data`` with Adam; restore the weights of the best validation epoch.
 
@@ -147,6 +164,8 @@ def train(
             checkpoint must match.
         callback: ``callback(epoch, history)`` after every epoch; returning True stops the run
             (the checkpoint keeps the state, so a later call resumes).
+        groups: (N,) integer labels; samples with one label fall on the same side of the validation
+            split (e.g. the rows of one event paired with several θ), so validation stays independent.
     Returns:
         the :class:`TrainingHistory`.
     """
@@ -166,7 +185,7 @@ def train(
     options = dict(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, final_learning_rate=final_learning_rate,
         weight_decay=weight_decay, validation_fraction=validation_fraction, patience=early_stopping_patience,
-        clip_grad_norm=clip_grad_norm, seed=seed,
+        clip_grad_norm=clip_grad_norm, seed=seed, grouped_split=groups is not None,
     )
     print_key = _fingerprint(model, data, options, fingerprint)
     dev = resolve_device(device)
@@ -174,8 +193,11 @@ def train(
     data = {k: (v.float() if v.is_floating_point() else v) for k, v in data.items()}
 
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(n, generator=generator)
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    if groups is None:
+        order = torch.randperm(n, generator=generator)
+        val_idx, train_idx = order[:n_val], order[n_val:]
+    else:
+        val_idx, train_idx = _split_by_group(groups, n, validation_fraction, generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     gamma = (final_learning_rate / learning_rate) ** (1.0 / max(epochs - 1, 1))
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)

@@ -8,6 +8,10 @@ Every event of an :class:`~sbihep.events.eventset.EventSet` is exactly reweighta
 * ratio estimators (CARL, ROLR, RASCAL, ALICE, ALICES, CASCAL): x from θ₀ (label y = 0) and from
   θ₁ (y = 1), θ₀ drawn from a prior (and θ₁ too for doubly parametrised estimators), with
   log r(x,z|θ₀,θ₁) and the joint scores t(x,z|θ₀), t(x,z|θ₁) of every sample;
+* the same for ratio estimators without resampling (:func:`weighted_ratio_training_sample`): every
+  event, each with several θ₀, weighted by its exact probability under θ₀ and under θ₁ — every event's
+  information at every θ₀ is used, where resampling repeats the few tail events that dominate far from
+  the SM and leaves others out;
 * local score estimators (SALLY, SALLINO): x at θ_ref with t(x,z|θ_ref).
 
 The result is an ``xarray.Dataset`` with dims (sample, observable) and (sample, parameter).
@@ -35,6 +39,7 @@ __all__ = [
     "benchmarks",
     "draw_at_theta",
     "ratio_training_sample",
+    "weighted_ratio_training_sample",
     "score_training_sample",
 ]
 
@@ -221,6 +226,86 @@ def ratio_training_sample(
     x, names = _features(events, features)
     attrs = {"effective_sample_size": ess, "n_base_events": events.n_events, "seed": seed, "kind": "ratio"}
     return _dataset(x[idx], names, events.operators, th0.numpy(), th1.numpy(), y, log_r.numpy(), t0.numpy(), t1.numpy(), attrs)
+
+
+def weighted_ratio_training_sample(
+    events: EventSet,
+    prior: _Named,
+    n_theta_per_event: int,
+    *,
+    theta1: Mapping[str, float] | None = None,
+    features: str | Sequence[str] = "x",
+    seed: int = 0,
+) -> xr.Dataset:
+    """Weighted samples for ratio estimators: every event with ``n_theta_per_event`` draws of θ₀.
+
+    Row (i, k) holds event i, θ₀ drawn from ``prior`` and the fixed θ₁ (default SM), with the
+    normalised probabilities of the event under each hypothesis,
+
+        weight0 = N w_i(θ₀)/Σ_j w_j(θ₀),    weight1 = N w_i(θ₁)/Σ_j w_j(θ₁)    (N events; mean 1 per θ),
+
+    so that a weighted mean over rows is the expectation over x ~ θ₀ (weight0) or x ~ θ₁ (weight1)
+    for each θ₀ — the population of :func:`ratio_training_sample` without its sampling noise.  Every
+    row serves both classes: the ratio losses weight their y = 0 part with ``weight0`` and their y = 1
+    part with ``weight1`` (:meth:`sbihep.estimators.ratio.RatioEstimator.fit` does so when it sees
+    them).  With both weights, CARL's loss equals ALICE's: its label averages to s(x,z) = 1/(1 + r(x,z)).
+
+    Args:
+        events: the base EventSet (events with non-negative weights at every θ of the prior).
+        prior: θ₀ sampler (e.g. :func:`uniform_prior`).
+        n_theta_per_event: θ₀ draws per event (rows = events × this).
+        theta1: the fixed reference θ₁ by name (default SM).
+        features: as in :func:`ratio_training_sample`.
+        seed: random seed of the θ₀ draws.
+    Returns:
+        Dataset with x (sample, observable); theta0, theta1, t_xz0, t_xz1 (sample, parameter);
+        log_r_xz, weight0, weight1 and ``event`` (the event's index, for splitting by event) (sample).
+    """
+    if int(n_theta_per_event) != n_theta_per_event or n_theta_per_event < 1:
+        raise InvalidInputError(f"n_theta_per_event must be a positive integer, got {n_theta_per_event!r}")
+    if isinstance(theta1, _Named):
+        raise InvalidInputError("theta1: weighted samples need one fixed reference θ₁ (a mapping), not a sampler")
+    rng = np.random.default_rng(seed)
+    n_events, k = events.n_events, int(n_theta_per_event)
+    event = np.repeat(np.arange(n_events), k)
+    th0 = _order_theta(prior.names, events, prior(n_events * k, rng))
+    th1 = events.theta_vector(theta1 or {}).expand(n_events * k, -1).clone()
+    coefficients = events.coefficients()
+    sample_sigma = coefficients.sum(0)  # Σ_j w_j(θ) = m(θ)·Σ_j c_j: this sample's own normalisation
+    order = eft_math._order_from_width(coefficients, th0.shape[-1])
+    m0, m1 = eft_math.monomials(th0, order), eft_math.monomials(th1, order)
+    coeffs = coefficients[torch.from_numpy(event)]
+    w0, w1 = (coeffs * m0).sum(-1), (coeffs * m1).sum(-1)
+    if (w0 < 0).any() or (w1 < 0).any():
+        raise InvalidInputError("negative event weights at some θ (linear order far from the SM): the sample is undefined there")
+    weight0 = n_events * w0 / (m0 @ sample_sigma)
+    weight1 = n_events * w1 / (m1 @ sample_sigma)
+    keep = (w0 > 0) | (w1 > 0)  # rows impossible under both hypotheses carry nothing
+    if ((w0 == 0) | (w1 == 0))[keep].any():
+        raise InvalidInputError("some events have zero weight under θ₀ or θ₁ but not both: their log r is infinite")
+    sigma = events.sigma_coefficients()
+    idx = torch.from_numpy(event)[keep]
+    log_r = eft_math.paired_log_joint_ratio(coefficients[idx], sigma, th0[keep], th1[keep])
+    t0 = eft_math.paired_joint_score(coefficients[idx], sigma, th0[keep])
+    t1 = eft_math.paired_joint_score(coefficients[idx], sigma, th1[keep])
+    x, names = _features(events, features)
+    data = xr.Dataset(
+        {
+            "x": (("sample", "observable"), x[idx.numpy()]),
+            "theta0": (("sample", "parameter"), th0[keep].numpy()),
+            "theta1": (("sample", "parameter"), th1[keep].numpy()),
+            "t_xz0": (("sample", "parameter"), t0.numpy()),
+            "t_xz1": (("sample", "parameter"), t1.numpy()),
+            "log_r_xz": (("sample",), log_r.numpy()),
+            "weight0": (("sample",), weight0[keep].numpy()),
+            "weight1": (("sample",), weight1[keep].numpy()),
+            "event": (("sample",), idx.numpy()),
+        },
+        coords={"observable": names, "parameter": list(events.operators)},
+        attrs={"n_base_events": n_events, "n_theta_per_event": k, "seed": seed, "kind": "ratio_weighted",
+               "dropped_zero_weight_rows": int((~keep).sum())},
+    )
+    return data
 
 
 def score_training_sample(
