@@ -10,7 +10,9 @@ from sbihep.estimators import information as info
 from sbihep.estimators.score import ScoreEstimator
 from sbihep.estimators.toys import GaussianToy
 from sbihep.events import augment, reco
+from sbihep.events.eventset import EventSet
 from sbihep.events.generate import generate
+from sbihep.params import Parameter, ParameterSpace
 from sbihep.physics.processes import get_process
 
 torch.set_num_threads(1)
@@ -29,6 +31,38 @@ def test_sally_on_the_gaussian_toy_learns_the_exact_score():
     assert np.polyfit(x, t_hat, 1)[0] == pytest.approx(0.2, abs=0.025)  # reached 0.217
     with pytest.raises(InvalidInputError, match="theta_ref"):
         ScoreEstimator(["x"], toy.space).fit(data, epochs=1, quiet=True)
+
+
+def _smeared_toy_events(n, seed):
+    """Weighted events: z uniform on [−4, 4] with weights ∝ φ(z)(1 + θ z) (so z ~ N(0, 1) at θ = 0 and
+    the joint score is t(z) = z), observed as x = z + N(0, 1) — the exact score is t(x) = E[z|x] = x/2."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(-4, 4, n)
+    phi = np.exp(-0.5 * z**2)
+    coefficients = np.stack([phi, z * phi], axis=1) / phi.sum()
+    momenta = np.zeros((n, 1, 4))
+    momenta[:, 0, 0] = 1.0
+    events = EventSet.from_arrays(momenta=momenta, roles=["a"], coefficients=coefficients, operators=["theta"], order="linear")
+    return events.with_observables({"x": z + rng.normal(size=n)})
+
+
+def test_sally_fit_events_uses_the_event_weights():
+    events = _smeared_toy_events(8000, seed=3)
+    space = ParameterSpace([Parameter("theta", bounds=(-1.0, 1.0))])
+    est = ScoreEstimator(["x"], space, hidden=(32, 32), seed=0)
+    est.fit_events(events, epochs=30, batch_size=128, final_learning_rate=1e-4, quiet=True)
+    assert est.training["sample"] == "weighted events" and est.training["n_samples"] == 8000
+    x = np.linspace(-1.5, 1.5, 31)
+    slope = np.polyfit(x, est.score(x[:, None])[:, 0], 1)[0]
+    # the exact slope is 1/2; ignoring the weights (z uniform) would give ≈ Var z/(Var z + 1) = 0.84
+    assert slope == pytest.approx(0.5, abs=0.05), slope  # reached 0.516
+    with pytest.raises(InvalidInputError, match="observables"):
+        ScoreEstimator(["y"], space).fit_events(events, epochs=1, quiet=True)
+    other = ParameterSpace([Parameter("cHW", bounds=(-1.0, 1.0))])
+    with pytest.raises(InvalidInputError, match="operators"):
+        ScoreEstimator(["x"], other).fit_events(events, epochs=1, quiet=True)
+    with pytest.raises(InvalidInputError, match="EventSet"):
+        est.fit_events(np.zeros((10, 1)), epochs=1, quiet=True)
 
 
 @pytest.fixture(scope="module")

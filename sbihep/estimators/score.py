@@ -52,8 +52,15 @@ class ScoreNetwork(nn.Module):
 
 
 def sally_loss(model: ScoreNetwork, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Mean over samples of |t̂(x) − t(x,z|θ_ref)|², each component in units of its spread, summed."""
-    return ((model.standardised(batch["x"]) - model.t_norm(batch["t_xz0"])) ** 2).sum(-1).mean()
+    """Mean over samples of |t̂(x) − t(x,z|θ_ref)|², each component in units of its spread, summed.
+
+    With a ``"weight"`` entry (B,) in the batch (event weights at θ_ref, normalised to mean 1) the mean
+    is weighted: the loss is then an unbiased estimate of E_θref[|t̂ − t|²] from weighted events.
+    """
+    per_sample = ((model.standardised(batch["x"]) - model.t_norm(batch["t_xz0"])) ** 2).sum(-1)
+    if "weight" in batch:
+        return (batch["weight"] * per_sample).mean()
+    return per_sample.mean()
 
 
 class ScoreEstimator(PersistentEstimator):
@@ -97,12 +104,50 @@ class ScoreEstimator(PersistentEstimator):
         if not np.allclose(data["theta0"].values, ref):
             raise InvalidInputError(f"data: the sample was not drawn at the estimator's theta_ref {self.theta_ref}")
         tensors = {k: torch.as_tensor(np.asarray(data[k].values, dtype=np.float64)) for k in ("x", "t_xz0")}
+        return self._fit_tensors(tensors, {"sample": "resampled"}, train_options)
+
+    def fit_events(self, events, **train_options) -> TrainingHistory:
+        """Train on every event of a weighted :class:`~sbihep.events.eventset.EventSet`, without resampling.
+
+        The features are the EventSet's observables named ``self.observables``; the targets are the
+        joint scores t(x,z|θ_ref) (N, n_parameters) and each event's squared error is weighted by
+        w_i(θ_ref)/mean(w).  Unlike :meth:`fit` on a resampled training sample (draws with
+        replacement: ≈ 37% of the events of a sample as large as the EventSet are never used, others
+        appear several times and leak between the training and validation splits), every event is
+        used exactly once.  This matters for EFT scores, whose information sits in rare tail events
+        (in WH → ℓνbb̄ the 1% largest |t| carry 50–75% of the Fisher information).
+        ``train_options`` as in :meth:`fit`.
+        """
+        from sbihep.events.eventset import EventSet
+
+        if not isinstance(events, EventSet):
+            raise InvalidInputError(f"events must be an EventSet, got {type(events).__name__}")
+        if list(events.operators) != list(self.space.names):
+            raise InvalidInputError(f"events: operators {list(events.operators)} differ from the estimator's parameters {list(self.space.names)}")
+        have = [str(o) for o in events.observables()["observable"].values]
+        missing = [o for o in self.observables if o not in have]
+        if missing:
+            raise InvalidInputError(f"events: observables {missing} are missing (have {have})")
+        x = events.observables().sel(observable=self.observables).values
+        w = events.weights(self.theta_ref).double()
+        if not (torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise InvalidInputError(f"events: the weights at theta_ref {self.theta_ref} must be finite and non-negative with a positive sum")
+        tensors = {
+            "x": torch.as_tensor(np.asarray(x, dtype=np.float64)),
+            "t_xz0": events.joint_score(self.theta_ref).double(),
+            "weight": w / w.mean(),
+        }
+        return self._fit_tensors(tensors, {"sample": "weighted events"}, train_options)
+
+    def _fit_tensors(self, tensors: dict, info: dict, train_options: Mapping) -> TrainingHistory:
+        """Check for NaN, fit the (weighted) standardisations, record the training summary, train."""
         for k, t in tensors.items():
             if not torch.isfinite(t).all():
                 raise InvalidInputError(f"data[{k!r}] contains NaN or infinite values")
-        self.network.x_norm.fit(tensors["x"])
-        self.network.t_norm.fit(tensors["t_xz0"])
-        self.training = {"n_samples": int(len(tensors["x"]))}
+        weight = tensors.get("weight")
+        _fit_weighted(self.network.x_norm, tensors["x"], weight)
+        _fit_weighted(self.network.t_norm, tensors["t_xz0"], weight)
+        self.training = {"n_samples": int(len(tensors["x"])), **info}
         self.training.update({k: v for k, v in train_options.items() if isinstance(v, (int, float, str, bool))})
         return train(self.network, sally_loss, tensors, fingerprint=self.config(), **train_options)
 
@@ -128,6 +173,19 @@ class ScoreEstimator(PersistentEstimator):
     @classmethod
     def _init_options(cls, config) -> dict:
         return {"theta_ref": config["theta_ref"]}
+
+
+def _fit_weighted(norm: Standardize, values: torch.Tensor, weight: torch.Tensor | None) -> None:
+    """Standardisation statistics of ``values`` (N, k), weighted by ``weight`` (N,) when given."""
+    if weight is None:
+        norm.fit(values)
+        return
+    p = (weight / weight.sum()).double()[:, None]
+    values = values.double()
+    mean = (p * values).sum(0)
+    std = ((p * (values - mean) ** 2).sum(0)).sqrt()
+    norm.mean.copy_(mean.float())
+    norm.std.copy_(torch.where(std > 1e-12 * (1 + values.abs().mean(0)), std, torch.ones_like(std)).float())
 
 
 #: θ (by name) → x (N, n_features), or (x, weights (N,)): samples distributed as p(x|θ).
