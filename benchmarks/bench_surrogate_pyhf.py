@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import pickle
 import sys
@@ -107,11 +108,11 @@ def write_model_card(path: Path, key: str, patch: str | None, problem, labels, r
 
 
 def _write_atomic(path: Path, obj: dict) -> None:
+    from sbihep._atomic import atomic_destination
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    with atomic_destination(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 def _time_per_call(fn, repeats: int) -> float:
@@ -186,6 +187,9 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     a, b = s.mu_range()
     t0 = time.perf_counter()
     reference = "pyhf+MINUIT"
+    quiet_pyhf = logging.getLogger("pyhf.optimize.mixins")
+    level = quiet_pyhf.level
+    quiet_pyhf.setLevel(logging.CRITICAL)  # a failed pyhf fit logs the whole MINUIT state (KBs per line)
     try:
         ul_pyhf = float(pyhf.infer.intervals.upper_limits.toms748_scan(
             data, model, max(ul_sur * 0.7, a), min(ul_sur * 1.3, b), level=0.05, rtol=1e-4)[0])
@@ -198,6 +202,8 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
         reference = "sbihep.fit (pyhf+MINUIT failed)"
         ul_pyhf = float(cls_upper_limit(Likelihood([PyhfTerm.from_model(model, data)]), cl=0.95, expected=False).observed)
         pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01))
+    finally:
+        quiet_pyhf.setLevel(level)
     t_ul = time.perf_counter() - t0
     print(f"[{tag}] CLs upper limit: surrogate {ul_sur:.5g}, reference ({reference}) {ul_pyhf:.5g}, {t_ul:.0f} s", flush=True)
 
