@@ -47,7 +47,7 @@ import torch
 from scipy import stats
 
 from sbihep.flows.correction import SimulationCorrection
-from sbihep.flows.generative_unfolding import iterative_generative_unfolding
+from sbihep.flows.generative_unfolding import generative_unfolding_replicas, iterative_generative_unfolding
 from sbihep.flows.ibu import ibu
 from sbihep.flows.omnifold import omnifold, omnifold_replicas
 from sbihep.flows.unfolding_metrics import bias_variance, classifier_auc, coverage, triangular_discriminator, wasserstein_1d
@@ -286,6 +286,19 @@ def physics(args, fig):
               + f"  Σ/N_truth {fig[f'w_{tag}_total_over_truth']:.3f}  (u − t)/σ_IBU {np.array2string(dev, precision=1)}"
               f"  χ² {fig[f'w_{tag}_chi2_ibu_sigma']:.1f}/{len(dev)}", flush=True)
 
+    def replica_report(tag, nominal, replicas, seconds):
+        """σ per bin from the replicas' spread; pulls (nominal − truth)/σ and their 1σ coverage."""
+        own_sigma = replicas.std(0, ddof=1)
+        pull = (nominal - truth_hist) / own_sigma
+        fig[f"w_{tag}_replicas"] = len(replicas)
+        fig[f"w_{tag}_replica_sigma_counts"] = np.round(own_sigma, 1).tolist()
+        fig[f"w_{tag}_replica_sigma_over_ibu_sigma"] = np.round(own_sigma / sigma, 2).tolist()
+        fig[f"w_{tag}_pulls_own_sigma"] = np.round(pull, 2).tolist()
+        fig[f"w_{tag}_pull_coverage_1sigma"] = coverage(pull, 1.0)
+        fig[f"w_{tag}_replicas_s"] = seconds
+        print(f"  {tag} replicas ({len(replicas)}): σ/σ_IBU {np.array2string(own_sigma / sigma, precision=2)}  pulls"
+              f" {np.array2string(pull, precision=1)}  1σ coverage {fig[f'w_{tag}_pull_coverage_1sigma']:.2f}  ({seconds:.0f} s)", flush=True)
+
     report("prior", np.histogram(z_s, bins, weights=w0)[0] * (truth_hist.sum() / np.histogram(z_s, bins, weights=w0)[0].sum()),
            wasserstein_1d(z_s[fiducial_s], z_d[fiducial_d], w0[fiducial_s]))
     ibu_hist = unf["unfolded"].values
@@ -295,7 +308,8 @@ def physics(args, fig):
     fig["w_ibu_pyunfold_stat_sigma_counts"] = np.round(unf["stat_error"].values, 1).tolist()
 
     t1 = time.perf_counter()
-    res = omnifold(z_s, x_s, data, passed=p_s, sim_weights=w0, iterations=iters, seed=0, quiet=True, hidden=(32, 32), epochs=args.epochs)
+    omnifold_options = dict(passed=p_s, iterations=iters, hidden=(32, 32), epochs=args.epochs)
+    res = omnifold(z_s, x_s, data, sim_weights=w0, seed=0, quiet=True, **omnifold_options)
     fig["w_omnifold_s"] = time.perf_counter() - t1
     for it in (1, iters):
         w = res.unfolded_weights(it)
@@ -304,13 +318,13 @@ def physics(args, fig):
     # iterative generative unfolding: NSF on log mT (support (0, ∞) for truth and reco), the efficiency
     # carried by reweighting all simulated truth events (reweight_truth) instead of 1/ε(z) sample weights
     t1 = time.perf_counter()
-    gen = iterative_generative_unfolding(
-        z_s, x_s, data, passed=p_s, sim_weights=w0, iterations=iters, seed=0, quiet=True, n_samples=2,
-        support=[(0.0, None)], reco_support=[(0.0, None)], reweight_truth=True,
+    generative_options = dict(
+        passed=p_s, iterations=iters, n_samples=2, support=[(0.0, None)], reco_support=[(0.0, None)], reweight_truth=True,
         flow=dict(kind="nsf", transforms=3, hidden=(64, 64), bins=12),
         flow_training=dict(epochs=args.physics_flow_epochs, batch_size=512, learning_rate=2e-3),
         classifier=dict(hidden=(64, 64)), classifier_training=dict(epochs=args.epochs, learning_rate=3e-3),
     )
+    gen = iterative_generative_unfolding(z_s, x_s, data, sim_weights=w0, seed=0, quiet=True, **generative_options)
     fig["w_generative_s"] = time.perf_counter() - t1
     selected_truth = np.histogram(z_d[p_d], bins)[0].astype(float)
     for it, tag in ((1, "generative_single_pass"), (iters, f"generative_it{iters}")):
@@ -323,6 +337,17 @@ def physics(args, fig):
         fig[f"w_{tag}_samples_vs_selected_truth_wasserstein_gev"] = wasserstein_1d(smp[:, 0], z_d[p_d], sw)
         print(f"    its samples vs the selected events' truth: Δ×1e3 {fig[f'w_{tag}_samples_vs_selected_truth_triangular_x1e3']:.3f}"
               f"  W1 {fig[f'w_{tag}_samples_vs_selected_truth_wasserstein_gev']:.3f} GeV", flush=True)
+    if args.physics_replicas:
+        # bootstrap replicas (data and simulation Poisson-resampled, networks retrained): each method's own
+        # per-bin uncertainty, and the coverage of the truth by the nominal result ± that σ
+        t1 = time.perf_counter()
+        reps = omnifold_replicas(z_s, x_s, data, n_replicas=args.physics_replicas, sim_weights=w0, seed=100, progress=False, **omnifold_options)
+        nominal = np.histogram(z_s, bins, weights=res.unfolded_weights(iters))[0]
+        replica_report("omnifold", nominal, np.stack([np.histogram(z_s, bins, weights=w)[0] for w in reps[:, -1]]), time.perf_counter() - t1)
+        t1 = time.perf_counter()
+        reps = generative_unfolding_replicas(z_s, x_s, data, n_replicas=args.physics_replicas, sim_weights=w0, seed=100, progress=False, **generative_options)
+        nominal = np.histogram(z_s, bins, weights=gen.truth_weights[-1])[0]
+        replica_report("generative", nominal, np.stack([np.histogram(z_s, bins, weights=r.truth_weights[-1])[0] for r in reps]), time.perf_counter() - t1)
     fig["w_physics_s"] = time.perf_counter() - t0
 
 
@@ -340,6 +365,8 @@ def main():
     parser.add_argument("--physics-iterations", type=int, default=4)
     parser.add_argument("--physics-flow-epochs", type=int, default=30)
     parser.add_argument("--physics-bootstrap", type=int, default=20, help="IBU bootstrap replicas in the W → ℓν section")
+    parser.add_argument("--physics-replicas", type=int, default=0,
+                        help="bootstrap replicas (retrained) of OmniFold and the generative unfolding in the W → ℓν section")
     parser.add_argument("--skip-gaussian", action="store_true")
     parser.add_argument("--methods", default="omnifold,generative,ibu", help="Gaussian-toy sections to run")
     parser.add_argument("--skip-correction", action="store_true")

@@ -12,6 +12,7 @@ from sbihep.flows.generative_unfolding import (
     GenerativeUnfolding,
     GenerativeUnfoldingResult,
     SupportTransform,
+    generative_unfolding_replicas,
     iterative_generative_unfolding,
 )
 from sbihep.flows.ibu import ibu, response_matrix
@@ -48,6 +49,7 @@ __all__ = [
     "classifier_auc",
     "coverage",
     "expected_coverage",
+    "generative_unfolding_replicas",
     "ibu",
     "iterative_generative_unfolding",
     "neutrino_features",

@@ -56,6 +56,7 @@ from sbihep.flows.omnifold import (
     binned_spectrum,
     data_minus_background,
     fit_ratio,
+    replica_weights,
 )
 
 __all__ = ["GenerativeUnfolding", "GenerativeUnfoldingResult", "SupportTransform", "iterative_generative_unfolding"]
@@ -387,3 +388,41 @@ def iterative_generative_unfolding(
         np.stack(samples), np.stack(sample_weights), np.stack(priors), unfolder, histories, efficiency_ratio,
         np.stack(truth_weights) if reweight_truth else None,
     )
+
+
+def _generative_replica(args: dict, data_weights, sim_weights, seed: int) -> GenerativeUnfoldingResult:
+    return iterative_generative_unfolding(**{**args, "quiet": True}, data_weights=data_weights, sim_weights=sim_weights, seed=seed)
+
+
+def generative_unfolding_replicas(
+    truth,
+    reco,
+    data,
+    *,
+    n_replicas: int = 10,
+    bootstrap: bool | str = True,
+    data_weights=None,
+    sim_weights=None,
+    seed: int = 0,
+    n_workers: int | None = 1,
+    progress: bool = True,
+    **options,
+) -> list[GenerativeUnfoldingResult]:
+    """Repeat :func:`iterative_generative_unfolding` to estimate its uncertainty.
+
+    As :func:`~sbihep.flows.omnifold.omnifold_replicas`: ``bootstrap=True`` (or ``"both"``) multiplies the
+    data and simulation weights by independent Poisson(1) counts in every replica (statistical
+    uncertainty of both samples plus the training noise of the flows and classifiers), ``"data"`` only the
+    data weights, ``False`` changes only the seeds.  ``options`` go to
+    :func:`iterative_generative_unfolding`.  The spread of the replicas' spectra (e.g. of
+    :meth:`GenerativeUnfoldingResult.reweighted_spectrum`) is the statistical uncertainty, not that of
+    the method's bias.
+
+    Returns:
+        one :class:`GenerativeUnfoldingResult` per replica.
+    """
+    from sbihep.parallel import map_jobs
+
+    args = dict(truth=truth, reco=reco, data=data, **options)
+    jobs = [(args, *job) for job in replica_weights(reco, data, n_replicas, bootstrap, data_weights, sim_weights, seed)]
+    return map_jobs(_generative_replica, jobs, n_workers=n_workers, progress=progress, desc="generative unfolding replicas")

@@ -570,19 +570,30 @@ def omnifold_replicas(
     """
     from sbihep.parallel import map_jobs
 
+    data = as_events(data, "data")
+    args = dict(truth=truth, reco=reco, data=data, **omnifold_options)
+    jobs = [(args, *job) for job in replica_weights(reco, data, n_replicas, bootstrap, data_weights, sim_weights, seed)]
+    return np.stack(map_jobs(_replica, jobs, n_workers=n_workers, progress=progress, desc="omnifold replicas"))
+
+
+def replica_weights(reco, data, n_replicas: int, bootstrap, data_weights, sim_weights, seed: int) -> list[tuple]:
+    """(data weights, simulation weights, seed) of each replica of an unfolding.
+
+    ``bootstrap``: True/"both" — both weight vectors times independent Poisson(1) counts; "data" — the
+    data weights only; False — unchanged weights (the replicas differ only in their seeds).
+    """
     if not (isinstance(n_replicas, (int, np.integer)) and n_replicas >= 1):
         raise InvalidInputError(f"n_replicas must be a positive integer, got {n_replicas!r}")
     if bootstrap not in (True, False, "both", "data"):
         raise InvalidInputError(f"bootstrap must be True, False, 'both' or 'data', got {bootstrap!r}")
-    data = as_events(data, "data")
-    w_data = as_weights(data_weights, len(data), "data_weights")
+    n_data = len(np.asarray(getattr(data, "values", data)))
     n_sim = len(np.asarray(getattr(reco, "values", reco)))
+    w_data = as_weights(data_weights, n_data, "data_weights")
     w_sim = as_weights(sim_weights, n_sim, "sim_weights")
     rng = np.random.default_rng(seed)
-    args = dict(truth=truth, reco=reco, data=data, **omnifold_options)
     jobs = []
     for r in range(n_replicas):
-        wd = w_data * rng.poisson(1.0, len(data)) if bootstrap else w_data
+        wd = w_data * rng.poisson(1.0, n_data) if bootstrap else w_data
         ws = w_sim * rng.poisson(1.0, n_sim) if bootstrap in (True, "both") else w_sim
-        jobs.append((args, wd, ws, seed + 7919 * (r + 1)))
-    return np.stack(map_jobs(_replica, jobs, n_workers=n_workers, progress=progress, desc="omnifold replicas"))
+        jobs.append((wd, ws, seed + 7919 * (r + 1)))
+    return jobs
