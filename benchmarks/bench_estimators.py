@@ -49,7 +49,10 @@ def gaussian_toy(sizes, epochs, results, throughput):
             throughput.setdefault(method, []).append(h.samples_per_second)
 
 
-def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METHODS, hidden=(100, 100), patience=10, sally=True, architecture="mlp"):
+def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METHODS, hidden=(100, 100), patience=10, sally=True, architecture="mlp",
+       theta_per_event=None):
+    """The WH part. ``sizes``: resampled training samples, or with ``theta_per_event`` = K the number of
+    training events, each with K θ₀ (weighted samples, no resampling)."""
     process = get_process("wh_lvbb")
     t0 = time.perf_counter()
     events = generate(process, 13000.0, n_events, seed=11, n_adapt=5, n_per_iteration=10000, progress=False)
@@ -66,12 +69,18 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
     exact = np.stack([test_ev.log_joint_ratio(dict(zip(space.names, row)), {}).numpy() for row in grid])
     prior = augment.uniform_prior(space)
     for n in sizes:
-        data = augment.ratio_training_sample(train_ev, prior, n, features=features, seed=n)
+        if theta_per_event:
+            if n > train_ev.n_events:
+                raise SystemExit(f"--wh-sizes {n} exceeds the {train_ev.n_events} training events (weighted samples use each event once)")
+            subset = train_ev if n == train_ev.n_events else train_ev.split((n / train_ev.n_events, 1 - n / train_ev.n_events), seed=1)[0]
+            data = augment.weighted_ratio_training_sample(subset, prior, theta_per_event, features=features, seed=5)
+        else:
+            data = augment.ratio_training_sample(train_ev, prior, n, features=features, seed=n)
         for method in methods:
             est = RatioEstimator(features, space, hidden=tuple(hidden), seed=0, architecture=architecture)
             h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=patience, quiet=True)
             learned = est.log_ratio_grid(x_test, grid).values
-            key = f"wh_{method}" if architecture == "mlp" else f"wh_{architecture}_{method}"
+            key = "wh" + ("" if architecture == "mlp" else f"_{architecture}") + (f"_weighted{theta_per_event}" if theta_per_event else "") + f"_{method}"
             results[f"{key}_mse_log_r_n{n}"] = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
             results[f"{key}_train_s_n{n}"] = h.seconds
             throughput.setdefault(method, []).append(h.samples_per_second)
@@ -109,6 +118,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100])
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--architecture", default="mlp", choices=("mlp", "morphing"), help="the ratio networks' potential (WH part)")
+    parser.add_argument("--theta-per-event", type=int, default=None,
+                        help="WH: weighted samples (every event once with K θ₀, no resampling); --wh-sizes then counts events (≤ 140000)")
     args = parser.parse_args()
     if args.quick:
         toy_sizes, wh_events, wh_sizes, epochs, sally_n = (1000, 10000), 40000, (10000,), 30, 25000
@@ -122,8 +133,8 @@ def main() -> None:
     throughput: dict = {}
     if args.wh_only:
         wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, methods=args.methods, hidden=args.hidden,
-           patience=args.patience, sally=False, architecture=args.architecture)
-        prefix = "wh" if args.architecture == "mlp" else f"wh_{args.architecture}"
+           patience=args.patience, sally=False, architecture=args.architecture, theta_per_event=args.theta_per_event)
+        prefix = "wh" + ("" if args.architecture == "mlp" else f"_{args.architecture}") + (f"_weighted{args.theta_per_event}" if args.theta_per_event else "")
         settings = {k: results.pop(k) for k in ("epochs", "hidden")}
         results.update({f"{prefix}_{m}_{k}_n{n}": v for m in args.methods for n in wh_sizes for k, v in settings.items()})
         write_results(__file__.replace(".py", "_wh.py"), results, merge=True)  # a separate JSON: the full run's stays intact
