@@ -103,3 +103,15 @@ def test_bad_input(toy):
         est.fit(data.assign(weight0=-data["weight0"]), "alices", epochs=1, quiet=True)
     with pytest.raises(InvalidInputError, match="missing"):
         est.fit(data.drop_vars("event"), "alices", epochs=1, quiet=True)
+
+
+def test_morphing_architecture_is_normalised_on_the_weighted_sm_events(toy):
+    events = toy[0]
+    data = augment.weighted_ratio_training_sample(events, augment.uniform_prior(SPACE), 2, features=FEATURES, seed=5)
+    est = RatioEstimator(FEATURES, SPACE, hidden=(16, 16), seed=0, architecture="morphing")
+    est.fit(data, "alice", epochs=3, batch_size=256, quiet=True)
+    assert est.training["normalised_on_sm_events"] == events.n_events
+    x = events.observables().sel(observable=FEATURES).values
+    w_sm = events.weights({}).numpy()
+    for th in THETAS:  # Σ_i w_i(SM) r̂(x_i|θ, SM) / Σ_i w_i(SM) = 1 for every θ
+        assert np.average(np.exp(est.log_ratio(x, th)), weights=w_sm) == pytest.approx(1.0, abs=1e-4)

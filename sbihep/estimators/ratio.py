@@ -121,15 +121,17 @@ class MorphingLogRatioNetwork(nn.Module):
         return torch.log(self.rho.paired(x, theta).clamp_min(self._FLOOR)) - self.log_sigma_ratio(theta)
 
     @torch.no_grad()
-    def set_sigma_from_sm_sample(self, x_sm: torch.Tensor) -> None:
-        """Ẑ(θ) := mean of ρ̂(x|θ) over x (N, n_features) drawn at the SM — the normalisation that makes
-        ∫ r̂(x|θ, SM) p(x|SM) dx = 1 on that sample, for every θ at once (ρ̂ is linear in its coefficients)."""
+    def set_sigma_from_sm_sample(self, x_sm: torch.Tensor, weights: torch.Tensor | None = None) -> None:
+        """Ẑ(θ) := mean of ρ̂(x|θ) over x (N, n_features) drawn at the SM (or weighted by ``weights`` (N,) to
+        the SM) — the normalisation that makes ∫ r̂(x|θ, SM) p(x|SM) dx = 1 on that sample, for every θ
+        at once (ρ̂ is linear in its coefficients)."""
         raw = torch.cat([self.rho.net(self.rho.x_norm(x_sm[s : s + 65536])) for s in range(0, len(x_sm), 65536)])
+        p = torch.full((len(raw),), 1.0 / len(raw)) if weights is None else (weights / weights.sum()).to(raw.dtype)
         if self.rho.order == "linear":
-            self.log_sigma_raw.copy_(raw.mean(0))
+            self.log_sigma_raw.copy_(p @ raw)
             return
         L = self.rho._cholesky(raw)
-        A = (L @ L.transpose(1, 2)).mean(0)  # the mean of positive semi-definite forms with A₀₀ = 1
+        A = torch.einsum("n,nij->ij", p, L @ L.transpose(1, 2))  # the mean of positive semi-definite forms with A₀₀ = 1
         jitter = 1e-9 * torch.eye(len(A), dtype=A.dtype)
         L_mean = torch.linalg.cholesky(A.double() + jitter.double()).to(A.dtype)
         self.log_sigma_raw.copy_(L_mean[self.rho.tril_rows, self.rho.tril_cols] / L_mean[0, 0])
@@ -245,7 +247,8 @@ class RatioEstimator(PersistentEstimator):
             alpha: weight of the score term (rascal, alices, cascal).
             log_r_clip: |log r| clip of the ROLR/RASCAL squared errors.
             normalise_on_sm: morphing architecture, θ₁ = SM throughout: after training, set Ẑ(θ) to the
-                mean of ρ̂(x|θ) over the sample's SM events (y = 1), so that r̂(·|θ, SM) is normalised on
+                mean of ρ̂(x|θ) over the sample's SM events (y = 1; in a weighted sample every event
+                weighted by weight1), so that r̂(·|θ, SM) is normalised on
                 them for every θ (the learned Ẑ otherwise carries its own error).
             train_options: passed to :func:`sbihep.estimators.train.train` (epochs, batch_size,
                 learning_rate, seed, device="auto", quiet, checkpoint, …).
@@ -266,9 +269,14 @@ class RatioEstimator(PersistentEstimator):
         loss = ratio_loss(method, alpha=alpha, doubly=doubly, log_r_clip=log_r_clip)
         history = train(self.network, loss, tensors, fingerprint=self.config(), groups=groups, **train_options)
         at_sm = bool((tensors["theta1"] == torch.as_tensor(self.space.to_vector(), dtype=tensors["theta1"].dtype)).all())
-        if self.architecture == "morphing" and normalise_on_sm and at_sm and not weighted and bool((tensors["y"] == 1).any()):
-            self.network.set_sigma_from_sm_sample(tensors["x"][tensors["y"] == 1].float())
-            self.training["normalised_on_sm_events"] = int((tensors["y"] == 1).sum())
+        if self.architecture == "morphing" and normalise_on_sm and at_sm:
+            if weighted:  # each event once (its first row), weighted to the SM
+                first = torch.from_numpy(np.unique(groups.numpy(), return_index=True)[1])
+                self.network.set_sigma_from_sm_sample(tensors["x"][first].float(), tensors["weight1"][first].float())
+                self.training["normalised_on_sm_events"] = len(first)
+            elif bool((tensors["y"] == 1).any()):
+                self.network.set_sigma_from_sm_sample(tensors["x"][tensors["y"] == 1].float())
+                self.training["normalised_on_sm_events"] = int((tensors["y"] == 1).sum())
         return history
 
     def _training_tensors(self, data: xr.Dataset) -> dict[str, torch.Tensor]:
