@@ -115,3 +115,25 @@ def test_morphing_architecture_is_normalised_on_the_weighted_sm_events(toy):
     w_sm = events.weights({}).numpy()
     for th in THETAS:  # Σ_i w_i(SM) r̂(x_i|θ, SM) / Σ_i w_i(SM) = 1 for every θ
         assert np.average(np.exp(est.log_ratio(x, th)), weights=w_sm) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_score_units_bounds_rescale_the_score_term_by_the_half_widths(toy):
+    """With bounds (−1, 1) the half-widths are 1: 'bounds' trains exactly as 'theta'; with cb ∈ (−0.5, 0.5)
+    its score term is weighted by 0.5² and the training differs."""
+    from sbihep.params import Parameter, ParameterSpace
+
+    data = augment.weighted_ratio_training_sample(toy[0], augment.uniform_prior(SPACE), 1, features=FEATURES, seed=5)
+    x = toy[2][:200]
+    fitted = {}
+    for units in ("theta", "bounds"):
+        est = RatioEstimator(FEATURES, SPACE, hidden=(8,), seed=0)
+        est.fit(data, "alices", epochs=2, batch_size=256, quiet=True, score_units=units)
+        fitted[units] = est.log_ratio(x, THETAS[3])
+    np.testing.assert_array_equal(fitted["theta"], fitted["bounds"])
+    narrow = ParameterSpace([Parameter("ca", 0.0, (-1.0, 1.0)), Parameter("cb", 0.0, (-0.5, 0.5))])
+    est = RatioEstimator(FEATURES, narrow, hidden=(8,), seed=0)
+    est.fit(data, "alices", epochs=2, batch_size=256, quiet=True, score_units="bounds")
+    assert est.training["score_units"] == "bounds"
+    assert not np.allclose(est.log_ratio(x, [0.7, 0.4]), fitted["theta"])
+    with pytest.raises(InvalidInputError, match="score_units"):
+        est.fit(data, "alices", epochs=1, quiet=True, score_units="sigma")

@@ -142,8 +142,11 @@ class MorphingLogRatioNetwork(nn.Module):
         return g0 - g1
 
 
-def ratio_loss(method: str, *, alpha: float = 1.0, doubly: bool = False, log_r_clip: float = 10.0):
-    """The loss(model, batch) of one method (see the module docstring); batch keys as in the training Dataset."""
+def ratio_loss(method: str, *, alpha: float = 1.0, doubly: bool = False, log_r_clip: float = 10.0, score_scale: torch.Tensor | None = None):
+    """The loss(model, batch) of one method (see the module docstring); batch keys as in the training Dataset.
+
+    ``score_scale`` (n_parameters,): the score term compares (∇_θ log r̂ − t)·score_scale, i.e. the scores
+    in units of 1/score_scale (default 1: the raw units of θ)."""
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
     with_score = method in SCORE_METHODS
@@ -169,9 +172,10 @@ def ratio_loss(method: str, *, alpha: float = 1.0, doubly: bool = False, log_r_c
         if with_score:
             inputs = [theta0, theta1] if doubly else [theta0]
             grads = torch.autograd.grad(log_r.sum(), inputs, create_graph=True)
-            term = w0 * ((grads[0] - batch["t_xz0"]) ** 2).sum(-1)
+            scale = 1.0 if score_scale is None else score_scale.to(log_r)
+            term = w0 * (((grads[0] - batch["t_xz0"]) * scale) ** 2).sum(-1)
             if doubly:
-                term = term + w1 * ((-grads[1] - batch["t_xz1"]) ** 2).sum(-1)
+                term = term + w1 * (((-grads[1] - batch["t_xz1"]) * scale) ** 2).sum(-1)
             value = value + alpha * term.mean()
         return value
 
@@ -231,6 +235,7 @@ class RatioEstimator(PersistentEstimator):
         method: str,
         *,
         alpha: float = 1.0,
+        score_units: str = "theta",
         log_r_clip: float = 10.0,
         normalise_on_sm: bool = True,
         **train_options,
@@ -245,6 +250,11 @@ class RatioEstimator(PersistentEstimator):
                 labels must match this estimator.
             method: one of :data:`METHODS`.
             alpha: weight of the score term (rascal, alices, cascal).
+            score_units: ``"theta"`` — the score term in the raw units of θ (as in 1805.00020);
+                ``"bounds"`` — each score component times the half-width of its parameter's training
+                bounds, i.e. the change of log r across the box.  Parameters with very different
+                ranges (e.g. cHq3 ∈ ±0.2 beside cHW ∈ ±1) otherwise let the narrowest parameter's
+                large scores dominate the loss.
             log_r_clip: |log r| clip of the ROLR/RASCAL squared errors.
             normalise_on_sm: morphing architecture, θ₁ = SM throughout: after training, set Ẑ(θ) to the
                 mean of ρ̂(x|θ) over the sample's SM events (y = 1; in a weighted sample every event
@@ -266,7 +276,16 @@ class RatioEstimator(PersistentEstimator):
         self.training = {"alpha": float(alpha), "log_r_clip": float(log_r_clip), "doubly": doubly,
                          "n_samples": int(len(tensors["theta0"])), "sample": "weighted" if weighted else "resampled"}
         self.training.update({k: v for k, v in train_options.items() if isinstance(v, (int, float, str, bool))})
-        loss = ratio_loss(method, alpha=alpha, doubly=doubly, log_r_clip=log_r_clip)
+        if score_units not in ("theta", "bounds"):
+            raise InvalidInputError(f"score_units must be 'theta' or 'bounds', got {score_units!r}")
+        score_scale = None
+        if score_units == "bounds":
+            half = torch.tensor([(p.bounds[1] - p.bounds[0]) / 2 for p in self.space], dtype=torch.float64)
+            if not torch.isfinite(half).all():
+                raise InvalidInputError(f"score_units='bounds' needs finite bounds for every parameter: {[p.name for p in self.space]}")
+            score_scale = half.float()
+        self.training["score_units"] = score_units
+        loss = ratio_loss(method, alpha=alpha, doubly=doubly, log_r_clip=log_r_clip, score_scale=score_scale)
         history = train(self.network, loss, tensors, fingerprint=self.config(), groups=groups, **train_options)
         at_sm = bool((tensors["theta1"] == torch.as_tensor(self.space.to_vector(), dtype=tensors["theta1"].dtype)).all())
         if self.architecture == "morphing" and normalise_on_sm and at_sm:
