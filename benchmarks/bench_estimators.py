@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sbihep.estimators import METHODS, RatioEstimator
+from sbihep.estimators.ratio import SCORE_METHODS
 from sbihep.estimators import information as info
 from sbihep.estimators.score import ScoreEstimator
 from sbihep.estimators.toys import GaussianToy
@@ -50,7 +51,7 @@ def gaussian_toy(sizes, epochs, results, throughput):
 
 
 def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METHODS, hidden=(100, 100), patience=10, sally=True, architecture="mlp",
-       theta_per_event=None):
+       theta_per_event=None, score_units="theta"):
     """The WH part. ``sizes``: resampled training samples, or with ``theta_per_event`` = K the number of
     training events, each with K θ₀ (weighted samples, no resampling)."""
     process = get_process("wh_lvbb")
@@ -78,9 +79,11 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
             data = augment.ratio_training_sample(train_ev, prior, n, features=features, seed=n)
         for method in methods:
             est = RatioEstimator(features, space, hidden=tuple(hidden), seed=0, architecture=architecture)
-            h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=patience, quiet=True)
+            h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=patience, quiet=True,
+                        score_units=score_units)
             learned = est.log_ratio_grid(x_test, grid).values
-            key = "wh" + ("" if architecture == "mlp" else f"_{architecture}") + (f"_weighted{theta_per_event}" if theta_per_event else "") + f"_{method}"
+            key = ("wh" + ("" if architecture == "mlp" else f"_{architecture}") + (f"_weighted{theta_per_event}" if theta_per_event else "")
+                   + ("" if score_units == "theta" or method not in SCORE_METHODS else f"_{score_units}") + f"_{method}")
             results[f"{key}_mse_log_r_n{n}"] = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
             results[f"{key}_train_s_n{n}"] = h.seconds
             throughput.setdefault(method, []).append(h.samples_per_second)
@@ -120,6 +123,7 @@ def main() -> None:
     parser.add_argument("--architecture", default="mlp", choices=("mlp", "morphing"), help="the ratio networks' potential (WH part)")
     parser.add_argument("--theta-per-event", type=int, default=None,
                         help="WH: weighted samples (every event once with K θ₀, no resampling); --wh-sizes then counts events (≤ 140000)")
+    parser.add_argument("--score-units", default="theta", choices=("theta", "bounds"), help="units of the score term (RatioEstimator.fit)")
     args = parser.parse_args()
     if args.quick:
         toy_sizes, wh_events, wh_sizes, epochs, sally_n = (1000, 10000), 40000, (10000,), 30, 25000
@@ -133,13 +137,14 @@ def main() -> None:
     throughput: dict = {}
     if args.wh_only:
         wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, methods=args.methods, hidden=args.hidden,
-           patience=args.patience, sally=False, architecture=args.architecture, theta_per_event=args.theta_per_event)
+           patience=args.patience, sally=False, architecture=args.architecture, theta_per_event=args.theta_per_event, score_units=args.score_units)
         prefix = "wh" + ("" if args.architecture == "mlp" else f"_{args.architecture}") + (f"_weighted{args.theta_per_event}" if args.theta_per_event else "")
+        units = lambda m: "" if args.score_units == "theta" or m not in SCORE_METHODS else f"_{args.score_units}"  # noqa: E731
         settings = {k: results.pop(k) for k in ("epochs", "hidden")}
-        results.update({f"{prefix}_{m}_{k}_n{n}": v for m in args.methods for n in wh_sizes for k, v in settings.items()})
+        results.update({f"{prefix}{units(m)}_{m}_{k}_n{n}": v for m in args.methods for n in wh_sizes for k, v in settings.items()})
         write_results(__file__.replace(".py", "_wh.py"), results, merge=True)  # a separate JSON: the full run's stays intact
         for m in args.methods:
-            print(f"{m:8s}" + "".join(f"{results[f'{prefix}_{m}_mse_log_r_n{n}']:14.4f}" for n in wh_sizes))
+            print(f"{m:8s}" + "".join(f"{results[f'{prefix}{units(m)}_{m}_mse_log_r_n{n}']:14.4f}" for n in wh_sizes))
         return
     gaussian_toy(toy_sizes, epochs, results, throughput)
     wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, hidden=args.hidden, patience=args.patience)
