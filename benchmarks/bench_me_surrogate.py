@@ -94,16 +94,18 @@ def main() -> None:
     ap.add_argument("--n-events", type=int, default=4000)
     ap.add_argument("--n-pilot", type=int, default=20_000)
     ap.add_argument("--vegas", action="store_true", help="also compare with points from an adapted VEGAS map")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64, 64], help="surrogate MLP widths (cost per point vs accuracy)")
     args = ap.parse_args()
     if args.quick:
         args.n_train, args.epochs, args.n_events, args.n_pilot = 8000, 40, 1000, 10_000
     torch.set_num_threads(1)
 
     integrand = PhaseSpaceIntegrand(TTbar(), 13_000.0, "quadratic", subprocess="gg")
-    figures: dict = {"n_train": args.n_train, "n_events": args.n_events, "n_pilot": args.n_pilot, "sqrt_s_gev": 13000.0}
+    figures: dict = {"n_train": args.n_train, "n_events": args.n_events, "n_pilot": args.n_pilot, "sqrt_s_gev": 13000.0,
+                     "surrogate_hidden": "x".join(map(str, args.hidden))}
     flat = IntegrandProblem(integrand)
     t0 = time.perf_counter()
-    sur = train_me_surrogate(flat, args.n_train, epochs=args.epochs, batch_size=256, seed=0, device="cpu", quiet=True)
+    sur = train_me_surrogate(flat, args.n_train, hidden=tuple(args.hidden), epochs=args.epochs, batch_size=256, seed=0, device="cpu", quiet=True)
     t_train = time.perf_counter() - t0
     print(f"surrogate: {args.n_train} points, {sur.training['epochs']} epochs, {t_train:.1f} s "
           f"(exact weights {sur.training['seconds_exact']:.2f} s); validation rms of log(f f |M|^2) "
