@@ -142,7 +142,10 @@ def _cached(cache: Path | None, name: str, make):
 
 
 def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_workers: int, results: dict,
-             models: Path, cache: Path | None = None, write_card: bool = False) -> None:
+             models: Path, cache: Path | None = None, write_card: bool = False, reference_fitter: str = "pyhf") -> None:
+    """One signal-strength surrogate.  ``reference_fitter``: "pyhf" (its ``toms748_scan``; sbihep.fit where pyhf's
+    own fits fail) or "sbihep" (sbihep.fit's ``cls_upper_limit`` directly — for workspaces where pyhf's root
+    finder takes hours, e.g. the stau high-mass one; bench_fit_pyhf_stau.py compares the two there)."""
     import onnxruntime as ort
     import pyhf
 
@@ -186,24 +189,33 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     ul_sur = s.upper_limit()
     a, b = s.mu_range()
     t0 = time.perf_counter()
-    reference = "pyhf+MINUIT"
-    quiet_pyhf = logging.getLogger("pyhf.optimize.mixins")
-    level = quiet_pyhf.level
-    quiet_pyhf.setLevel(logging.CRITICAL)  # a failed pyhf fit logs the whole MINUIT state (KBs per line)
-    try:
-        ul_pyhf = float(pyhf.infer.intervals.upper_limits.toms748_scan(
-            data, model, max(ul_sur * 0.7, a), min(ul_sur * 1.3, b), level=0.05, rtol=1e-4)[0])
-    except pyhf.exceptions.FailedMinimization:
-        # pyhf's own fits fail on some published workspaces (e.g. the 3L eRJR one): take the reference
-        # from sbihep's fitter on the same workspace (MINUIT with validity/EDM checks and reruns)
+    def sbihep_limit() -> float:
+        # sbihep's fitter on the same workspace (MINUIT with validity/EDM checks and reruns)
         from sbihep.fit import Likelihood, PyhfTerm, cls_upper_limit
 
         pyhf.set_backend("numpy")
-        reference = "sbihep.fit (pyhf+MINUIT failed)"
-        ul_pyhf = float(cls_upper_limit(Likelihood([PyhfTerm.from_model(model, data)]), cl=0.95, expected=False).observed)
-        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01))
-    finally:
-        quiet_pyhf.setLevel(level)
+        try:
+            return float(cls_upper_limit(Likelihood([PyhfTerm.from_model(model, data)]), cl=0.95, expected=False).observed)
+        finally:
+            pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01))
+
+    if reference_fitter == "sbihep":
+        reference = "sbihep.fit"
+        ul_pyhf = sbihep_limit()
+    else:
+        reference = "pyhf+MINUIT"
+        quiet_pyhf = logging.getLogger("pyhf.optimize.mixins")
+        level = quiet_pyhf.level
+        quiet_pyhf.setLevel(logging.CRITICAL)  # a failed pyhf fit logs the whole MINUIT state (KBs per line)
+        try:
+            ul_pyhf = float(pyhf.infer.intervals.upper_limits.toms748_scan(
+                data, model, max(ul_sur * 0.7, a), min(ul_sur * 1.3, b), level=0.05, rtol=1e-4)[0])
+        except pyhf.exceptions.FailedMinimization:
+            # pyhf's own fits fail on some published workspaces (e.g. the 3L eRJR one)
+            reference = "sbihep.fit (pyhf+MINUIT failed)"
+            ul_pyhf = sbihep_limit()
+        finally:
+            quiet_pyhf.setLevel(level)
     t_ul = time.perf_counter() - t0
     print(f"[{tag}] CLs upper limit: surrogate {ul_sur:.5g}, reference ({reference}) {ul_pyhf:.5g}, {t_ul:.0f} s", flush=True)
 
@@ -381,6 +393,8 @@ def main(argv=None) -> int:
     ap.add_argument("--labels-cache", type=Path, default=None,
                     help="keep the labels here (pickles) and reuse them on the next run with the same case and sizes")
     ap.add_argument("--models-dir", type=Path, default=None, help="keep the ONNX files here (default: a temp dir)")
+    ap.add_argument("--reference", choices=("pyhf", "sbihep"), default="pyhf",
+                    help="signal-strength cases: the reference CLs limit from pyhf's toms748_scan (default) or from sbihep.fit")
     args = ap.parse_args(argv)
     if not DATA.is_dir():
         print(f"skipped: {DATA} not found")
@@ -402,7 +416,8 @@ def main(argv=None) -> int:
                                 args.labels_cache, write_card=args.models_dir is not None)
             else:
                 run_case(Path(tmp) / inner, key, patch, args.n_points, args.n_test, args.n_workers, results,
-                         args.models_dir or Path(tmp), args.labels_cache, write_card=args.models_dir is not None)
+                         args.models_dir or Path(tmp), args.labels_cache, write_card=args.models_dir is not None,
+                         reference_fitter=args.reference)
             results["machine"] = "2 shared CPU cores, onnxruntime CPU, 1 intra-op thread"
             # merge into the file as it is now: another run of this script may have written other cases meanwhile
             merged = json.loads(OUT.read_text()) if OUT.is_file() else {}
