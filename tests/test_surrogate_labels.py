@@ -109,3 +109,23 @@ def test_drop_only_when_no_start_converges_and_neighbour_rescue(problem_and_exac
     assert rescued.n_dropped == {"observed": 0, "asimov": 0}
     assert rescued.n_neighbour == {"observed": 1, "asimov": 1}
     np.testing.assert_allclose(rescued.t, exact.t, atol=2e-3)
+
+
+def test_sample_inputs_keep_points_off_a_bound():
+    """A centre on the box's lower bound (a best fit at μ = 0) gets its near points inside the box, spread."""
+    x = labels_mod.sample_inputs(np.array([[0.0, 10.0]]), [np.array([0.0])], [np.array([0.5])], 20, frac_near=0.5, seed=3)
+    near = x[10:, 0]
+    assert (near >= 0).all() and (near <= 2.0).all()
+    assert len(np.unique(near)) == 10 and (near > 0).all()  # no pile-up at the bound
+
+
+def test_scales_calibrated_by_fits_when_the_best_fit_sits_on_a_bound():
+    """Observed deficit: μ̂ = 0 on the bound, where MINUIT's error says nothing; the calibrated scale makes
+    the near points cover the region −2ΔlnL ≲ 16 that the surrogate has to describe."""
+    problem = load_problem(toy_spec(observed=(44.0, 26.0)), bounds=[[0.0, 20.0]])
+    labels = generate_labels(problem, 16, n_workers=1, progress=False, seed=0)
+    assert labels.best_fit["observed"][0] == pytest.approx(0.0, abs=1e-3)
+    near_small = (labels.t[:, 0] < 16).sum()
+    assert near_small >= 10, labels.t[:, 0]  # 11 of the 16 points are near points
+    assert len(np.unique(np.round(labels.x[:, 0], 9))) == len(labels.x)  # no duplicated inputs
+    assert labels.t[:, 0].max() > 16  # and the box beyond is covered too

@@ -385,7 +385,8 @@ def sample_inputs(
         bounds: (d, 2) box.
         centres: best-fit points (d,) where −2ΔlnL is small (one per data set).
         scales: (d,) 1σ widths at each centre (e.g. MINUIT errors); points near a centre are drawn
-            uniformly within ±4σ (−2ΔlnL ≲ 16 in the Gaussian approximation), clipped to the box.
+            uniformly within ±4σ (−2ΔlnL ≲ 16 in the Gaussian approximation) intersected with the box,
+            so that a centre on a bound (a best fit at μ = 0) gets its points inside, not piled on the bound.
         n: total number of points.
         frac_near: fraction of points near the centres; the rest cover the box uniformly
             (a stratified grid in 1-d, uniform random otherwise).
@@ -406,9 +407,39 @@ def sample_inputs(
     for i in range(n_near):
         c = np.asarray(centres[i % len(centres)], float)
         s = np.asarray(scales[i % len(scales)], float)
-        near.append(c + s * rng.uniform(-4.0, 4.0, size=d))
-    near = np.clip(np.array(near).reshape(n_near, d), bounds[:, 0], bounds[:, 1])
-    return np.concatenate([box, near])
+        lo = np.clip(c - 4.0 * s, bounds[:, 0], bounds[:, 1])
+        hi = np.clip(c + 4.0 * s, bounds[:, 0], bounds[:, 1])
+        near.append(lo + (hi - lo) * rng.uniform(size=d))
+    return np.concatenate([box, np.array(near).reshape(n_near, d)])
+
+
+def _calibrate_scale(ctx: _Context, name: str, centre: np.ndarray, scale: np.ndarray, best_nll: float,
+                     bounds: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """The 1σ width of −2ΔlnL along each input from fits, not from MINUIT's error (which is meaningless
+    for a best fit on a bound, e.g. μ̂ = 0): step δ into the box until −2ΔlnL(centre + δ) ≈ 4, σ = δ/2.
+
+    Keeps the given scale where a fit fails or the profile is flat.
+    """
+    out = np.array(scale, float)
+    width = bounds[:, 1] - bounds[:, 0]
+    for i in range(len(out)):
+        room_up, room_down = bounds[i, 1] - centre[i], centre[i] - bounds[i, 0]
+        sign = 1.0 if room_up >= room_down else -1.0
+        room = max(room_up, room_down)
+        delta = min(max(2.0 * out[i], 0.01 * width[i]), room)
+        for _ in range(iterations):
+            x = np.array(centre, float)
+            x[i] += sign * delta
+            value = _label_point(_Context(ctx.problem, {name: ctx.datasets[name]}, ctx.starts, ctx.edm_max, ctx.agree_tol), x)[name]["value"]
+            t = None if value is None else value - best_nll
+            if t is None or t <= 1e-6:
+                break
+            out[i] = delta / math.sqrt(t)
+            new = min(2.0 * out[i], room)
+            if abs(new - delta) < 0.1 * delta:
+                break
+            delta = new
+    return out
 
 
 def generate_labels(
@@ -420,6 +451,7 @@ def generate_labels(
     edm_max: float = 1e-3,
     agree_tol: float = 0.02,
     neighbour_start: bool = True,
+    calibrate_scales: bool | None = None,
     seed: int = 0,
     n_workers: int | None = None,
     client: Any = None,
@@ -437,6 +469,9 @@ def generate_labels(
         agree_tol: converged starts further apart than this (in −2 lnL) count in ``n_disagree``.
         neighbour_start: refit labels that were dropped or whose starts disagreed from the fitted
             parameters of the nearest converged input point (one fit each).
+        calibrate_scales: measure the width of −2ΔlnL around each best fit with a few fits (steps
+            into the box until −2ΔlnL ≈ 4) instead of trusting MINUIT's errors, which are meaningless
+            for a best fit on a bound; default: in ``mu`` mode (≤ 3 fits per input and data set).
         seed: sampling seed.
         n_workers, client: passed to :func:`sbihep.parallel.map_jobs`.
     Raises:
@@ -475,12 +510,16 @@ def generate_labels(
         rb = _fit(data, model, init_b, fixed_b, bounds, edm_max)
         bkg_nll[name] = rb[0] if rb is not None else float("nan")
 
+    starts = [init] if n_starts == 1 else [init, best_pars["observed"]]
+    ctx = _Context(problem, datasets, starts, edm_max, agree_tol)
     if x is None:
+        if calibrate_scales is None:
+            calibrate_scales = problem.mode == "mu"
+        if calibrate_scales:
+            scales = {k: _calibrate_scale(ctx, k, best[k], scales[k], best_nll[k], problem.bounds) for k in datasets}
         x = sample_inputs(problem.bounds, [best["observed"], best["asimov"]], [scales["observed"], scales["asimov"]],
                           n_points, seed=seed)
     x = np.asarray(x, float).reshape(-1, len(slots))
-    starts = [init] if n_starts == 1 else [init, best_pars["observed"]]
-    ctx = _Context(problem, datasets, starts, edm_max, agree_tol)
     results = map_jobs(_label_point, [(ctx, xi) for xi in x], n_workers=n_workers, client=client,
                        progress=progress, desc="surrogate labels")
     n_disagree = {k: sum(bool(r[k]["disagree"]) for r in results) for k in datasets}
