@@ -51,9 +51,12 @@ def gaussian_toy(sizes, epochs, results, throughput):
 
 
 def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METHODS, hidden=(100, 100), patience=10, sally=True, architecture="mlp",
-       theta_per_event=None, score_units="theta"):
+       theta_per_event=None, score_units="theta", prior_kind="uniform", activation="tanh", normalisation="sm_sample"):
     """The WH part. ``sizes``: resampled training samples, or with ``theta_per_event`` = K the number of
-    training events, each with K θ₀ (weighted samples, no resampling)."""
+    training events, each with K θ₀ (weighted samples, no resampling).  ``prior_kind``: θ₀ uniform in the
+    box, or cycling through its 3ⁿ grid (the quadratic EFT classifier's training points).  Besides the
+    27-point grid metric, every run also reports the same metric on 27 θ₀ drawn uniformly in the box
+    (``..._offgrid``), so that training at the grid points cannot flatter the figure."""
     process = get_process("wh_lvbb")
     t0 = time.perf_counter()
     events = generate(process, 13000.0, n_events, seed=11, n_adapt=5, n_per_iteration=10000, progress=False)
@@ -68,7 +71,10 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
     x_test = test_ev.observables().sel(observable=features).values
     grid = augment.grid(space, 3)(27, np.random.default_rng(0))
     exact = np.stack([test_ev.log_joint_ratio(dict(zip(space.names, row)), {}).numpy() for row in grid])
-    prior = augment.uniform_prior(space)
+    offgrid = augment.uniform_prior(space)(27, np.random.default_rng(2024))
+    exact_off = np.stack([test_ev.log_joint_ratio(dict(zip(space.names, row)), {}).numpy() for row in offgrid])
+    results["wh_exact_mean_square_log_r_offgrid"] = float(np.sum(w_sm * exact_off**2, axis=1).mean())
+    prior = augment.uniform_prior(space) if prior_kind == "uniform" else augment.grid(space, 3)
     for n in sizes:
         if theta_per_event:
             if n > train_ev.n_events:
@@ -78,16 +84,18 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
         else:
             data = augment.ratio_training_sample(train_ev, prior, n, features=features, seed=n)
         for method in methods:
-            est = RatioEstimator(features, space, hidden=tuple(hidden), seed=0, architecture=architecture)
+            est = RatioEstimator(features, space, hidden=tuple(hidden), seed=0, architecture=architecture, activation=activation)
             h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=patience, quiet=True,
-                        score_units=score_units)
+                        score_units=score_units, normalisation=normalisation)
             learned = est.log_ratio_grid(x_test, grid).values
-            key = ("wh" + ("" if architecture == "mlp" else f"_{architecture}") + (f"_weighted{theta_per_event}" if theta_per_event else "")
-                   + ("" if score_units == "theta" or method not in SCORE_METHODS else f"_{score_units}") + f"_{method}")
+            key = wh_key(method, architecture, theta_per_event, score_units, prior_kind, activation, normalisation)
             results[f"{key}_mse_log_r_n{n}"] = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
+            learned_off = est.log_ratio_grid(x_test, offgrid).values
+            results[f"{key}_mse_log_r_offgrid_n{n}"] = float(np.sum(w_sm * (learned_off - exact_off) ** 2, axis=1).mean())
             results[f"{key}_train_s_n{n}"] = h.seconds
             throughput.setdefault(method, []).append(h.samples_per_second)
-            print(f"  WH {architecture} {method:7s} n={n:6d}: MSE(log r) = {results[f'{key}_mse_log_r_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
+            print(f"  WH {architecture} {method:7s} n={n:6d}: MSE(log r) = {results[f'{key}_mse_log_r_n{n}']:.4f}, off the grid "
+                  f"{results[f'{key}_mse_log_r_offgrid_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
     if not sally:
         return
     # SALLY at the SM
@@ -107,6 +115,15 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
         results[f"wh_rate_fisher_fraction_{name}"] = float(info.rate_information(test_ev, lumi_ifb=300).sel(parameter_i=name, parameter_j=name) / truth.sel(parameter_i=name, parameter_j=name))
 
 
+def wh_key(method, architecture="mlp", theta_per_event=None, score_units="theta", prior_kind="uniform", activation="tanh",
+           normalisation="sm_sample") -> str:
+    """The results-key prefix of one WH setting (the defaults add nothing, so earlier keys keep their names)."""
+    return ("wh" + ("" if architecture == "mlp" else f"_{architecture}") + (f"_weighted{theta_per_event}" if theta_per_event else "")
+            + ("" if prior_kind == "uniform" else f"_{prior_kind}prior") + ("" if activation == "tanh" else f"_{activation}")
+            + ("" if normalisation == "sm_sample" or architecture == "mlp" else f"_{normalisation}")
+            + ("" if score_units == "theta" or method not in SCORE_METHODS else f"_{score_units}") + f"_{method}")
+
+
 def write_atomic(results: dict) -> None:
     write_results(__file__, results)
 
@@ -124,6 +141,11 @@ def main() -> None:
     parser.add_argument("--theta-per-event", type=int, default=None,
                         help="WH: weighted samples (every event once with K θ₀, no resampling); --wh-sizes then counts events (≤ 140000)")
     parser.add_argument("--score-units", default="theta", choices=("theta", "bounds"), help="units of the score term (RatioEstimator.fit)")
+    parser.add_argument("--prior", default="uniform", choices=("uniform", "grid"),
+                        help="WH θ₀: uniform in the box, or cycling through its 3ⁿ grid (the quadratic EFT classifier's points)")
+    parser.add_argument("--normalisation", default="sm_sample", choices=("sm_sample", "cross_section", "learned"),
+                        help="morphing architecture: where Ẑ(θ) = σ(θ)/σ(SM) comes from (RatioEstimator.fit)")
+    parser.add_argument("--activation", default="tanh", choices=("tanh", "silu", "softplus"), help="WH ratio networks' activation")
     args = parser.parse_args()
     if args.quick:
         toy_sizes, wh_events, wh_sizes, epochs, sally_n = (1000, 10000), 40000, (10000,), 30, 25000
@@ -137,14 +159,14 @@ def main() -> None:
     throughput: dict = {}
     if args.wh_only:
         wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, methods=args.methods, hidden=args.hidden,
-           patience=args.patience, sally=False, architecture=args.architecture, theta_per_event=args.theta_per_event, score_units=args.score_units)
-        prefix = "wh" + ("" if args.architecture == "mlp" else f"_{args.architecture}") + (f"_weighted{args.theta_per_event}" if args.theta_per_event else "")
-        units = lambda m: "" if args.score_units == "theta" or m not in SCORE_METHODS else f"_{args.score_units}"  # noqa: E731
+           patience=args.patience, sally=False, architecture=args.architecture, theta_per_event=args.theta_per_event, score_units=args.score_units,
+           prior_kind=args.prior, activation=args.activation, normalisation=args.normalisation)
+        key = lambda m: wh_key(m, args.architecture, args.theta_per_event, args.score_units, args.prior, args.activation, args.normalisation)  # noqa: E731
         settings = {k: results.pop(k) for k in ("epochs", "hidden")}
-        results.update({f"{prefix}{units(m)}_{m}_{k}_n{n}": v for m in args.methods for n in wh_sizes for k, v in settings.items()})
+        results.update({f"{key(m)}_{k}_n{n}": v for m in args.methods for n in wh_sizes for k, v in settings.items()})
         write_results(__file__.replace(".py", "_wh.py"), results, merge=True)  # a separate JSON: the full run's stays intact
         for m in args.methods:
-            print(f"{m:8s}" + "".join(f"{results[f'{prefix}{units(m)}_{m}_mse_log_r_n{n}']:14.4f}" for n in wh_sizes))
+            print(f"{m:8s}" + "".join(f"{results[f'{key(m)}_mse_log_r_n{n}']:14.4f}" for n in wh_sizes))
         return
     gaussian_toy(toy_sizes, epochs, results, throughput)
     wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, hidden=args.hidden, patience=args.patience)

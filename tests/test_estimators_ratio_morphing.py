@@ -104,3 +104,42 @@ def test_bad_architecture_and_parameters():
     shifted = ParameterSpace([Parameter("mu", 1.0, (0.0, 3.0))])
     with pytest.raises(InvalidInputError, match="SM value 0.*mu"):
         RatioEstimator(["x1"], shifted, architecture="morphing")
+
+
+@pytest.mark.parametrize("order", ["quadratic", "linear"])
+def test_cross_section_normalisation_is_the_samples_exact_sigma(toy, order):
+    """normalisation="cross_section": Ẑ(θ) is the base events' σ(θ)/σ(SM) exactly, fixed during training."""
+    if order == "linear":
+        space = ParameterSpace([Parameter("ca", 0.0, (-0.2, 0.2)), Parameter("cb", 0.0, (-0.2, 0.2))])
+        events = toy_events(4000, 1, "linear")
+    else:
+        space, events = SPACE, toy_events(4000, 1)
+    data = augment.weighted_ratio_training_sample(events, augment.uniform_prior(space), 2, features=["x1", "x2"], seed=2)
+    sigma = events.sigma_coefficients().numpy()
+    np.testing.assert_array_equal(data.attrs["sigma_coefficients"], sigma)
+    est = RatioEstimator(["x1", "x2"], space, hidden=(16,), seed=1, architecture="morphing", order=order)
+    est.fit(data, "alice", epochs=2, quiet=True, normalisation="cross_section")
+    thetas = np.random.default_rng(4).uniform(-0.2, 0.2, (6, 2)) * (5 if order == "quadratic" else 1)
+    with torch.no_grad():
+        log_z = est.network.log_sigma_ratio(torch.as_tensor(thetas, dtype=torch.float32)).double().numpy()
+    m = eft_math.monomials(torch.as_tensor(thetas), order).numpy()
+    np.testing.assert_allclose(log_z, np.log(m @ sigma / sigma[0]), atol=2e-6)
+    assert est.training["normalisation"] == "cross_section"
+    assert est.network.log_sigma_raw.requires_grad  # unfrozen again after training
+
+
+def test_cross_section_normalisation_bad_input(toy):
+    data = toy[0].isel(sample=slice(0, 2000))
+    est = RatioEstimator(["x1", "x2"], SPACE, hidden=(8,), architecture="morphing")
+    with pytest.raises(InvalidInputError, match="normalisation must be one of"):
+        est.fit(data, "alice", epochs=1, quiet=True, normalisation="exact")
+    bare = data.copy()
+    bare.attrs = {k: v for k, v in data.attrs.items() if k != "sigma_coefficients"}
+    with pytest.raises(InvalidInputError, match="σ\\(θ\\) polynomial at quadratic order"):
+        est.fit(bare, "alice", epochs=1, quiet=True, normalisation="cross_section")
+    with pytest.raises(InvalidInputError, match="expected 6 at quadratic order"):
+        est.network.set_sigma_polynomial(torch.ones(3))
+    with pytest.raises(InvalidInputError, match="positive semi-definite"):
+        est.network.set_sigma_polynomial(torch.tensor([1.0, 0.0, 0.0, -1.0, 0.0, 1.0]))
+    with pytest.raises(InvalidInputError, match="σ\\(SM\\)"):
+        est.network.set_sigma_polynomial(torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0, 1.0]))

@@ -49,7 +49,7 @@ from sbihep.estimators.train import TrainingHistory, train
 from sbihep.params import ParameterSpace
 from sbihep.physics.processes.base import check_order
 
-__all__ = ["ARCHITECTURES", "METHODS", "SCORE_METHODS", "RatioEstimator", "ratio_loss"]
+__all__ = ["ARCHITECTURES", "METHODS", "NORMALISATIONS", "SCORE_METHODS", "RatioEstimator", "ratio_loss"]
 
 ARCHITECTURES = ("mlp", "morphing")
 
@@ -136,10 +136,48 @@ class MorphingLogRatioNetwork(nn.Module):
         L_mean = torch.linalg.cholesky(A.double() + jitter.double()).to(A.dtype)
         self.log_sigma_raw.copy_(L_mean[self.rho.tril_rows, self.rho.tril_cols] / L_mean[0, 0])
 
+    @torch.no_grad()
+    def set_sigma_polynomial(self, coefficients: torch.Tensor) -> None:
+        """Ẑ(θ) := σ(θ)/σ(SM) from the coefficients (M,) of σ(θ) over the monomials m(θ) ("1", θ_i, θ_iθ_j for
+        i ≤ j, in θ's own units; any overall unit, e.g. pb) — the exact normalisation when the events'
+        cross section is known, as for the quadratic EFT classifier.
+
+        Raises:
+            InvalidInputError: σ(SM) ≤ 0, a coefficient count that is not this order's, or (quadratic order)
+                a σ(θ) that is not a positive semi-definite form in (1, θ).
+        """
+        c = torch.as_tensor(coefficients, dtype=torch.float64).flatten()
+        s = self.rho.theta_scale.double()
+        n, order = len(s), self.rho.order
+        expected = n + 1 if order == "linear" else (n + 1) * (n + 2) // 2
+        if len(c) != expected:
+            raise InvalidInputError(f"sigma coefficients: expected {expected} at {order} order for {n} parameters, got {len(c)}")
+        if not torch.isfinite(c).all() or c[0] <= 0:
+            raise InvalidInputError(f"sigma coefficients: σ(SM) = {float(c[0])!r} must be finite and positive")
+        c = c / c[0]
+        if order == "linear":
+            self.log_sigma_raw.copy_((c[1:] * s).to(self.log_sigma_raw.dtype))
+            return
+        A = torch.zeros(n + 1, n + 1, dtype=torch.float64)  # σ(θ)/σ(SM) = m̃ᵀ A m̃, m̃ = (1, θ/scale)
+        A[0, 0] = 1.0
+        A[0, 1:] = A[1:, 0] = c[1 : n + 1] * s / 2
+        i, j = torch.triu_indices(n, n)
+        values = c[n + 1 :] * s[i] * s[j] / torch.where(i == j, 1.0, 2.0).double()
+        A[1 + i, 1 + j] = values
+        A[1 + j, 1 + i] = values
+        L, info = torch.linalg.cholesky_ex(A + 1e-12 * torch.eye(n + 1, dtype=torch.float64))
+        if info != 0:
+            raise InvalidInputError("sigma coefficients: σ(θ) is not a positive semi-definite quadratic form in (1, θ)")
+        self.log_sigma_raw.copy_((L[self.rho.tril_rows, self.rho.tril_cols] / L[0, 0]).to(self.log_sigma_raw.dtype))
+
     def forward(self, x: torch.Tensor, theta0: torch.Tensor, theta1: torch.Tensor) -> torch.Tensor:
         both = self.potential(torch.cat([x, x]), torch.cat([theta0, theta1]))
         g0, g1 = both.chunk(2)
         return g0 - g1
+
+
+#: how a morphing-aware ratio network gets Ẑ(θ) = σ(θ)/σ(SM) (see :meth:`RatioEstimator.fit`)
+NORMALISATIONS = ("sm_sample", "cross_section", "learned")
 
 
 def ratio_loss(method: str, *, alpha: float = 1.0, doubly: bool = False, log_r_clip: float = 10.0, score_scale: torch.Tensor | None = None):
@@ -237,7 +275,7 @@ class RatioEstimator(PersistentEstimator):
         alpha: float = 1.0,
         score_units: str = "theta",
         log_r_clip: float = 10.0,
-        normalise_on_sm: bool = True,
+        normalisation: str = "sm_sample",
         **train_options,
     ) -> TrainingHistory:
         """Train on a ratio training sample (:func:`sbihep.events.augment.ratio_training_sample`), or a
@@ -256,10 +294,13 @@ class RatioEstimator(PersistentEstimator):
                 ranges (e.g. cHq3 ∈ ±0.2 beside cHW ∈ ±1) otherwise let the narrowest parameter's
                 large scores dominate the loss.
             log_r_clip: |log r| clip of the ROLR/RASCAL squared errors.
-            normalise_on_sm: morphing architecture, θ₁ = SM throughout: after training, set Ẑ(θ) to the
-                mean of ρ̂(x|θ) over the sample's SM events (y = 1; in a weighted sample every event
-                weighted by weight1), so that r̂(·|θ, SM) is normalised on
-                them for every θ (the learned Ẑ otherwise carries its own error).
+            normalisation: morphing architecture with θ₁ = SM throughout — where Ẑ(θ) = σ(θ)/σ(SM) comes from:
+                ``"sm_sample"`` (default): learned with ρ̂, then reset to the mean of ρ̂(x|θ) over the
+                sample's SM events (y = 1; in a weighted sample every event weighted by weight1), so that
+                r̂(·|θ, SM) is normalised on them for every θ; ``"cross_section"``: the exact σ(θ)
+                polynomial of the events the sample was drawn from (its ``sigma_coefficients`` attribute),
+                fixed before training, so that only ρ̂ is learned — as the quadratic EFT classifier does;
+                ``"learned"``: Ẑ as trained.
             train_options: passed to :func:`sbihep.estimators.train.train` (epochs, batch_size,
                 learning_rate, seed, device="auto", quiet, checkpoint, …).
         """
@@ -271,6 +312,20 @@ class RatioEstimator(PersistentEstimator):
         doubly = bool((tensors["theta1"] != tensors["theta1"][0]).any())
         if doubly and weighted:
             raise InvalidInputError("data: weighted samples have one fixed θ₁; doubly parametrised training needs a resampled sample")
+        if normalisation not in NORMALISATIONS:
+            raise InvalidInputError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+        at_sm = bool((tensors["theta1"] == torch.as_tensor(self.space.to_vector(), dtype=tensors["theta1"].dtype)).all())
+        fixed_sigma = self.architecture == "morphing" and normalisation == "cross_section"
+        if fixed_sigma:
+            if not at_sm:
+                raise InvalidInputError("normalisation='cross_section' needs θ₁ = SM in every row of the sample")
+            if "sigma_coefficients" not in data.attrs or data.attrs.get("eft_order") != self.order:
+                raise InvalidInputError(
+                    f"data: normalisation='cross_section' needs the sample's σ(θ) polynomial at {self.order} order "
+                    f"(attrs sigma_coefficients and eft_order, written by sbihep.events.augment); this sample has "
+                    f"eft_order={data.attrs.get('eft_order')!r}"
+                )
+            self.network.set_sigma_polynomial(torch.as_tensor(np.asarray(data.attrs["sigma_coefficients"], dtype=np.float64)))
         self.network.fit_preprocessing(tensors["x"], torch.cat([tensors["theta0"], tensors["theta1"]]))
         self.method = method
         self.training = {"alpha": float(alpha), "log_r_clip": float(log_r_clip), "doubly": doubly,
@@ -286,9 +341,14 @@ class RatioEstimator(PersistentEstimator):
             score_scale = half.float()
         self.training["score_units"] = score_units
         loss = ratio_loss(method, alpha=alpha, doubly=doubly, log_r_clip=log_r_clip, score_scale=score_scale)
-        history = train(self.network, loss, tensors, fingerprint=self.config(), groups=groups, **train_options)
-        at_sm = bool((tensors["theta1"] == torch.as_tensor(self.space.to_vector(), dtype=tensors["theta1"].dtype)).all())
-        if self.architecture == "morphing" and normalise_on_sm and at_sm:
+        self.training["normalisation"] = normalisation if self.architecture == "morphing" else None
+        if fixed_sigma:
+            self.network.log_sigma_raw.requires_grad_(False)
+        try:
+            history = train(self.network, loss, tensors, fingerprint=self.config(), groups=groups, **train_options)
+        finally:
+            self.network.requires_grad_(True)
+        if self.architecture == "morphing" and normalisation == "sm_sample" and at_sm:
             if weighted:  # each event once (its first row), weighted to the SM
                 first = torch.from_numpy(np.unique(groups.numpy(), return_index=True)[1])
                 self.network.set_sigma_from_sm_sample(tensors["x"][first].float(), tensors["weight1"][first].float())

@@ -183,6 +183,12 @@ def _dataset(x, names, operators, theta0, theta1, y, log_r, t0, t1, attrs) -> xr
     return xr.Dataset(data, coords={"observable": names, "parameter": list(operators)}, attrs=attrs)
 
 
+def _sigma_attrs(events: EventSet) -> dict:
+    """The base events' σ(θ) polynomial (pb, over the monomials of their operators and order): lets a
+    morphing-aware estimator use the exact cross section (``RatioEstimator.fit(normalisation="cross_section")``)."""
+    return {"sigma_coefficients": events.sigma_coefficients().numpy().astype(np.float64), "eft_order": events.order}
+
+
 def ratio_training_sample(
     events: EventSet,
     prior: _Named,
@@ -203,7 +209,8 @@ def ratio_training_sample(
         seed: random seed.
     Returns:
         Dataset with x (sample, observable), theta0/theta1/t_xz0/t_xz1 (sample, parameter),
-        y and log_r_xz (sample); attrs record the effective sample sizes.
+        y and log_r_xz (sample); attrs record the effective sample sizes and the base events' σ(θ)
+        polynomial (``sigma_coefficients`` in pb, ``eft_order``).
     """
     if int(n_samples) != n_samples or n_samples < 2:
         raise InvalidInputError(f"n_samples must be an integer ≥ 2, got {n_samples!r}")
@@ -224,7 +231,7 @@ def ratio_training_sample(
     t0 = eft_math.paired_joint_score(coeffs, sigma, th0)
     t1 = eft_math.paired_joint_score(coeffs, sigma, th1)
     x, names = _features(events, features)
-    attrs = {"effective_sample_size": ess, "n_base_events": events.n_events, "seed": seed, "kind": "ratio"}
+    attrs = {"effective_sample_size": ess, "n_base_events": events.n_events, "seed": seed, "kind": "ratio", **_sigma_attrs(events)}
     return _dataset(x[idx], names, events.operators, th0.numpy(), th1.numpy(), y, log_r.numpy(), t0.numpy(), t1.numpy(), attrs)
 
 
@@ -259,7 +266,8 @@ def weighted_ratio_training_sample(
         seed: random seed of the θ₀ draws.
     Returns:
         Dataset with x (sample, observable); theta0, theta1, t_xz0, t_xz1 (sample, parameter);
-        log_r_xz, weight0, weight1 and ``event`` (the event's index, for splitting by event) (sample).
+        log_r_xz, weight0, weight1 and ``event`` (the event's index, for splitting by event) (sample);
+        attrs as :func:`ratio_training_sample`'s, with the σ(θ) polynomial.
     """
     if int(n_theta_per_event) != n_theta_per_event or n_theta_per_event < 1:
         raise InvalidInputError(f"n_theta_per_event must be a positive integer, got {n_theta_per_event!r}")
@@ -303,7 +311,7 @@ def weighted_ratio_training_sample(
         },
         coords={"observable": names, "parameter": list(events.operators)},
         attrs={"n_base_events": n_events, "n_theta_per_event": k, "seed": seed, "kind": "ratio_weighted",
-               "dropped_zero_weight_rows": int((~keep).sum())},
+               "dropped_zero_weight_rows": int((~keep).sum()), **_sigma_attrs(events)},
     )
     return data
 
