@@ -5,7 +5,7 @@ both methods, χ² p-values (two-stage vs direct) on partonic observables, the m
 unweighted event and gain, and the gain the cost model predicts for costlier matrix elements.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_me_surrogate.py --quick
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_me_surrogate.py --n-train 20000 --n-events 4000 --vegas
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_me_surrogate.py --vegas   # defaults: 2e5 training points, (32, 32, 32)
 """
 
 from __future__ import annotations
@@ -89,12 +89,13 @@ def compare(tag: str, problem, surrogate, n_events: int, n_pilot: int, figures: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (≈ 1–2 min)")
-    ap.add_argument("--n-train", type=int, default=20_000)
+    ap.add_argument("--n-train", type=int, default=200_000)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--n-events", type=int, default=4000)
     ap.add_argument("--n-pilot", type=int, default=20_000)
     ap.add_argument("--vegas", action="store_true", help="also compare with points from an adapted VEGAS map")
-    ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64, 64], help="surrogate MLP widths (cost per point vs accuracy)")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[32, 32, 32], help="surrogate MLP widths (cost per point vs accuracy)")
+    ap.add_argument("--output", default=__file__, help="results JSON (default results/bench_me_surrogate.json)")
     args = ap.parse_args()
     if args.quick:
         args.n_train, args.epochs, args.n_events, args.n_pilot = 8000, 40, 1000, 10_000
@@ -128,7 +129,7 @@ def main() -> None:
         integ(f, nitn=8, neval=20_000)
         mapped = IntegrandProblem(integrand, vegas_map=integ.map)
         compare("vegas", mapped, sur, args.n_events, args.n_pilot, figures)
-    write_results(__file__, figures)
+    write_results(args.output, figures)
 
 
 if __name__ == "__main__":
