@@ -189,6 +189,7 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     ul_sur = s.upper_limit()
     a, b = s.mu_range()
     t0 = time.perf_counter()
+
     def sbihep_limit() -> float:
         # sbihep's fitter on the same workspace (MINUIT with validity/EDM checks and reruns)
         from sbihep.fit import Likelihood, PyhfTerm, cls_upper_limit
@@ -199,13 +200,13 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
         finally:
             pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=0.01))
 
+    quiet_pyhf = logging.getLogger("pyhf.optimize.mixins")
+    level = quiet_pyhf.level
     if reference_fitter == "sbihep":
         reference = "sbihep.fit"
         ul_pyhf = sbihep_limit()
     else:
         reference = "pyhf+MINUIT"
-        quiet_pyhf = logging.getLogger("pyhf.optimize.mixins")
-        level = quiet_pyhf.level
         quiet_pyhf.setLevel(logging.CRITICAL)  # a failed pyhf fit logs the whole MINUIT state (KBs per line)
         try:
             ul_pyhf = float(pyhf.infer.intervals.upper_limits.toms748_scan(
@@ -221,7 +222,20 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
 
     # speed: one profiled fit (fixed μ) vs the surrogate
     mu0 = float(labels.best_fit["observed"][0]) + 0.5
-    t_fit = _time_per_call(lambda: pyhf.infer.mle.fixed_poi_fit(mu0, data, model), 3)
+    failed_fits = []
+
+    def one_fit():
+        # pyhf's own MINUIT fit fails on some published workspaces (3L eRJR); a failed fit costs its time too
+        try:
+            pyhf.infer.mle.fixed_poi_fit(mu0, data, model)
+        except pyhf.exceptions.FailedMinimization:
+            failed_fits.append(mu0)
+
+    quiet_pyhf.setLevel(logging.CRITICAL)
+    try:
+        t_fit = _time_per_call(one_fit, 3)
+    finally:
+        quiet_pyhf.setLevel(level)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -244,7 +258,7 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
         "cls_ul95_rel_diff": abs(ul_sur - ul_pyhf) / ul_pyhf,
         "time_labels_s": t_labels, "time_train_s": t_train, "time_pyhf_ul_s": t_ul,
         "time_pyhf_profiled_fit_s": t_fit, "time_surrogate_single_s": t_single, "time_surrogate_batched_per_point_s": t_batch,
-        "speedup_single": t_fit / t_single, "speedup_batched": t_fit / t_batch,
+        "speedup_single": t_fit / t_single, "speedup_batched": t_fit / t_batch, "n_timed_pyhf_fits_failed": len(failed_fits),
         "n_model_parameters": int(model.config.npars),
         "heldout_in_training_max_abs_dt_observed_t_lt_10": metrics["held_out"].get("observed_max_abs_err_t_lt_10"),
     }
@@ -370,7 +384,7 @@ def run_yields_case(ws_dir: Path, key: str, regions: list[str], max_yield: float
         "cls_ul95_surrogate": ul_sur, "cls_ul95_exact_labels": ul_ref, "cls_ul95_rel_diff": abs(ul_sur - ul_ref) / ul_ref,
         "time_labels_s": t_labels, "time_train_s": t_train, "time_reference_line_s": t_ul,
         "time_profiled_fit_s": t_fit, "time_surrogate_single_s": t_single, "time_surrogate_batched_per_point_s": t_batch,
-        "speedup_single": t_fit / t_single, "speedup_batched": t_fit / t_batch,
+        "speedup_single": t_fit / t_single, "speedup_batched": t_fit / t_batch, "n_timed_pyhf_fits_failed": len(failed_fits),
     }
     for k, v in r.items():
         results[f"{tag}.{k}"] = v

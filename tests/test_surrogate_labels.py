@@ -129,3 +129,13 @@ def test_scales_calibrated_by_fits_when_the_best_fit_sits_on_a_bound():
     assert near_small >= 10, labels.t[:, 0]  # 11 of the 16 points are near points
     assert len(np.unique(np.round(labels.x[:, 0], 9))) == len(labels.x)  # no duplicated inputs
     assert labels.t[:, 0].max() > 16  # and the box beyond is covered too
+
+
+def test_sample_inputs_stratified_near_each_centre_in_one_dimension():
+    x = labels_mod.sample_inputs(np.array([[0.0, 10.0]]), [np.array([1.0]), np.array([0.0])],
+                                 [np.array([0.25]), np.array([0.5])], 26, frac_near=10 / 13, seed=0)
+    first, second = np.sort(x[6::2, 0]), np.sort(x[7::2, 0])  # near points alternate between the centres
+    assert first.min() >= 0.0 and first.max() <= 2.0 and second.max() <= 2.0
+    # one point in each tenth of each centre's interval: no gap wider than two strata
+    assert np.diff(np.concatenate([[0.0], first, [2.0]])).max() < 2 * 0.2
+    assert np.diff(np.concatenate([[0.0], second, [2.0]])).max() < 2 * 0.2

@@ -385,8 +385,9 @@ def sample_inputs(
         bounds: (d, 2) box.
         centres: best-fit points (d,) where −2ΔlnL is small (one per data set).
         scales: (d,) 1σ widths at each centre (e.g. MINUIT errors); points near a centre are drawn
-            uniformly within ±4σ (−2ΔlnL ≲ 16 in the Gaussian approximation) intersected with the box,
-            so that a centre on a bound (a best fit at μ = 0) gets its points inside, not piled on the bound.
+            uniformly within ±4σ (−2ΔlnL ≲ 16 in the Gaussian approximation) intersected with the box
+            (stratified in 1-d), so that a centre on a bound (a best fit at μ = 0) gets its points inside,
+            not piled on the bound.
         n: total number of points.
         frac_near: fraction of points near the centres; the rest cover the box uniformly
             (a stratified grid in 1-d, uniform random otherwise).
@@ -404,12 +405,18 @@ def sample_inputs(
         u = rng.uniform(size=(n_box, d))
     box = bounds[:, 0] + u.reshape(n_box, d) * (bounds[:, 1] - bounds[:, 0])
     near = []
+    n_centres = len(centres)
     for i in range(n_near):
-        c = np.asarray(centres[i % len(centres)], float)
-        s = np.asarray(scales[i % len(scales)], float)
+        c = np.asarray(centres[i % n_centres], float)
+        s = np.asarray(scales[i % n_centres], float)
         lo = np.clip(c - 4.0 * s, bounds[:, 0], bounds[:, 1])
         hi = np.clip(c + 4.0 * s, bounds[:, 0], bounds[:, 1])
-        near.append(lo + (hi - lo) * rng.uniform(size=d))
+        if d == 1:  # stratified, as the box points: no chance gaps where the labels matter most
+            k, n_k = i // n_centres, len(range(i % n_centres, n_near, n_centres))
+            v = (k + rng.uniform(0.1, 0.9)) / n_k
+        else:
+            v = rng.uniform(size=d)
+        near.append(lo + (hi - lo) * v)
     return np.concatenate([box, np.array(near).reshape(n_near, d)])
 
 
