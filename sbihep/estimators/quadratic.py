@@ -123,6 +123,22 @@ class CoefficientNetwork(nn.Module):
         beta = A[:, 1 + i, 1 + j] * torch.where(i == j, 1.0, 2.0).to(A.dtype) / (s[i] * s[j])
         return torch.cat([ones, alpha, beta], dim=-1)
 
+    def scaled_form(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`coefficients` for one polynomial: coefficients (M,) over m(θ) in θ's own
+        units, the constant term 1 → the symmetric A (n+1, n+1) with ρ = m̃ᵀ A m̃, m̃ = (1, θ/theta_scale)
+        (quadratic order)."""
+        c = torch.as_tensor(coefficients, dtype=torch.float64)
+        s = self.theta_scale.double()
+        n = self.n
+        A = torch.zeros(n + 1, n + 1, dtype=torch.float64)
+        A[0, 0] = c[0]
+        A[0, 1:] = A[1:, 0] = c[1 : n + 1] * s / 2
+        i, j = torch.triu_indices(n, n)
+        values = c[n + 1 :] * s[i] * s[j] / torch.where(i == j, 1.0, 2.0).double()
+        A[1 + i, 1 + j] = values
+        A[1 + j, 1 + i] = values
+        return A
+
 
 def quadratic_eft_loss(loss: str, thetas: torch.Tensor, order: str, normalisation: torch.Tensor):
     """loss(model, batch) over the θ points ``thetas`` (K, n).

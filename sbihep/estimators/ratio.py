@@ -46,6 +46,7 @@ from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, as_theta, check_sample_labels, seeded_init
 from sbihep.estimators.quadratic import CoefficientNetwork, polynomial_ratio
 from sbihep.estimators.train import TrainingHistory, train
+from sbihep.events.eft import n_monomials
 from sbihep.params import ParameterSpace
 from sbihep.physics.processes.base import check_order
 
@@ -131,10 +132,14 @@ class MorphingLogRatioNetwork(nn.Module):
             self.log_sigma_raw.copy_(p @ raw)
             return
         L = self.rho._cholesky(raw)
-        A = torch.einsum("n,nij->ij", p, L @ L.transpose(1, 2))  # the mean of positive semi-definite forms with A₀₀ = 1
-        jitter = 1e-9 * torch.eye(len(A), dtype=A.dtype)
-        L_mean = torch.linalg.cholesky(A.double() + jitter.double()).to(A.dtype)
-        self.log_sigma_raw.copy_(L_mean[self.rho.tril_rows, self.rho.tril_cols] / L_mean[0, 0])
+        self._set_sigma_form(torch.einsum("n,nij->ij", p, L @ L.transpose(1, 2)))  # the mean of PSD forms, A₀₀ = 1
+
+    def _set_sigma_form(self, A: torch.Tensor) -> None:
+        """Ẑ(θ) := m̃ᵀ A m̃ (m̃ = (1, θ/scale), A₀₀ = 1): its Cholesky factor into the raw coefficients."""
+        L, info = torch.linalg.cholesky_ex(A.double() + 1e-9 * torch.eye(len(A), dtype=torch.float64))
+        if info != 0:
+            raise InvalidInputError("sigma: σ(θ) is not a positive semi-definite quadratic form in (1, θ)")
+        self.log_sigma_raw.copy_((L[self.rho.tril_rows, self.rho.tril_cols] / L[0, 0]).to(self.log_sigma_raw.dtype))
 
     @torch.no_grad()
     def set_sigma_polynomial(self, coefficients: torch.Tensor) -> None:
@@ -149,7 +154,7 @@ class MorphingLogRatioNetwork(nn.Module):
         c = torch.as_tensor(coefficients, dtype=torch.float64).flatten()
         s = self.rho.theta_scale.double()
         n, order = len(s), self.rho.order
-        expected = n + 1 if order == "linear" else (n + 1) * (n + 2) // 2
+        expected = n_monomials(n, order)
         if len(c) != expected:
             raise InvalidInputError(f"sigma coefficients: expected {expected} at {order} order for {n} parameters, got {len(c)}")
         if not torch.isfinite(c).all() or c[0] <= 0:
@@ -158,17 +163,7 @@ class MorphingLogRatioNetwork(nn.Module):
         if order == "linear":
             self.log_sigma_raw.copy_((c[1:] * s).to(self.log_sigma_raw.dtype))
             return
-        A = torch.zeros(n + 1, n + 1, dtype=torch.float64)  # σ(θ)/σ(SM) = m̃ᵀ A m̃, m̃ = (1, θ/scale)
-        A[0, 0] = 1.0
-        A[0, 1:] = A[1:, 0] = c[1 : n + 1] * s / 2
-        i, j = torch.triu_indices(n, n)
-        values = c[n + 1 :] * s[i] * s[j] / torch.where(i == j, 1.0, 2.0).double()
-        A[1 + i, 1 + j] = values
-        A[1 + j, 1 + i] = values
-        L, info = torch.linalg.cholesky_ex(A + 1e-12 * torch.eye(n + 1, dtype=torch.float64))
-        if info != 0:
-            raise InvalidInputError("sigma coefficients: σ(θ) is not a positive semi-definite quadratic form in (1, θ)")
-        self.log_sigma_raw.copy_((L[self.rho.tril_rows, self.rho.tril_cols] / L[0, 0]).to(self.log_sigma_raw.dtype))
+        self._set_sigma_form(self.rho.scaled_form(c))
 
     def forward(self, x: torch.Tensor, theta0: torch.Tensor, theta1: torch.Tensor) -> torch.Tensor:
         both = self.potential(torch.cat([x, x]), torch.cat([theta0, theta1]))
@@ -343,11 +338,12 @@ class RatioEstimator(PersistentEstimator):
         loss = ratio_loss(method, alpha=alpha, doubly=doubly, log_r_clip=log_r_clip, score_scale=score_scale)
         self.training["normalisation"] = normalisation if self.architecture == "morphing" else None
         if fixed_sigma:
-            self.network.log_sigma_raw.requires_grad_(False)
+            self.network.log_sigma_raw.requires_grad_(False)  # Ẑ is exact: train ρ̂ only
         try:
             history = train(self.network, loss, tensors, fingerprint=self.config(), groups=groups, **train_options)
         finally:
-            self.network.requires_grad_(True)
+            if fixed_sigma:
+                self.network.log_sigma_raw.requires_grad_(True)
         if self.architecture == "morphing" and normalisation == "sm_sample" and at_sm:
             if weighted:  # each event once (its first row), weighted to the SM
                 first = torch.from_numpy(np.unique(groups.numpy(), return_index=True)[1])

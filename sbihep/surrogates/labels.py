@@ -429,6 +429,7 @@ def _calibrate_scale(ctx: _Context, name: str, centre: np.ndarray, scale: np.nda
     """
     out = np.array(scale, float)
     width = bounds[:, 1] - bounds[:, 0]
+    one = _Context(ctx.problem, {name: ctx.datasets[name]}, ctx.starts, ctx.edm_max, ctx.agree_tol)  # this data set only
     for i in range(len(out)):
         room_up, room_down = bounds[i, 1] - centre[i], centre[i] - bounds[i, 0]
         sign = 1.0 if room_up >= room_down else -1.0
@@ -437,7 +438,7 @@ def _calibrate_scale(ctx: _Context, name: str, centre: np.ndarray, scale: np.nda
         for _ in range(iterations):
             x = np.array(centre, float)
             x[i] += sign * delta
-            value = _label_point(_Context(ctx.problem, {name: ctx.datasets[name]}, ctx.starts, ctx.edm_max, ctx.agree_tol), x)[name]["value"]
+            value = _label_point(one, x)[name]["value"]
             t = None if value is None else value - best_nll
             if t is None or t <= 1e-6:
                 break
