@@ -25,6 +25,7 @@ from sbihep.estimators import information as info
 from sbihep.estimators.score import ScoreEstimator
 from sbihep.estimators.toys import GaussianToy
 from _results import write_results
+from bench_estimators_quadratic import expected_intervals
 
 from sbihep.events import augment, reco
 from sbihep.events.generate import generate
@@ -51,12 +52,16 @@ def gaussian_toy(sizes, epochs, results, throughput):
 
 
 def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METHODS, hidden=(100, 100), patience=10, sally=True, architecture="mlp",
-       theta_per_event=None, score_units="theta", prior_kind="uniform", activation="tanh", normalisation="sm_sample"):
+       theta_per_event=None, score_units="theta", prior_kind="uniform", activation="tanh", normalisation="sm_sample", alpha=1.0,
+       expected_widths=False):
     """The WH part. ``sizes``: resampled training samples, or with ``theta_per_event`` = K the number of
     training events, each with K θ₀ (weighted samples, no resampling).  ``prior_kind``: θ₀ uniform in the
     box, or cycling through its 3ⁿ grid (the quadratic EFT classifier's training points).  Besides the
     27-point grid metric, every run also reports the same metric on 27 θ₀ drawn uniformly in the box
-    (``..._offgrid``), so that training at the grid points cannot flatter the figure."""
+    (``..._offgrid``), so that training at the grid points cannot flatter the figure.  ``expected_widths``:
+    also the 68% CL profile widths of every trained ratio against the exact likelihood
+    (:func:`bench_estimators_quadratic.expected_intervals`; test events halved into Asimov data and the
+    SM reference sample that normalises r̂)."""
     process = get_process("wh_lvbb")
     t0 = time.perf_counter()
     events = generate(process, 13000.0, n_events, seed=11, n_adapt=5, n_per_iteration=10000, progress=False)
@@ -86,9 +91,9 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
         for method in methods:
             est = RatioEstimator(features, space, hidden=tuple(hidden), seed=0, architecture=architecture, activation=activation)
             h = est.fit(data, method, epochs=epochs, batch_size=128, final_learning_rate=1e-4, early_stopping_patience=patience, quiet=True,
-                        score_units=score_units, normalisation=normalisation)
+                        score_units=score_units, normalisation=normalisation, alpha=alpha)
             learned = est.log_ratio_grid(x_test, grid).values
-            key = wh_key(method, architecture, theta_per_event, score_units, prior_kind, activation, normalisation)
+            key = wh_key(method, architecture, theta_per_event, score_units, prior_kind, activation, normalisation, alpha)
             results[f"{key}_mse_log_r_n{n}"] = float(np.sum(w_sm * (learned - exact) ** 2, axis=1).mean())
             learned_off = est.log_ratio_grid(x_test, offgrid).values
             results[f"{key}_mse_log_r_offgrid_n{n}"] = float(np.sum(w_sm * (learned_off - exact_off) ** 2, axis=1).mean())
@@ -96,6 +101,12 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
             throughput.setdefault(method, []).append(h.samples_per_second)
             print(f"  WH {architecture} {method:7s} n={n:6d}: MSE(log r) = {results[f'{key}_mse_log_r_n{n}']:.4f}, off the grid "
                   f"{results[f'{key}_mse_log_r_offgrid_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
+            if expected_widths:
+                data_ev, reference_ev = test_ev.split((0.5, 0.5), seed=2)
+                widths = expected_intervals(lambda x, theta: est.log_ratio(x, theta), data_ev, features, reference_ev)
+                results.update({k.replace("wh_", f"{key}_", 1) + f"_n{n}": v for k, v in widths.items()})
+                print("  expected 68% CL widths, learned / exact: " + ", ".join(
+                    f"{p} {widths[f'wh_expected_68cl_width_ratio_{p}_learned_over_exact']:.3f}" for p in space.names), flush=True)
     if not sally:
         return
     # SALLY at the SM
@@ -116,12 +127,13 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
 
 
 def wh_key(method, architecture="mlp", theta_per_event=None, score_units="theta", prior_kind="uniform", activation="tanh",
-           normalisation="sm_sample") -> str:
+           normalisation="sm_sample", alpha=1.0) -> str:
     """The results-key prefix of one WH setting (the defaults add nothing, so earlier keys keep their names)."""
     return ("wh" + ("" if architecture == "mlp" else f"_{architecture}") + (f"_weighted{theta_per_event}" if theta_per_event else "")
             + ("" if prior_kind == "uniform" else f"_{prior_kind}prior") + ("" if activation == "tanh" else f"_{activation}")
             + ("" if normalisation == "sm_sample" or architecture == "mlp" else f"_{normalisation}")
-            + ("" if score_units == "theta" or method not in SCORE_METHODS else f"_{score_units}") + f"_{method}")
+            + ("" if score_units == "theta" or method not in SCORE_METHODS else f"_{score_units}")
+            + ("" if alpha == 1.0 or method not in SCORE_METHODS else f"_alpha{alpha:g}") + f"_{method}")
 
 
 def write_atomic(results: dict) -> None:
@@ -145,6 +157,9 @@ def main() -> None:
                         help="WH θ₀: uniform in the box, or cycling through its 3ⁿ grid (the quadratic EFT classifier's points)")
     parser.add_argument("--normalisation", default="sm_sample", choices=("sm_sample", "cross_section", "learned"),
                         help="morphing architecture: where Ẑ(θ) = σ(θ)/σ(SM) comes from (RatioEstimator.fit)")
+    parser.add_argument("--expected-widths", action="store_true",
+                        help="WH: 68%% CL profile widths of each learned ratio against the exact likelihood (300 fb⁻¹, Asimov SM)")
+    parser.add_argument("--alpha", type=float, default=1.0, help="weight of the score term (rascal, alices, cascal; WH part)")
     parser.add_argument("--activation", default="tanh", choices=("tanh", "silu", "softplus"), help="WH ratio networks' activation")
     args = parser.parse_args()
     if args.quick:
@@ -160,8 +175,12 @@ def main() -> None:
     if args.wh_only:
         wh(wh_events, wh_sizes, epochs, sally_n, results, throughput, methods=args.methods, hidden=args.hidden,
            patience=args.patience, sally=False, architecture=args.architecture, theta_per_event=args.theta_per_event, score_units=args.score_units,
-           prior_kind=args.prior, activation=args.activation, normalisation=args.normalisation)
-        key = lambda m: wh_key(m, args.architecture, args.theta_per_event, args.score_units, args.prior, args.activation, args.normalisation)  # noqa: E731
+           prior_kind=args.prior, activation=args.activation, normalisation=args.normalisation, alpha=args.alpha,
+           expected_widths=args.expected_widths)
+
+        def key(m):
+            return wh_key(m, args.architecture, args.theta_per_event, args.score_units, args.prior, args.activation, args.normalisation, args.alpha)
+
         settings = {k: results.pop(k) for k in ("epochs", "hidden")}
         results.update({f"{key(m)}_{k}_n{n}": v for m in args.methods for n in wh_sizes for k, v in settings.items()})
         write_results(__file__.replace(".py", "_wh.py"), results, merge=True)  # a separate JSON: the full run's stays intact

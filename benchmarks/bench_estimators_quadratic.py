@@ -51,13 +51,14 @@ def learned_log_ratio(estimator: QuadraticEFTClassifier, operators):
     return log_ratio
 
 
-def expected_intervals(estimator, test_ev, features, reference_ev) -> dict:
+def expected_intervals(log_ratio, test_ev, features, reference_ev) -> dict:
     """68% profile intervals of each operator (others profiled) on the SM Asimov data of the test events at
-    LUMI_IFB: exact parton-level likelihood vs the learned ratio (normalised on independent SM events)."""
+    LUMI_IFB: exact parton-level likelihood vs the learned ``log_ratio(x, theta)`` (normalised on the
+    independent SM events ``reference_ev``)."""
     exact = Likelihood([exact_unbinned_term(test_ev, LUMI_IFB)])
     x = test_ev.observables().sel(observable=features).values
     ref_x = reference_ev.observables().sel(observable=features).values
-    ratio = NormalisedLogRatio(learned_log_ratio(estimator, test_ev.operators), ref_x, reference_ev.weights({}).numpy())
+    ratio = NormalisedLogRatio(log_ratio, ref_x, reference_ev.weights({}).numpy())
     space = exact.terms[0].model_parameters
     asimov_counts = test_ev.weights({}).numpy() * 1000.0 * LUMI_IFB
     learned = Likelihood([UnbinnedTerm(ratio, x, sigma_pb=EventSetSigma(test_ev), lumi_ifb=LUMI_IFB, parameters=space,
@@ -121,7 +122,7 @@ def main() -> None:
         results[f"wh_quadratic_eft_epochs_n{n}"] = len(history.train_loss)
         print(f"  n={train_ev.n_events:7d}: MSE(log r) = {mse:.4f} ({results[f'wh_quadratic_eft_train_s_n{n}']:.0f} s, "
               f"{history.samples_per_second:.0f} events/s for all {len(est.training['thetas'])} θ points at once)", flush=True)
-    widths = expected_intervals(est, test_ev, features, reference_ev)  # the last (largest) training size
+    widths = expected_intervals(learned_log_ratio(est, test_ev.operators), test_ev, features, reference_ev)  # the last (largest) training size
     results.update(widths)
     for name in test_ev.operators:
         print(f"  expected 68% CL width at {LUMI_IFB:g} fb⁻¹, {name}: exact {widths[f'wh_expected_68cl_width_{name}_exact']:.5f}, "
