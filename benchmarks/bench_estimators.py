@@ -25,7 +25,7 @@ from sbihep.estimators import information as info
 from sbihep.estimators.score import ScoreEstimator
 from sbihep.estimators.toys import GaussianToy
 from _results import write_results
-from bench_estimators_quadratic import expected_intervals
+from bench_estimators_quadratic import expected_intervals, learned_log_ratio
 
 from sbihep.events import augment, reco
 from sbihep.events.generate import generate
@@ -103,10 +103,14 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
                   f"{results[f'{key}_mse_log_r_offgrid_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
             if expected_widths:
                 data_ev, reference_ev = test_ev.split((0.5, 0.5), seed=2)
-                widths = expected_intervals(lambda x, theta: est.log_ratio(x, theta), data_ev, features, reference_ev)
+                log_ratio = learned_log_ratio(est, space.names) if architecture == "morphing" else (lambda x, theta: est.log_ratio(x, theta))
+                widths = expected_intervals(log_ratio, data_ev, features, reference_ev)
                 results.update({k.replace("wh_", f"{key}_", 1) + f"_n{n}": v for k, v in widths.items()})
                 print("  expected 68% CL widths, learned / exact: " + ", ".join(
-                    f"{p} {widths[f'wh_expected_68cl_width_ratio_{p}_learned_over_exact']:.3f}" for p in space.names), flush=True)
+                    f"{p} {widths[f'wh_expected_68cl_width_ratio_{p}_learned_over_exact']:.3f}" for p in space.names)
+                    + "; exact ratio normalised on the reference events / exact: " + ", ".join(
+                    f"{p} {widths[f'wh_expected_68cl_width_ratio_{p}_exact_ratio_reference_normalised_over_exact']:.3f}"
+                    for p in space.names), flush=True)
     if not sally:
         return
     # SALLY at the SM

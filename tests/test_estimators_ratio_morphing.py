@@ -71,6 +71,21 @@ def test_theta_dependence_is_exactly_the_eft_polynomial(alices, toy):
     np.testing.assert_array_equal(alices.log_ratio(x, thetas[0], thetas[0]), 0.0)
 
 
+def test_coefficients_reproduce_the_log_ratio(alices, toy):
+    """log r̂(x|θ, SM) = log(c(x)·m(θ)) − log Ẑ(θ) with the exposed, θ-independent coefficients."""
+    x = toy[2][:200]
+    c = alices.coefficients(x)
+    assert c.dims == ("event", "component") and list(c.component.values) == eft_math.monomial_names(list(SPACE.names), "quadratic")
+    np.testing.assert_array_equal(c.sel(component="1").values, 1.0)
+    for th in THETAS:
+        with torch.no_grad():
+            log_z = float(alices.network.log_sigma_ratio(torch.as_tensor(th[None], dtype=torch.float32)))
+        m = eft_math.monomials(torch.as_tensor(th[None]), "quadratic").numpy()[0]
+        np.testing.assert_allclose(np.log(c.values @ m) - log_z, alices.log_ratio(x, th), atol=2e-5)
+    with pytest.raises(InvalidInputError, match="architecture='morphing'"):
+        RatioEstimator(["x1", "x2"], SPACE, hidden=(8,)).coefficients(x)
+
+
 def test_normalised_on_the_sm_sample(alices, toy):
     data = toy[0]
     x_sm = data["x"].values[data["y"].values == 1]

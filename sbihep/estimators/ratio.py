@@ -46,7 +46,7 @@ from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, as_theta, check_sample_labels, seeded_init
 from sbihep.estimators.quadratic import CoefficientNetwork, polynomial_ratio
 from sbihep.estimators.train import TrainingHistory, train
-from sbihep.events.eft import n_monomials
+from sbihep.events.eft import monomial_names, n_monomials
 from sbihep.params import ParameterSpace
 from sbihep.physics.processes.base import check_order
 
@@ -389,6 +389,24 @@ class RatioEstimator(PersistentEstimator):
         values = np.stack([self.log_ratio(x, row, theta1) for row in grid])
         coords = {name: ("theta", grid[:, j]) for j, name in enumerate(self.space.names)}
         return xr.DataArray(values, dims=("theta", "event"), coords=coords, name="log_r_hat")
+
+    def coefficients(self, x) -> xr.DataArray:
+        """Morphing architecture: ρ̂'s coefficients per event over the monomials m(θ) ("1", θ_i, θ_iθ_j for
+        i ≤ j, θ in its own units), DataArray (event, component), so that
+        log r̂(x|θ, SM) = log(c(x)·m(θ)) − log Ẑ(θ).  They do not depend on θ: a fit over many θ evaluates
+        the network once per data set.
+
+        Raises:
+            InvalidInputError: the "mlp" architecture (no polynomial structure to expose).
+        """
+        if self.architecture != "morphing":
+            raise InvalidInputError(f"coefficients() needs architecture='morphing'; this estimator is {self.architecture!r}")
+        xt = as_features(x, len(self.observables))
+        with torch.no_grad():
+            out = [self.network.rho.coefficients(xt[s : s + _EVAL_BATCH]) for s in range(0, len(xt), _EVAL_BATCH)]
+        names = monomial_names(list(self.space.names), self.order)
+        values = torch.cat(out).double().numpy() if out else np.zeros((0, len(names)))
+        return xr.DataArray(values, dims=("event", "component"), coords={"component": names}, name="eft_coefficients")
 
     def score(self, x, theta) -> np.ndarray:
         """t̂(x|θ) = ∇_θ log r̂(x|θ, θ₁), (N, n_parameters) — independent of θ₁ by construction."""
