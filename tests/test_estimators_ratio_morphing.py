@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sbihep.errors import InvalidInputError
+from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.estimators import RatioEstimator
 from sbihep.estimators.onnx_export import export_onnx, load_onnx
 from sbihep.events import augment
@@ -158,3 +158,18 @@ def test_cross_section_normalisation_bad_input(toy):
         est.network.set_sigma_polynomial(torch.tensor([1.0, 0.0, 0.0, -1.0, 0.0, 1.0]))
     with pytest.raises(InvalidInputError, match="σ\\(SM\\)"):
         est.network.set_sigma_polynomial(torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize("order", ["quadratic", "linear"])
+def test_restricted_sigma_polynomial_holds_the_other_operators_at_the_sm(order):
+    """σ(θ) over (a, b, c) restricted to (c, a) — another order — equals the full polynomial at b = 0."""
+    ops = ["a", "b", "c"]
+    c = torch.as_tensor(np.random.default_rng(4).normal(size=eft_math.n_monomials(3, order)))
+    restricted = eft_math.restrict_coefficients(c, ops, order, ["c", "a"])
+    for theta_c, theta_a in [(0.3, -0.7), (-1.2, 0.4)]:
+        full = eft_math.monomials(torch.tensor([theta_a, 0.0, theta_c]), order) @ c
+        assert float(eft_math.monomials(torch.tensor([theta_c, theta_a]), order) @ restricted) == pytest.approx(float(full), rel=1e-12)
+    with pytest.raises(InvalidInputError, match="distinct names"):
+        eft_math.restrict_coefficients(c, ops, order, ["a", "d"])
+    with pytest.raises(ShapeError, match="expected"):
+        eft_math.restrict_coefficients(c[:-1], ops, order, ["a"])

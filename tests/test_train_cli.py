@@ -133,6 +133,37 @@ def test_ratio_ensemble_metrics_match_an_independent_computation(events_file, tm
     assert np.allclose(onx.log_ratio(x[:50], {"cHW": 0.5}), ens.log_ratio(x[:50], {"cHW": 0.5}), rtol=1e-5, atol=1e-5)
 
 
+def test_weighted_morphing_ratio_with_the_exact_cross_section(events_file, tmp_path):
+    """The set-up that meets the WH targets, from TOML: morphing network, weighted sample (every event
+    with K θ₀), Ẑ(θ) = the training events' exact σ(θ)/σ(SM), score term in units of the bounds."""
+    from sbihep.estimators.ratio import RatioEstimator
+    from sbihep.events import eft as eft_math
+    from sbihep.events import reco
+    from sbihep.events.eventset import EventSet
+    from sbihep.physics.processes import get_process
+
+    text = (RATIO.format(events=events_file).replace("n_members = 2", "architecture = \"morphing\"\nnormalisation = \"cross_section\"\n"
+                                                     "score_units = \"bounds\"\nalpha = 10")
+            .replace("n_samples = 2000", "theta_per_event = 3"))
+    out = tmp_path / "weighted"
+    res = CliRunner().invoke(make_app(), ["train", str(write(tmp_path, text)), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    est = RatioEstimator.load(out / "estimator")
+    train, _ = reco.parton_features(EventSet.load(events_file), get_process("wh_lvbb"))[0].split((0.7, 0.3), seed=0)
+    assert metrics["n_training_samples"] == 3 * train.n_events
+    assert est.training["sample"] == "weighted" and est.training["normalisation"] == "cross_section"
+    assert est.training["score_units"] == "bounds" and est.training["alpha"] == 10.0 and est.architecture == "morphing"
+    theta = {"cHW": 0.6, "cHq3": -0.15}
+    sigma = train.sigma_coefficients().numpy()
+    with torch.no_grad():
+        log_z = float(est.network.log_sigma_ratio(torch.tensor([[0.6, -0.15]])))
+    m = eft_math.monomials(torch.tensor([theta.get(o, 0.0) for o in train.operators], dtype=torch.float64), train.order).numpy()
+    assert train.operators == ["cHW", "cHWtil", "cHq3"]  # the third operator stays at the SM
+    assert log_z == pytest.approx(np.log(m @ sigma / sigma[0]), abs=1e-5)  # exact σ(θ)/σ(SM), not learned
+    assert np.isfinite(metrics["exact"]["mse_log_r"])
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -143,6 +174,10 @@ def test_ratio_ensemble_metrics_match_an_independent_computation(events_file, tm
         (("[validation]", "[validaton]"), "unknown key 'validaton'"),
         (("kind = \"ratio\"", "kind = \"flow\""), "'kind' must be"),
         (("test_fraction = 0.3", "test_fraction = 1.5"), "'test_fraction' must lie in (0, 1)"),
+        (("hidden = [16]", "hidden = [16]\nnormalisation = \"cross_section\""), "'normalisation' is for ratio estimators with architecture"),
+        (("hidden = [16]", "hidden = [16]\nscore_units = \"box\""), "'score_units' must be one of ['theta', 'bounds']"),
+        (("[sample]\nn_samples = 2000", "[sample]\nn_samples = 2000\ntheta_per_event = 2"), "not both"),
+        (("[sample]\nn_samples = 2000", "[sample]\ntheta_per_event = 2\ntheta1 = \"prior\""), "needs resampled rows"),
     ],
 )
 def test_bad_config_names_the_key(events_file, tmp_path, edit, message):

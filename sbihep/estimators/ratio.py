@@ -46,7 +46,7 @@ from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, as_theta, check_sample_labels, seeded_init
 from sbihep.estimators.quadratic import CoefficientNetwork, polynomial_ratio
 from sbihep.estimators.train import TrainingHistory, train
-from sbihep.events.eft import monomial_names, n_monomials
+from sbihep.events.eft import monomial_names, n_monomials, restrict_coefficients
 from sbihep.params import ParameterSpace
 from sbihep.physics.processes.base import check_order
 
@@ -320,7 +320,7 @@ class RatioEstimator(PersistentEstimator):
                     f"(attrs sigma_coefficients and eft_order, written by sbihep.events.augment); this sample has "
                     f"eft_order={data.attrs.get('eft_order')!r}"
                 )
-            self.network.set_sigma_polynomial(torch.as_tensor(np.asarray(data.attrs["sigma_coefficients"], dtype=np.float64)))
+            self.network.set_sigma_polynomial(self._sample_sigma_polynomial(data.attrs))
         self.network.fit_preprocessing(tensors["x"], torch.cat([tensors["theta0"], tensors["theta1"]]))
         self.method = method
         self.training = {"alpha": float(alpha), "log_r_clip": float(log_r_clip), "doubly": doubly,
@@ -353,6 +353,19 @@ class RatioEstimator(PersistentEstimator):
                 self.network.set_sigma_from_sm_sample(tensors["x"][tensors["y"] == 1].float())
                 self.training["normalised_on_sm_events"] = int((tensors["y"] == 1).sum())
         return history
+
+    def _sample_sigma_polynomial(self, attrs) -> torch.Tensor:
+        """The sample's σ(θ) coefficients over this estimator's parameters (other operators of the base
+        events at the SM), from the attrs sigma_coefficients / sigma_operators."""
+        c = torch.as_tensor(np.asarray(attrs["sigma_coefficients"], dtype=np.float64))
+        operators = attrs.get("sigma_operators")
+        if operators is None:  # a sample written before sigma_operators: its operators are the parameters
+            return c
+        operators = [str(o) for o in np.atleast_1d(operators)]
+        missing = [p for p in self.space.names if p not in operators]
+        if missing:
+            raise InvalidInputError(f"data: the sample's σ(θ) polynomial is over {operators}; it does not know {missing}")
+        return restrict_coefficients(c, operators, self.order, list(self.space.names))
 
     def _training_tensors(self, data: xr.Dataset) -> dict[str, torch.Tensor]:
         needed = ("x", "theta0", "theta1", "log_r_xz", "t_xz0", "t_xz1")

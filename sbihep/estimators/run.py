@@ -18,11 +18,15 @@ fields and wrong types are errors that name the key)::
     hidden = [64, 64]
     activation = "tanh"
     architecture = "mlp"            # ratio: "mlp" or "morphing" (exact EFT polynomial in θ; SM at θ = 0)
+    # order = "quadratic"           # morphing: the EFT order ("quadratic" or "linear")
+    # normalisation = "sm_sample"   # morphing: Ẑ(θ) from "sm_sample", "cross_section" (exact) or "learned"
     alpha = 1.0                     # weight of the score term (rascal, alices, cascal)
+    # score_units = "theta"         # or "bounds": score term per half-width of the training bounds
     n_members = 1                   # > 1: an ensemble
     bootstrap = false
     [sample]
-    n_samples = 20000
+    n_samples = 20000               # resampled rows; or instead
+    # theta_per_event = 4           # a weighted sample: every training event once with K θ₀ draws
     prior = "uniform"               # or "gaussian" with prior_sigma
     theta1 = "sm"                   # "sm", "prior" (doubly parametrised) or {cHW = 0.5}
     theta_ref = {}                  # score estimators: the reference point (default SM)
@@ -40,6 +44,9 @@ The output directory (written atomically) holds ``estimator/`` (the saved estima
 the joint ratio computed from the amplitudes, and the metrics include MSE(ln r̂) against it on the
 held-out events (SM-weighted, averaged over a θ₀ grid); for a score estimator, MSE(t̂) against the
 exact t(x|θ_ref).
+
+The most accurate ratio set-up measured on WH (``benchmarks/RESULTS.md``) is ``architecture =
+"morphing"``, ``normalisation = "cross_section"``, ``score_units = "bounds"`` and ``theta_per_event = 4``.
 """
 
 from __future__ import annotations
@@ -65,8 +72,10 @@ _TOP = {"seed": int, "data": dict, "parameters": dict, "estimator": dict, "sampl
         "validation": dict, "export": dict}  # fmt: skip
 _DATA = {"events": str, "simulation": str, "features": (str, list), "test_fraction": (int, float)}
 _ESTIMATOR = {"kind": str, "method": str, "hidden": list, "activation": str, "alpha": (int, float), "n_members": int,
-              "bootstrap": bool, "log_r_clip": (int, float), "architecture": str}  # fmt: skip
-_SAMPLE = {"n_samples": int, "prior": str, "prior_sigma": (int, float, dict), "theta1": (str, dict), "theta_ref": dict}
+              "bootstrap": bool, "log_r_clip": (int, float), "architecture": str, "order": str, "normalisation": str,
+              "score_units": str}  # fmt: skip
+_SAMPLE = {"n_samples": int, "theta_per_event": int, "prior": str, "prior_sigma": (int, float, dict), "theta1": (str, dict),
+           "theta_ref": dict}  # fmt: skip
 _TRAINING = {"epochs": int, "batch_size": int, "learning_rate": (int, float), "final_learning_rate": (int, float),
              "weight_decay": (int, float), "validation_fraction": (int, float), "early_stopping_patience": int,
              "clip_grad_norm": (int, float), "device": str}  # fmt: skip
@@ -138,11 +147,21 @@ def load_train_config(source: str | Path) -> TrainConfig:
         _fail(f"{where} [estimator]", f"'hidden' must be a list of positive layer widths, got {est['hidden']!r}")
     if est.get("architecture", "mlp") not in ("mlp", "morphing") or (est["kind"] == "score" and "architecture" in est):
         _fail(f"{where} [estimator]", f"'architecture' is \"mlp\" or \"morphing\" and only for ratio estimators, got {est.get('architecture')!r}")
+    _check_ratio_options(est, f"{where} [estimator]")
     if est.get("n_members", 1) < 1:
         _fail(f"{where} [estimator]", f"'n_members' must be ≥ 1, got {est['n_members']!r}")
-    if "n_samples" not in sample:
-        _fail(f"{where} [sample]", "missing required field 'n_samples'")
-    if sample["n_samples"] < 4:
+    if "theta_per_event" in sample:
+        if est["kind"] != "ratio":
+            _fail(f"{where} [sample]", "'theta_per_event' (a weighted sample) is for ratio estimators")
+        if "n_samples" in sample:
+            _fail(f"{where} [sample]", "give 'n_samples' (resampled rows) or 'theta_per_event' (every event once, weighted), not both")
+        if sample["theta_per_event"] < 1:
+            _fail(f"{where} [sample]", f"'theta_per_event' must be ≥ 1, got {sample['theta_per_event']!r}")
+        if sample.get("theta1") == "prior":
+            _fail(f"{where} [sample]", "theta1 = \"prior\" (doubly parametrised) needs resampled rows ('n_samples'), not 'theta_per_event'")
+    elif "n_samples" not in sample:
+        _fail(f"{where} [sample]", "missing required field 'n_samples' (or 'theta_per_event' for a weighted sample)")
+    elif sample["n_samples"] < 4:
         _fail(f"{where} [sample]", f"'n_samples' must be ≥ 4, got {sample['n_samples']!r}")
     if sample.get("prior", "uniform") not in ("uniform", "gaussian"):
         _fail(f"{where} [sample]", f"'prior' must be \"uniform\" or \"gaussian\", got {sample['prior']!r}")
@@ -169,6 +188,22 @@ def load_train_config(source: str | Path) -> TrainConfig:
     return TrainConfig(data=dict(data, features=features), parameters=parameters, estimator=dict(est), sample=dict(sample),
                        training=dict(training), validation=dict(validation), export=dict(export), seed=int(table.get("seed", 0)),
                        base=base, text=text)  # fmt: skip
+
+
+def _check_ratio_options(est: dict, where: str) -> None:
+    """The ratio-only fields of [estimator]: order and normalisation (morphing only), score_units."""
+    from sbihep.estimators.ratio import NORMALISATIONS
+
+    morphing = est.get("architecture", "mlp") == "morphing"
+    for key, allowed, needs_morphing in (("order", ("quadratic", "linear"), True), ("normalisation", NORMALISATIONS, True),
+                                         ("score_units", ("theta", "bounds"), False)):  # fmt: skip
+        if key not in est:
+            continue
+        if est["kind"] != "ratio" or (needs_morphing and not morphing):
+            what = "ratio estimators with architecture = \"morphing\"" if needs_morphing else "ratio estimators"
+            _fail(where, f"{key!r} is for {what}")
+        if est[key] not in allowed:
+            _fail(where, f"{key!r} must be one of {list(allowed)}, got {est[key]!r}")
 
 
 # ---- the run ---------------------------------------------------------------------------------------
@@ -221,14 +256,16 @@ def _build_sample(cfg: TrainConfig, events, names, space, seed: int):
     from sbihep.events import augment
 
     s = cfg.sample
-    n = s["n_samples"]
     if cfg.estimator["kind"] == "score":
-        data = augment.score_training_sample(events, n, theta_ref=s.get("theta_ref") or None, features=names, seed=seed)
+        data = augment.score_training_sample(events, s["n_samples"], theta_ref=s.get("theta_ref") or None, features=names, seed=seed)
         return data.sel(parameter=list(space.names))
     prior = augment.uniform_prior(space) if s.get("prior", "uniform") == "uniform" else augment.gaussian_prior(space, s.get("prior_sigma", 1.0))
     theta1 = s.get("theta1", "sm")
     theta1 = prior if theta1 == "prior" else ({} if theta1 == "sm" else dict(theta1))
-    data = augment.ratio_training_sample(events, prior, n, theta1=theta1, features=names, seed=seed)
+    if "theta_per_event" in s:
+        data = augment.weighted_ratio_training_sample(events, prior, s["theta_per_event"], theta1=theta1, features=names, seed=seed)
+    else:
+        data = augment.ratio_training_sample(events, prior, s["n_samples"], theta1=theta1, features=names, seed=seed)
     return data.sel(parameter=list(space.names))
 
 
@@ -242,7 +279,7 @@ def _make_estimator(cfg: TrainConfig, names, space):
     if e["kind"] == "score":
         cls, extra = ScoreEstimator, {"theta_ref": cfg.sample.get("theta_ref") or None}
     else:
-        cls, extra = RatioEstimator, {"architecture": e.get("architecture", "mlp")}
+        cls, extra = RatioEstimator, {"architecture": e.get("architecture", "mlp"), "order": e.get("order", "quadratic")}
     n_members = e.get("n_members", 1)
     if n_members == 1:
         return cls(names, space, seed=cfg.seed, **shape, **extra)
@@ -325,7 +362,8 @@ def run_training(cfg: TrainConfig, output: str | Path, *, quiet: bool = False) -
     options = {k: (float(v) if k in ("learning_rate", "final_learning_rate", "weight_decay", "validation_fraction", "clip_grad_norm") else v)
                for k, v in cfg.training.items()}  # fmt: skip
     fit_args = (cfg.estimator["method"],) if cfg.estimator["kind"] == "ratio" else ()
-    fit_kwargs = {"alpha": float(cfg.estimator.get("alpha", 1.0)), "log_r_clip": float(cfg.estimator.get("log_r_clip", 10.0))} if fit_args else {}
+    fit_kwargs = {"alpha": float(cfg.estimator.get("alpha", 1.0)), "log_r_clip": float(cfg.estimator.get("log_r_clip", 10.0)),
+                  **{k: cfg.estimator[k] for k in ("score_units", "normalisation") if k in cfg.estimator}} if fit_args else {}
     if isinstance(estimator, Ensemble):
         histories = estimator.fit(data, *fit_args, bootstrap=cfg.estimator.get("bootstrap", False), seed=cfg.seed, quiet=quiet, **fit_kwargs, **options)
     else:

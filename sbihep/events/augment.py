@@ -186,7 +186,8 @@ def _dataset(x, names, operators, theta0, theta1, y, log_r, t0, t1, attrs) -> xr
 def _sigma_attrs(events: EventSet) -> dict:
     """The base events' σ(θ) polynomial (pb, over the monomials of their operators and order): lets a
     morphing-aware estimator use the exact cross section (``RatioEstimator.fit(normalisation="cross_section")``)."""
-    return {"sigma_coefficients": events.sigma_coefficients().numpy().astype(np.float64), "eft_order": events.order}
+    return {"sigma_coefficients": events.sigma_coefficients().numpy().astype(np.float64), "eft_order": events.order,
+            "sigma_operators": list(events.operators)}
 
 
 def ratio_training_sample(

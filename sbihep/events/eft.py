@@ -29,6 +29,7 @@ __all__ = [
     "monomial_names",
     "n_monomials",
     "monomials",
+    "restrict_coefficients",
     "monomial_jacobian",
     "weights_at",
     "log_joint_ratio",
@@ -49,6 +50,27 @@ def monomial_names(operators: Sequence[str], order: EFTOrder) -> list[str]:
         n = len(operators)
         names += [f"{operators[i]}*{operators[j]}" for i in range(n) for j in range(i, n)]
     return names
+
+
+def restrict_coefficients(coefficients, operators: Sequence[str], order: EFTOrder, keep: Sequence[str]) -> torch.Tensor:
+    """Coefficients (..., M) over the monomials of ``operators`` → those (..., M') over the monomials of
+    ``keep`` (in its order), the other operators held at the SM (θ = 0): c·m(θ) is unchanged for every θ
+    that is zero outside ``keep``.
+
+    Raises:
+        InvalidInputError: a name in ``keep`` that is not one of ``operators``, or a repeated name.
+        ShapeError: a last axis that is not the monomial count of ``operators`` at ``order``.
+    """
+    c = torch.as_tensor(coefficients, dtype=torch.float64)
+    missing = [k for k in keep if k not in operators]
+    if missing or len(set(keep)) != len(keep):
+        raise InvalidInputError(f"restrict_coefficients: keep {list(keep)} must be distinct names among {list(operators)}")
+    names = monomial_names(operators, order)
+    if c.shape[-1] != len(names):
+        raise ShapeError(f"restrict_coefficients: expected {len(names)} coefficients for {list(operators)} at {order} order, got {c.shape[-1]}")
+    column = {tuple(sorted(n.split("*"))): k for k, n in enumerate(names)}
+    index = [column[tuple(sorted(n.split("*")))] for n in monomial_names(list(keep), order)]
+    return c[..., index]
 
 
 def _pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
