@@ -205,6 +205,12 @@ def test_bad_data_is_reported(events_file, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_morphing_example_config_parses():
+    cfg = load_train_config(EXAMPLE.parent / "train_wh_morphing.toml")
+    assert cfg.estimator["architecture"] == "morphing" and cfg.estimator["normalisation"] == "cross_section"
+    assert cfg.sample["theta_per_event"] == 4 and "n_samples" not in cfg.sample and cfg.estimator["score_units"] == "bounds"
+
+
 def test_example_config_parses():
     cfg = load_train_config(EXAMPLE)
     assert cfg.estimator["method"] == "alices" and cfg.estimator["n_members"] == 3 and cfg.export["onnx"] is True
