@@ -103,14 +103,15 @@ def wh(n_events, sizes, epochs, sally_samples, results, throughput, methods=METH
                   f"{results[f'{key}_mse_log_r_offgrid_n{n}']:.4f} ({h.seconds:.0f} s)", flush=True)
             if expected_widths:
                 data_ev, reference_ev = test_ev.split((0.5, 0.5), seed=2)
-                log_ratio = learned_log_ratio(est, space.names) if architecture == "morphing" else (lambda x, theta: est.log_ratio(x, theta))
-                widths = expected_intervals(log_ratio, data_ev, features, reference_ev)
+                morphing = architecture == "morphing"
+                log_ratio = learned_log_ratio(est, space.names) if morphing else (lambda x, theta: est.log_ratio(x, theta))
+                widths = expected_intervals(log_ratio, data_ev, features, reference_ev, log_rho=morphing)
                 results.update({k.replace("wh_", f"{key}_", 1) + f"_n{n}": v for k, v in widths.items()})
-                print("  expected 68% CL widths, learned / exact: " + ", ".join(
-                    f"{p} {widths[f'wh_expected_68cl_width_ratio_{p}_learned_over_exact']:.3f}" for p in space.names)
-                    + "; exact ratio normalised on the reference events / exact: " + ", ".join(
-                    f"{p} {widths[f'wh_expected_68cl_width_ratio_{p}_exact_ratio_reference_normalised_over_exact']:.3f}"
-                    for p in space.names), flush=True)
+                labels = [k.split("_over_exact")[0].split(f"ratio_{space.names[0]}_")[1] for k in widths
+                          if k.startswith(f"wh_expected_68cl_width_ratio_{space.names[0]}_")]
+                for label in labels:
+                    print(f"  expected 68% CL widths, {label} / exact: " + ", ".join(
+                        f"{p} {widths[f'wh_expected_68cl_width_ratio_{p}_{label}_over_exact']:.3f}" for p in space.names), flush=True)
     if not sally:
         return
     # SALLY at the SM

@@ -70,12 +70,14 @@ def exact_log_rho(event_sets, features):
     return log_ratio
 
 
-def expected_intervals(log_ratio, test_ev, features, reference_ev) -> dict:
+def expected_intervals(log_ratio, test_ev, features, reference_ev, *, log_rho: bool = False) -> dict:
     """68% profile intervals of each operator (others profiled) on the SM Asimov data of the test events at
-    LUMI_IFB: exact parton-level likelihood vs the learned ``log_ratio(x, theta)`` (normalised on the
-    independent SM events ``reference_ev``), and — to separate the estimator's error from that of the
-    normalisation on a finite reference sample — the exact ratio normalised the same way
-    (label ``exact_ratio_reference_normalised``)."""
+    LUMI_IFB: exact parton-level likelihood vs the learned ``log_ratio(x, theta)`` normalised on the
+    independent SM events ``reference_ev`` (label ``learned``), and — to separate the estimator's error
+    from that of the normalisation on a finite reference sample — the exact ratio normalised the same way
+    (``exact_ratio_reference_normalised``).  ``log_rho``: ``log_ratio`` is a learned log ρ̂(x|θ) =
+    log dσ̂(x|θ)/dσ̂(x|SM) (a morphing or quadratic network's polynomial); then also the learned ρ̂ with the
+    test events' exact σ(θ) instead (``learned_exact_sigma``): exact and learned differ only by ρ̂ − ρ."""
     exact = Likelihood([exact_unbinned_term(test_ev, LUMI_IFB)])
     x = test_ev.observables().sel(observable=features).values
     ref_x = reference_ev.observables().sel(observable=features).values
@@ -87,10 +89,19 @@ def expected_intervals(log_ratio, test_ev, features, reference_ev) -> dict:
         return Likelihood([UnbinnedTerm(ratio, x, sigma_pb=EventSetSigma(test_ev), lumi_ifb=LUMI_IFB, parameters=space,
                                         weights=asimov_counts)])
 
-    learned = normalised_likelihood(log_ratio)
-    exact_normalised = normalised_likelihood(exact_log_rho([test_ev, reference_ev], features))
+    likelihoods = {"exact": exact, "learned": normalised_likelihood(log_ratio),
+                   "exact_ratio_reference_normalised": normalised_likelihood(exact_log_rho([test_ev, reference_ev], features))}
+    if log_rho:
+        sigma = EventSetSigma(test_ev)
+        sigma_sm = sigma({})
+
+        def with_exact_sigma(x, theta):
+            return log_ratio(x, theta) - np.log(sigma(theta) / sigma_sm)
+
+        likelihoods["learned_exact_sigma"] = Likelihood([UnbinnedTerm(with_exact_sigma, x, sigma_pb=EventSetSigma(test_ev), lumi_ifb=LUMI_IFB,
+                                                                      parameters=space, weights=asimov_counts)])
     out = {}
-    for label, lik in (("exact", exact), ("learned", learned), ("exact_ratio_reference_normalised", exact_normalised)):
+    for label, lik in likelihoods.items():
         best = minimize(lik)
         for name in test_ev.operators:
             try:
@@ -100,10 +111,10 @@ def expected_intervals(log_ratio, test_ev, features, reference_ev) -> dict:
                 print(f"  {label} likelihood, {name}: profile interval failed: {exc}", flush=True)
                 out[f"wh_expected_68cl_width_{name}_{label}"] = float("nan")
     for name in test_ev.operators:
-        out[f"wh_expected_68cl_width_ratio_{name}_learned_over_exact"] = (
-            out[f"wh_expected_68cl_width_{name}_learned"] / out[f"wh_expected_68cl_width_{name}_exact"])
-        out[f"wh_expected_68cl_width_ratio_{name}_exact_ratio_reference_normalised_over_exact"] = (
-            out[f"wh_expected_68cl_width_{name}_exact_ratio_reference_normalised"] / out[f"wh_expected_68cl_width_{name}_exact"])
+        for label in likelihoods:
+            if label != "exact":
+                out[f"wh_expected_68cl_width_ratio_{name}_{label}_over_exact"] = (
+                    out[f"wh_expected_68cl_width_{name}_{label}"] / out[f"wh_expected_68cl_width_{name}_exact"])
     return out
 
 
@@ -150,7 +161,7 @@ def main() -> None:
         results[f"wh_quadratic_eft_epochs_n{n}"] = len(history.train_loss)
         print(f"  n={train_ev.n_events:7d}: MSE(log r) = {mse:.4f} ({results[f'wh_quadratic_eft_train_s_n{n}']:.0f} s, "
               f"{history.samples_per_second:.0f} events/s for all {len(est.training['thetas'])} θ points at once)", flush=True)
-    widths = expected_intervals(learned_log_ratio(est, test_ev.operators), test_ev, features, reference_ev)  # the last (largest) training size
+    widths = expected_intervals(learned_log_ratio(est, test_ev.operators), test_ev, features, reference_ev, log_rho=True)  # the last (largest) training size
     results.update(widths)
     for name in test_ev.operators:
         print(f"  expected 68% CL width at {LUMI_IFB:g} fb⁻¹, {name}: exact {widths[f'wh_expected_68cl_width_{name}_exact']:.5f}, "
