@@ -4,6 +4,7 @@
 ParameterSpace and an ``nll(theta)`` method (see :mod:`sbihep.fit.likelihood`).
 """
 
+from sbihep.fit.basins import find_minima
 from sbihep.fit.bayes import credible_interval, normal_prior, sample_posterior
 from sbihep.fit.binned import BinnedTerm
 from sbihep.fit.constraint import ConstraintTerm
@@ -50,6 +51,7 @@ __all__ = [
     "critical_value",
     "exact_features",
     "exact_unbinned_term",
+    "find_minima",
     "minimize",
     "neyman_belt",
     "neyman_contours",
