@@ -14,6 +14,7 @@ from sbihep.fit.intervals import Interval, UpperLimit, cls_upper_limit, profile_
 from sbihep.fit.likelihood import Likelihood, LikelihoodTerm
 from sbihep.fit.minimize import FitResult, minimize
 from sbihep.fit.morphing import EventSetMorphing, EventSetSigma
+from sbihep.fit.operator_names import SMEFIT_TO_SMEFTSIM, smefit_to_smeftsim_matrix, smefit_values, smeftsim_name
 from sbihep.fit.neyman import critical_value, neyman_belt, neyman_contours, neyman_expected, neyman_interval, neyman_region
 from sbihep.fit.plots import plot_contours_2d, plot_corner, plot_scan_1d
 from sbihep.fit.pyhf_term import PyhfTerm
@@ -38,6 +39,7 @@ __all__ = [
     "NeymanMethod",
     "NormalisedLogRatio",
     "PyhfTerm",
+    "SMEFIT_TO_SMEFTSIM",
     "SmefitDataset",
     "SurrogateTerm",
     "UnbinnedTerm",
@@ -67,6 +69,9 @@ __all__ = [
     "sample_posterior",
     "smefit_covariance",
     "smefit_term",
+    "smefit_to_smeftsim_matrix",
+    "smefit_values",
+    "smeftsim_name",
     "wilks_contours",
     "wilks_interval",
 ]
