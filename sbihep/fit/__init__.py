@@ -23,6 +23,7 @@ from sbihep.fit.smefit import SmefitDataset, read_smefit_dataset, smefit_covaria
 from sbihep.fit.statistic import profile_statistic
 from sbihep.fit.surrogate_term import SurrogateTerm
 from sbihep.fit.unbinned import EventSetToys, NormalisedLogRatio, UnbinnedTerm
+from sbihep.fit.unbinned import POOL_MC_THRESHOLD
 
 __all__ = [
     "BinnedTerm",
@@ -38,6 +39,7 @@ __all__ = [
     "LikelihoodTerm",
     "NeymanMethod",
     "NormalisedLogRatio",
+    "POOL_MC_THRESHOLD",
     "PyhfTerm",
     "SMEFIT_TO_SMEFTSIM",
     "SmefitDataset",
