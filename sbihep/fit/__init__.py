@@ -6,6 +6,7 @@ ParameterSpace and an ``nll(theta)`` method (see :mod:`sbihep.fit.likelihood`).
 
 from sbihep.fit.bayes import credible_interval, normal_prior, sample_posterior
 from sbihep.fit.binned import BinnedTerm
+from sbihep.fit.closure import ClosureResult, closure_check
 from sbihep.fit.constraint import ConstraintTerm
 from sbihep.fit.coverage import NeymanMethod, WilksMethod, binomial_interval, coverage
 from sbihep.fit.exact import ExactLogRatio, exact_features, exact_unbinned_term
@@ -27,6 +28,7 @@ from sbihep.fit.unbinned import POOL_MC_THRESHOLD
 
 __all__ = [
     "BinnedTerm",
+    "ClosureResult",
     "ConstraintTerm",
     "EventSetMorphing",
     "EventSetSigma",
@@ -48,6 +50,7 @@ __all__ = [
     "UpperLimit",
     "WilksMethod",
     "binomial_interval",
+    "closure_check",
     "cls_upper_limit",
     "coverage",
     "credible_interval",
