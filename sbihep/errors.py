@@ -16,6 +16,8 @@ __all__ = [
     "ConvergenceError",
     "DataFormatError",
     "ExtrapolationWarning",
+    "ToyPoolWarning",
+    "ClosureWarning",
 ]
 
 
@@ -57,3 +59,12 @@ class ConvergenceError(SbihepError, RuntimeError):
 
 class ExtrapolationWarning(UserWarning):
     """A learned object is evaluated outside the range it was trained on."""
+
+
+class ToyPoolWarning(UserWarning):
+    """Toy or Asimov data (or a model's σ) drawn from a finite simulated pool carry a Monte Carlo
+    uncertainty that is not small against the statistical one."""
+
+
+class ClosureWarning(UserWarning):
+    """A closure check found a learned likelihood biased (or overconfident) against the truth."""

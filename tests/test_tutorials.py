@@ -87,6 +87,10 @@ def test_01_smeft_fit(tmp_path, monkeypatch):
     for p in ("cHW", "cHWtil", "cHq3"):
         assert fisher["rate"][p] <= fisher[hist][p] * (1 + 1e-9) <= fisher["truth"][p] * (1 + 1e-9)
     assert fisher["rate"]["cHWtil"] < 1e-2 * fisher["truth"]["cHWtil"]  # CP-odd: no rate information at the SM
+    closure = res["closure"]  # closure_check: the exact likelihood closes on its own Asimov data
+    assert closure["max_abs_exact_bias_sigma"] < 0.01
+    for p in ("cHW", "cHq3"):  # the reference point is the Asimov fit above, in units of the exact error
+        assert closure["reference_bias_sigma"][p] == pytest.approx(learned["values"][p] / exact["errors"][p], abs=0.05)
     low, high = res["intervals_cHW"]["exact"]
     assert low < 0 < high
     assert high - low == pytest.approx(2 * res["fisher_errors"]["cHW"], rel=0.1)

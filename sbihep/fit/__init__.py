@@ -7,6 +7,7 @@ ParameterSpace and an ``nll(theta)`` method (see :mod:`sbihep.fit.likelihood`).
 from sbihep.fit.basins import find_minima
 from sbihep.fit.bayes import credible_interval, normal_prior, sample_posterior
 from sbihep.fit.binned import BinnedTerm
+from sbihep.fit.closure import ClosureResult, closure_check
 from sbihep.fit.constraint import ConstraintTerm
 from sbihep.fit.coverage import NeymanMethod, WilksMethod, binomial_interval, coverage
 from sbihep.fit.exact import ExactLogRatio, exact_features, exact_unbinned_term
@@ -15,6 +16,7 @@ from sbihep.fit.intervals import Interval, UpperLimit, cls_upper_limit, profile_
 from sbihep.fit.likelihood import Likelihood, LikelihoodTerm
 from sbihep.fit.minimize import FitResult, minimize
 from sbihep.fit.morphing import EventSetMorphing, EventSetSigma
+from sbihep.fit.operator_names import SMEFIT_TO_SMEFTSIM, smefit_to_smeftsim_matrix, smefit_values, smeftsim_name
 from sbihep.fit.neyman import critical_value, neyman_belt, neyman_contours, neyman_expected, neyman_interval, neyman_region
 from sbihep.fit.plots import plot_contours_2d, plot_corner, plot_scan_1d
 from sbihep.fit.pyhf_term import PyhfTerm
@@ -23,9 +25,11 @@ from sbihep.fit.smefit import SmefitDataset, read_smefit_dataset, smefit_covaria
 from sbihep.fit.statistic import profile_statistic
 from sbihep.fit.surrogate_term import SurrogateTerm
 from sbihep.fit.unbinned import EventSetToys, NormalisedLogRatio, UnbinnedTerm
+from sbihep.fit.unbinned import POOL_MC_THRESHOLD
 
 __all__ = [
     "BinnedTerm",
+    "ClosureResult",
     "ConstraintTerm",
     "EventSetMorphing",
     "EventSetSigma",
@@ -38,13 +42,16 @@ __all__ = [
     "LikelihoodTerm",
     "NeymanMethod",
     "NormalisedLogRatio",
+    "POOL_MC_THRESHOLD",
     "PyhfTerm",
+    "SMEFIT_TO_SMEFTSIM",
     "SmefitDataset",
     "SurrogateTerm",
     "UnbinnedTerm",
     "UpperLimit",
     "WilksMethod",
     "binomial_interval",
+    "closure_check",
     "cls_upper_limit",
     "coverage",
     "credible_interval",
@@ -69,6 +76,9 @@ __all__ = [
     "sample_posterior",
     "smefit_covariance",
     "smefit_term",
+    "smefit_to_smeftsim_matrix",
+    "smefit_values",
+    "smeftsim_name",
     "wilks_contours",
     "wilks_interval",
 ]

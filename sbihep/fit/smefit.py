@@ -14,8 +14,14 @@ The covariance follows SMEFiT's construction (its ``loader.py``/``covmat.py`` we
 conventions): C = diag(stat² + Σ uncorr²) + S Sᵀ (+ theory_cov).  The t0 prescription replaces
 each MULT systematic s (given in absolute units relative to the measured value d) by
 s · best_sm / d, so that multiplicative errors scale with the theory rather than with the data
-(Ball et al., arXiv:0912.2276).  The prediction is best_sm + Σ θ_i t_i (+ Σ θ_iθ_j t_ij), with
+(Ball et al., arXiv:0912.2276); it is the default of :func:`smefit_term` and
+:func:`smefit_covariance`, as in SMEFiT's runcards (``use_t0: True``).
+The prediction is best_sm + Σ θ_i t_i (+ Σ θ_iθ_j t_ij), with
 t_i, t_ij taken from the chosen order; the order's own "SM" entry is not used.
+
+Coefficients are named as SMEFiT names them (``OpWB``, ``OtZ``, ``OpqMi``) or, with
+``operator_names="smeftsim"``, as SMEFTsim does (``cHWB``, ``ctW``/``ctB``, ``cHq1``/``cHq3``), through
+the linear map of :mod:`sbihep.fit.operator_names` (some SMEFiT coefficients are combinations).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from sbihep.errors import DataFormatError, InvalidInputError
+from sbihep.errors import DataFormatError, InvalidInputError, UnknownParameterError
 from sbihep.fit.gaussian import GaussianTerm
 from sbihep.params import ParameterSpace
 
@@ -164,8 +170,11 @@ def read_smefit_dataset(
     )
 
 
-def smefit_covariance(datasets: Iterable[SmefitDataset], *, t0: bool = False, theory_cov: bool = True) -> np.ndarray:
-    """The combined covariance of several datasets, shape (Σn, Σn), in the data's units squared."""
+def smefit_covariance(datasets: Iterable[SmefitDataset], *, t0: bool = True, theory_cov: bool = True) -> np.ndarray:
+    """The combined covariance of several datasets, shape (Σn, Σn), in the data's units squared.
+
+    ``t0`` (default True, as SMEFiT's runcards) rescales MULT systematics to the SM prediction; see the
+    module docstring."""
     datasets = list(datasets)
     sizes = [d.n_data for d in datasets]
     total = sum(sizes)
@@ -202,30 +211,41 @@ def smefit_term(
     order: str = "NLO_QCD",
     eft_order: Literal["linear", "quadratic"] = "linear",
     theory_cov: bool = True,
-    t0: bool = False,
+    t0: bool = True,
+    operator_names: Literal["smefit", "smeftsim"] = "smefit",
 ) -> GaussianTerm:
     """One :class:`GaussianTerm` for the combination of SMEFiT datasets.
 
     Args:
         names: dataset names.
         commondata_path, theory_path: the two folders.
-        parameters: the operators to fit (SMEFiT names, e.g. ``OpWB``) with their bounds; operators
-            of the theory files that are not in ``parameters`` are held at 0.
+        parameters: the coefficients to fit with their bounds, named as ``operator_names`` says;
+            coefficients of the theory files that ``parameters`` does not reach are held at 0.
         order: perturbative order of the predictions (``"LO"``, ``"NLO_QCD"``).
         eft_order: ``"linear"`` (interference only) or ``"quadratic"``.
         theory_cov: add each dataset's theory covariance.
-        t0: use the t0 prescription for MULT systematics.
+        t0: use the t0 prescription for MULT systematics (default True, as SMEFiT's runcards do with
+            ``use_t0: True``; pass ``t0=False`` for the experimental covariance as published).
+        operator_names: ``"smefit"``: ``parameters`` are SMEFiT coefficients as the theory files name
+            them (``OpWB``, ``OtZ``, ``OpqMi``; the runcard spelling ``cpWB`` is not accepted here);
+            ``"smeftsim"``: SMEFTsim (Warsaw) coefficients (``cHWB``, ``ctW``, ``cHq1``, ``cHq3``),
+            translated by the linear map of :mod:`sbihep.fit.operator_names` — e.g. with ``cHq1`` and
+            ``cHq3`` the predictions of ``OpqMi`` enter as (cHq1 − cHq3)·t and those of ``O3pq`` as
+            cHq3·t.  SMEFTsim coefficients left out are 0.
 
     Raises:
-        InvalidInputError: a bad ``eft_order``, no datasets, or a parameter no dataset depends on.
+        InvalidInputError: a bad ``eft_order`` or ``operator_names``, no datasets.
+        UnknownParameterError: a parameter no dataset depends on (the message lists the operators the
+            datasets have), or a SMEFTsim name the map does not know.
         DataFormatError: see :func:`read_smefit_dataset`.
     """
     if eft_order not in ("linear", "quadratic"):
         raise InvalidInputError(f"smefit_term: eft_order must be 'linear' or 'quadratic', got {eft_order!r}")
+    if operator_names not in ("smefit", "smeftsim"):
+        raise InvalidInputError(f"smefit_term: operator_names must be 'smefit' or 'smeftsim', got {operator_names!r}")
     datasets = [read_smefit_dataset(n, commondata_path, theory_path, order=order) for n in names]
     if not datasets:
         raise InvalidInputError("smefit_term: names must contain at least one dataset")
-    wanted = set(parameters.names)
     sizes = [d.n_data for d in datasets]
     offsets = np.cumsum([0, *sizes])
     total = int(offsets[-1])
@@ -238,15 +258,17 @@ def smefit_term(
                     out.setdefault(key, np.zeros(total))[lo:hi] = v
         return out
 
-    linear = stack("linear", lambda k: k in wanted)
-    quadratic = {}
-    if eft_order == "quadratic":
-        quadratic = stack("quadratic", lambda k: set(k.split("*")) <= wanted)
-    unused = sorted(wanted - set(linear) - {op for k in quadratic for op in k.split("*")})
+    if operator_names == "smefit":
+        wanted = set(parameters.names)
+        linear = stack("linear", lambda k: k in wanted)
+        quadratic = {}
+        if eft_order == "quadratic":
+            quadratic = stack("quadratic", lambda k: set(k.split("*")) <= wanted)
+        unused = sorted(wanted - set(linear) - {op for k in quadratic for op in k.split("*")})
+    else:
+        linear, quadratic, unused = _translated_predictions(stack, parameters.names, eft_order)
     if unused:
-        raise InvalidInputError(
-            f"smefit_term: parameters {unused} enter no prediction of datasets {[d.name for d in datasets]}"
-        )
+        raise UnknownParameterError(_missing_operator_message(unused, datasets, operator_names))
     labels = [f"{d.name}[{i}]" for d in datasets for i in range(d.n_data)]
     return GaussianTerm(
         np.concatenate([d.data for d in datasets]),
@@ -257,3 +279,47 @@ def smefit_term(
         quadratic,
         labels=labels,
     )
+
+
+def _translated_predictions(stack, smeftsim: tuple[str, ...], eft_order: str):
+    """Linear and quadratic predictions in SMEFTsim coefficients: t_k = Σ_i M_ik t_i and, per pair,
+    Σ_{i≤j} t_ij (M_ik M_jl + M_il M_jk) (k ≠ l) or Σ_{i≤j} t_ij M_ik M_jk (k = l)."""
+    from sbihep.fit.operator_names import smefit_to_smeftsim_matrix
+
+    smefit_linear = stack("linear", lambda k: True)
+    smefit_ops = sorted(smefit_linear)
+    m = smefit_to_smeftsim_matrix(smefit_ops, smeftsim)  # raises for SMEFTsim names the map lacks
+    rows = {op: m[i] for i, op in enumerate(smefit_ops) if np.any(m[i])}
+    linear: dict[str, np.ndarray] = {}
+    for op, row in rows.items():
+        for k, coefficient in zip(smeftsim, row):
+            if coefficient:
+                linear[k] = linear.get(k, 0.0) + coefficient * smefit_linear[op]
+    quadratic: dict[tuple[str, str], np.ndarray] = {}
+    if eft_order == "quadratic":
+        def reached(key):
+            a, b = key.split("*")
+            return a in rows and b in rows
+        for key, t in stack("quadratic", reached).items():
+            a, b = key.split("*")
+            for ka, ca in zip(smeftsim, rows[a]):
+                for kb, cb in zip(smeftsim, rows[b]):
+                    if ca and cb:
+                        pair = (ka, kb) if smeftsim.index(ka) <= smeftsim.index(kb) else (kb, ka)
+                        quadratic[pair] = quadratic.get(pair, 0.0) + ca * cb * t
+    reached_names = set(linear) | {k for pair in quadratic for k in pair}
+    unused = sorted(set(smeftsim) - reached_names)
+    return linear, quadratic, unused
+
+
+def _missing_operator_message(unused, datasets, operator_names: str) -> str:
+    per_dataset = "; ".join(f"{d.name} ({d.order}): {', '.join(sorted(d.linear))}" for d in datasets)
+    message = (f"smefit_term: parameters {unused} enter no prediction of datasets {[d.name for d in datasets]} "
+               f"(operator_names={operator_names!r}). The datasets have the operators: {per_dataset}")
+    if operator_names == "smefit":
+        from sbihep.fit.operator_names import SMEFIT_TO_SMEFTSIM
+
+        hints = [f"{name} ↔ {t.smefit}" for name in unused for t in SMEFIT_TO_SMEFTSIM.values() if name in t.smeftsim]
+        if hints:
+            message += f". {unused} look like SMEFTsim names: pass operator_names='smeftsim' ({', '.join(hints)})"
+    return message

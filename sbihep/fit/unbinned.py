@@ -15,6 +15,16 @@ Toys (:meth:`UnbinnedTerm.toy`) need a :class:`EventSetToys` pool: toy data *reu
 events*, drawing N ~ Poisson(λ(θ, ν)) of them with replacement with probability ∝ w_i(θ, ν).
 A toy's events are stored once each, with their multiplicity as weight.
 
+A finite pool carries a Monte Carlo uncertainty.  Toys reuse its events, and every toy (and the
+Asimov data set) follows the pool's empirical distribution, not the true one; when the pool also
+provides σ(θ) (the exact term), the model itself fluctuates with the pool.  The scale of both is the
+ratio of the pool's relative MC error on a yield, 1/√N_eff (N_eff = (Σw)²/Σw², Kish's effective
+size), to the data's Poisson error 1/√λ: :meth:`EventSetToys.mc_ratio` = √(λ/N_eff).  ``toy`` and
+``asimov`` warn (:class:`~sbihep.errors.ToyPoolWarning`, once per pool) when it exceeds
+:data:`POOL_MC_THRESHOLD` and record it on the new term (``pool_mc_ratio``).
+:meth:`UnbinnedTerm.pool_uncertainty` propagates the pool's fluctuations (a Poisson bootstrap of its
+events, to first order) to each fitted parameter: the MC error of θ̂ against its statistical error.
+
 A *learned* r̂ is only approximately normalised, E_ref[r̂(x|θ)] ≠ 1, and a normalisation error
 that depends on θ biases the fit directly.  :class:`NormalisedLogRatio` divides it out with an
 independent reference sample: ln r̂ − ln Ê_ref[r̂(x|θ)].
@@ -27,11 +37,18 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from sbihep.errors import InvalidInputError, ShapeError
+import warnings
+
+from sbihep.errors import InvalidInputError, ShapeError, ToyPoolWarning
 from sbihep.fit.morphing import EventSetMorphing
 from sbihep.params import GaussianConstraint, Parameter, ParameterSpace
 
-__all__ = ["UnbinnedTerm", "EventSetToys", "NormalisedLogRatio", "lumi_parameter"]
+__all__ = ["UnbinnedTerm", "EventSetToys", "NormalisedLogRatio", "lumi_parameter", "POOL_MC_THRESHOLD"]
+
+#: Largest tolerated ratio of a pool's Monte Carlo error to the statistical error (yield, or a fitted
+#: parameter) before :class:`~sbihep.errors.ToyPoolWarning`: at 0.2 the MC error adds 2% to the total
+#: error in quadrature, and a bias of that size (in σ) moves a 68% interval's coverage by < 1%.
+POOL_MC_THRESHOLD = 0.2
 
 #: 1 pb × 1 fb⁻¹ = 1000 events.
 _EVENTS_PER_PB_IFB = 1000.0
@@ -57,10 +74,38 @@ class EventSetToys:
         if self.x.shape[0] != len(self.morphing):
             raise ShapeError(f"EventSetToys: x has {self.x.shape[0]} rows for {len(self.morphing)} pool events")
 
+    def _weights(self, theta: Mapping[str, float]) -> np.ndarray:
+        return self.morphing.weights({k: v for k, v in theta.items() if k in self.morphing.operators or k in self.morphing.nuisances})
+
     def probabilities(self, theta: Mapping[str, float]) -> np.ndarray:
         """w_i(θ, ν)/Σ w, (N_pool,)."""
-        w = self.morphing.weights({k: v for k, v in theta.items() if k in self.morphing.operators or k in self.morphing.nuisances})
+        w = self._weights(theta)
         return w / w.sum()
+
+    def n_effective(self, theta: Mapping[str, float]) -> float:
+        """Kish's effective number of pool events at θ, (Σw)²/Σw² (= N_pool for equal weights)."""
+        w = self._weights(theta)
+        return float(w.sum() ** 2 / np.sum(w * w))
+
+    def mc_ratio(self, theta: Mapping[str, float], expected: float) -> float:
+        """√(λ/N_eff): the pool's relative MC error on a yield over the Poisson error of λ expected
+        events — the size of the pool's MC uncertainty against the statistical one (≪ 1 wanted)."""
+        return math.sqrt(max(float(expected), 0.0) / self.n_effective(theta))
+
+    def check(self, theta: Mapping[str, float], expected: float, *, threshold: float = POOL_MC_THRESHOLD,
+              what: str = "toy data") -> float:
+        """:meth:`mc_ratio`, warning with :class:`~sbihep.errors.ToyPoolWarning` (once per pool) above
+        ``threshold``."""
+        ratio = self.mc_ratio(theta, expected)
+        if ratio > threshold and not getattr(self, "_warned", False):
+            self._warned = True
+            warnings.warn(
+                f"EventSetToys: {what} drawn from a pool of {len(self.morphing)} events (N_eff = "
+                f"{self.n_effective(theta):.0f}) for {expected:.0f} expected events: the pool's MC error is "
+                f"{ratio:.2f} of the statistical one (threshold {threshold}); fits on these data can be biased "
+                "by a sizeable fraction of σ. Use a larger pool (N_eff ≫ λ), or see UnbinnedTerm.pool_uncertainty.",
+                ToyPoolWarning, stacklevel=3)
+        return ratio
 
     def sample(self, theta: Mapping[str, float], expected: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A toy: (x of the distinct drawn events (n, d), their multiplicities (n,))."""
@@ -231,14 +276,115 @@ class UnbinnedTerm:
     def toy(self, theta: Mapping[str, float], rng: np.random.Generator) -> "UnbinnedTerm":
         """A toy data set drawn at θ from the pool (events reused, see the module docstring)."""
         model, _ = self._split(theta)
-        x, counts = self._pool("toy").sample(model, self.expected_events(theta), rng)
-        return self.with_data(x, counts)
+        pool, expected = self._pool("toy"), self.expected_events(theta)
+        ratio = pool.check(model, expected, what="toy data")
+        x, counts = pool.sample(model, expected, rng)
+        new = self.with_data(x, counts)
+        new.pool_mc_ratio = ratio
+        return new
 
     def asimov(self, theta: Mapping[str, float]) -> "UnbinnedTerm":
         """The Asimov data set at θ: all pool events weighted by their expected counts."""
         model, _ = self._split(theta)
-        x, expected = self._pool("asimov").asimov(model, self.expected_events(theta))
-        return self.with_data(x, expected)
+        pool, lam = self._pool("asimov"), self.expected_events(theta)
+        ratio = pool.check(model, lam, what="Asimov data")
+        x, expected = pool.asimov(model, lam)
+        new = self.with_data(x, expected)
+        new.pool_mc_ratio = ratio
+        return new
+
+    def pool_uncertainty(self, theta: Mapping[str, float] | None = None, *, data_from_pool: bool = True,
+                         threshold: float = POOL_MC_THRESHOLD, warn: bool = True):
+        """The toy pool's Monte Carlo uncertainty on the fitted parameters, against the statistical one.
+
+        First-order propagation of a Poisson bootstrap of the pool (each pool event's multiplicity
+        m_j ~ Pois(1)): the gradient of −ln L at θ moves by δg = Σ_j δm_j v_j, with
+
+        - data drawn from the pool (``data_from_pool``: toys, Asimov): v_j = −(λ/W) w_j (s_j − s̄),
+          s_j = ∂ ln(λ r(x_j|θ)) the per-event score, s̄ its pool mean, W = Σ w (s̄ → 0 when λ is
+          made from the pool too: then the data move in yield as well);
+        - σ(θ) taken from the pool (the term's ``sigma_pb`` morphs the pool's own weights):
+          v_j = λ/W ∂w_j(θ) when the ratio is normalised by the same σ (the exact term, where −ln L
+          depends on the pool only through λ), else v_j = λ/W w_j ∂ ln λ;
+
+        (the two cancel for the exact term on its own pool's toys: the pool's model and its toys agree,
+        and only real data see the pool's MC error), so that Cov_MC(θ̂) = I⁻¹ (Σ_j v_j v_jᵀ) I⁻¹, with I = Σ_j n_j s_j s_jᵀ (+ the declared Gaussian
+        constraints) the expected Fisher information of the pool's Asimov data at θ (n_j = λ w_j/W).
+        Derivatives by central differences (a learned ratio is evaluated 2k times on the pool).
+
+        Args:
+            theta: the point (default: the term's SM point); nuisances included by name.
+            data_from_pool: whether the data are pool toys / Asimov (False: real data, where only a
+                pool-made σ(θ) contributes).
+            threshold: ratio above which to warn.
+            warn: emit :class:`~sbihep.errors.ToyPoolWarning` when a ratio exceeds ``threshold``.
+
+        Returns:
+            ``xarray.Dataset`` over ``parameter``: ``stat_error``, ``mc_error`` and ``mc_over_stat``;
+            attrs ``n_pool``, ``n_effective``, ``expected_events``, ``yield_mc_ratio`` (√(λ/N_eff)),
+            ``sigma_from_pool``, ``data_from_pool``, ``max_mc_over_stat``, ``threshold``.
+        """
+        import xarray as xr
+
+        pool = self._pool("pool_uncertainty")
+        full = self.parameters.validate(theta)
+        model, kappa = self._split(full)
+        names = list(self.parameters.names)
+        lam = self.expected_events(full)
+        w = np.array(pool._weights(model), dtype=np.float64)
+        total = float(w.sum())
+        n = lam * w / total
+        sigma_from_pool = getattr(self.sigma_pb, "morphing", None) is pool.morphing
+        self_normalised = sigma_from_pool and getattr(self.log_ratio, "sigma", None) is self.sigma_pb
+
+        def log_lambda_r(point):
+            m, _ = self._split(point)
+            return math.log(self.expected_events(point)) + np.asarray(self.log_ratio(pool.x, m), dtype=np.float64)
+
+        scores = np.zeros((len(w), len(names)))
+        d_weights = np.zeros((len(w), len(names)))
+        d_log_lambda = np.zeros(len(names))
+        for k, name in enumerate(names):
+            if name == self.lumi_name and self.lumi_uncertainty is not None:
+                scores[:, k] = d_log_lambda[k] = math.log1p(self.lumi_uncertainty)
+                d_weights[:, k] = w * math.log1p(self.lumi_uncertainty)
+                continue
+            low, high = self.parameters[name].bounds
+            h = 1e-4 * max(1.0, abs(full[name]))
+            up, down = min(full[name] + h, high), max(full[name] - h, low)
+            plus, minus = {**full, name: up}, {**full, name: down}
+            scores[:, k] = (log_lambda_r(plus) - log_lambda_r(minus)) / (up - down)
+            d_log_lambda[k] = (math.log(self.expected_events(plus)) - math.log(self.expected_events(minus))) / (up - down)
+            if name in pool.morphing.operators or name in pool.morphing.nuisances:
+                d_weights[:, k] = (pool._weights(self._split(plus)[0]) - pool._weights(self._split(minus)[0])) / (up - down)
+        fisher = (scores * n[:, None]).T @ scores
+        for k, name in enumerate(names):
+            constraint = self.parameters[name].constraint
+            if constraint is not None:
+                fisher[k, k] += 1.0 / constraint.sigma**2
+        v = np.zeros_like(scores)
+        if data_from_pool:  # δn_j: with λ fixed the data only move in shape; with a pool-made λ also in yield
+            centred = scores if sigma_from_pool else scores - (w / total) @ scores
+            v -= (lam / total) * w[:, None] * centred
+        if sigma_from_pool:
+            v += (lam / total) * (d_weights if self_normalised else w[:, None] * d_log_lambda)
+        inverse = np.linalg.pinv(fisher)
+        stat = np.sqrt(np.clip(np.diag(inverse), 0.0, None))
+        mc = np.sqrt(np.clip(np.diag(inverse @ (v.T @ v) @ inverse), 0.0, None))
+        ratio = np.divide(mc, stat, out=np.full_like(mc, np.nan), where=stat > 0)
+        n_eff = float(total**2 / np.sum(w * w))
+        ds = xr.Dataset({"stat_error": ("parameter", stat), "mc_error": ("parameter", mc), "mc_over_stat": ("parameter", ratio)},
+                        coords={"parameter": names})
+        worst = float(np.nanmax(ratio)) if np.any(np.isfinite(ratio)) else math.nan
+        ds.attrs.update(n_pool=len(w), n_effective=n_eff, expected_events=lam, yield_mc_ratio=math.sqrt(lam / n_eff),
+                        sigma_from_pool=int(sigma_from_pool), data_from_pool=int(data_from_pool),
+                        max_mc_over_stat=worst, threshold=threshold)
+        if warn and worst > threshold:
+            which = [f"{nm} {r:.2f}" for nm, r in zip(names, ratio.tolist()) if r > threshold]
+            warnings.warn(f"UnbinnedTerm.pool_uncertainty: the toy pool's MC error on the fitted parameters is not small "
+                          f"against the statistical one (MC/stat: {', '.join(which)}; threshold {threshold}); "
+                          f"pool of {len(w)} events, N_eff = {n_eff:.0f}, λ = {lam:.0f}", ToyPoolWarning, stacklevel=2)
+        return ds
 
     def __repr__(self) -> str:
         return f"UnbinnedTerm({self.x.shape[0]} events, N={self.n_observed:g}, parameters={list(self.parameters.names)})"
