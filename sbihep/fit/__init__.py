@@ -10,6 +10,7 @@ from sbihep.fit.constraint import ConstraintTerm
 from sbihep.fit.coverage import NeymanMethod, WilksMethod, binomial_interval, coverage
 from sbihep.fit.exact import ExactLogRatio, exact_features, exact_unbinned_term
 from sbihep.fit.gaussian import GaussianTerm
+from sbihep.fit.hypotest import HypoTestResult, hypotest
 from sbihep.fit.intervals import Interval, UpperLimit, cls_upper_limit, profile_interval, wilks_contours, wilks_interval
 from sbihep.fit.likelihood import Likelihood, LikelihoodTerm
 from sbihep.fit.minimize import FitResult, minimize
@@ -32,6 +33,7 @@ __all__ = [
     "ExactLogRatio",
     "FitResult",
     "GaussianTerm",
+    "HypoTestResult",
     "Interval",
     "Likelihood",
     "LikelihoodTerm",
@@ -50,6 +52,7 @@ __all__ = [
     "critical_value",
     "exact_features",
     "exact_unbinned_term",
+    "hypotest",
     "minimize",
     "neyman_belt",
     "neyman_contours",
