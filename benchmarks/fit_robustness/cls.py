@@ -83,7 +83,10 @@ def hypotest_vs_pyhf(key: str, mus) -> dict:
         out[f"hypotest_{key}_mu{mu:g}_max_rel_diff"] = float(rel.max())
     out[f"hypotest_{key}_pyhf_s"] = time.perf_counter() - t0
     out[f"hypotest_{key}_sbihep_s"] = t_ours
-    out[f"hypotest_max_rel_diff_cls_{key.split('_')[0]}"] = worst
+    compared = sum(1 for k in out if k.endswith("_max_rel_diff"))
+    # no comparison at all (pyhf failed at every μ) is reported as such, never as a difference of 0
+    out[f"hypotest_max_rel_diff_cls_{key.split('_')[0]}"] = worst if compared else None
+    out[f"hypotest_{key}_n_compared"] = compared
     return out
 
 
