@@ -12,6 +12,7 @@ from sbihep.fit.constraint import ConstraintTerm
 from sbihep.fit.coverage import NeymanMethod, WilksMethod, binomial_interval, coverage
 from sbihep.fit.exact import ExactLogRatio, exact_features, exact_unbinned_term
 from sbihep.fit.gaussian import GaussianTerm
+from sbihep.fit.hypotest import HypoTestResult, hypotest
 from sbihep.fit.intervals import Interval, UpperLimit, cls_upper_limit, profile_interval, wilks_contours, wilks_interval
 from sbihep.fit.likelihood import Likelihood, LikelihoodTerm
 from sbihep.fit.minimize import FitResult, minimize
@@ -37,6 +38,7 @@ __all__ = [
     "ExactLogRatio",
     "FitResult",
     "GaussianTerm",
+    "HypoTestResult",
     "Interval",
     "Likelihood",
     "LikelihoodTerm",
@@ -59,6 +61,7 @@ __all__ = [
     "exact_features",
     "exact_unbinned_term",
     "find_minima",
+    "hypotest",
     "minimize",
     "neyman_belt",
     "neyman_contours",

@@ -12,6 +12,15 @@ everything else ``"nuisance"``; bounds are pyhf's suggested bounds; the measurem
 parameters are offered as :attr:`PyhfTerm.fixed` and pyhf's suggested initial values as
 :attr:`PyhfTerm.init`.  The SM value of the POI (a signal strength) is 0, the no-signal hypothesis.
 
+Pseudo-data: :meth:`PyhfTerm.asimov` replaces main and auxiliary data by their expectation at θ
+(``pyhf.Model.expected_data``, the Asimov data set of pyhf's ``AsymptoticCalculator``);
+:meth:`PyhfTerm.toy` draws them from pyhf's own pdf at θ — main data Poisson around
+``expected_actualdata(θ)``, each auxiliary measurement from its constraint: Normal(θ_i, σ_i) for
+Gaussian-constrained modifiers (normsys, histosys, lumi, staterror; σ_i = 1, the lumi
+uncertainty or the staterror's relative uncertainty), Poisson(τ_i θ_i) for Poisson-constrained ones
+(shapesys, τ_i the effective count) — as ``model.make_pdf(θ).sample()`` does, but from the
+Generator given instead of numpy's global random state.
+
 Requires pyhf's numpy backend (the default).
 """
 
@@ -170,6 +179,52 @@ class PyhfTerm:
     def asimov(self, theta: Mapping[str, float]) -> "PyhfTerm":
         """The Asimov data set at θ: main data and auxiliary data at their expectation."""
         return PyhfTerm.from_model(self.model, self.expected_data(theta))
+
+    def toy(self, theta: Mapping[str, float], rng: np.random.Generator) -> "PyhfTerm":
+        """A pseudo-data set drawn at θ from pyhf's pdf: main data ~ Poisson(expected_actualdata(θ)),
+        auxiliary data ~ the constraint pdfs at θ (Normal for Gaussian constraints, Poisson for
+        Poisson ones), all from ``rng``.
+
+        Args:
+            theta: every parameter of the term by name (fixed ones at their fixed values).
+            rng: a ``numpy.random.Generator`` (the only source of randomness).
+
+        Returns:
+            a PyhfTerm on the same model with the drawn data, shape (n_main + n_aux,).
+
+        Raises:
+            InvalidInputError: ``rng`` not a Generator, or θ giving a negative or non-finite expectation.
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise InvalidInputError(f"PyhfTerm.toy: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        pars = self._vector(theta)
+        main = np.asarray(self.model.expected_actualdata(pars), dtype=np.float64)
+        if not np.all(np.isfinite(main)) or np.any(main < 0):
+            raise InvalidInputError(f"PyhfTerm.toy: the expected main data at theta are negative or not finite: {main}")
+        aux = np.asarray(self.data[self.model.config.nmaindata:], dtype=np.float64).copy()
+        for index, kind, loc, scale in self._constraint_layout(pars):
+            if kind == "normal":
+                aux[index] = rng.normal(loc, scale)
+            else:
+                if np.any(loc < 0) or not np.all(np.isfinite(loc)):
+                    raise InvalidInputError(f"PyhfTerm.toy: negative Poisson constraint rates at theta: {loc}")
+                aux[index] = rng.poisson(loc)
+        return PyhfTerm.from_model(self.model, np.concatenate([rng.poisson(main).astype(np.float64), aux]))
+
+    def _constraint_layout(self, pars: np.ndarray) -> list[tuple[np.ndarray, str, np.ndarray, np.ndarray | None]]:
+        """(aux-data indices, "normal"/"poisson", mean or rate, σ or None) of pyhf's combined constraints at ``pars``."""
+        out = []
+        constraints = self.model.constraint_model
+        gauss = constraints.constraints_gaussian
+        if gauss.has_pdf():
+            means = np.asarray(pars)[np.asarray(gauss.access_field)][0]
+            out.append((np.asarray(gauss.normal_data, dtype=int), "normal", means, np.asarray(gauss.sigmas, dtype=float)))
+        pois = constraints.constraints_poisson
+        if pois.has_pdf():
+            nuis = np.asarray(pars)[np.asarray(pois.access_field)][0]
+            rates = nuis * np.asarray(pois.batched_factors, dtype=float)[0]
+            out.append((np.asarray(pois.poisson_data, dtype=int), "poisson", rates, None))
+        return out
 
     def __repr__(self) -> str:
         return f"PyhfTerm(poi={self.poi!r}, {len(self.parameters)} parameters, {self.model.config.nmaindata} bins)"
