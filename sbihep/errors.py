@@ -16,6 +16,7 @@ __all__ = [
     "ConvergenceError",
     "DataFormatError",
     "ExtrapolationWarning",
+    "PosteriorWarning",
 ]
 
 
@@ -57,3 +58,9 @@ class ConvergenceError(SbihepError, RuntimeError):
 
 class ExtrapolationWarning(UserWarning):
     """A learned object is evaluated outside the range it was trained on."""
+
+
+class PosteriorWarning(UserWarning):
+    """A posterior sample that may not represent the posterior: independently started chains disagree
+    (R̂ above threshold), a basin of the likelihood was never visited, or mode masses that the sampler
+    could not establish by moving between modes."""
