@@ -6,6 +6,7 @@ ParameterSpace and an ``nll(theta)`` method (see :mod:`sbihep.fit.likelihood`).
 
 from sbihep.fit.basins import find_minima
 from sbihep.fit.bayes import credible_interval, normal_prior, sample_posterior
+from sbihep.fit.bayes import split_rhat
 from sbihep.fit.binned import BinnedTerm
 from sbihep.fit.constraint import ConstraintTerm
 from sbihep.fit.coverage import NeymanMethod, WilksMethod, binomial_interval, coverage
@@ -69,6 +70,7 @@ __all__ = [
     "sample_posterior",
     "smefit_covariance",
     "smefit_term",
+    "split_rhat",
     "wilks_contours",
     "wilks_interval",
 ]
