@@ -116,20 +116,51 @@ def _get_basins(likelihood: Likelihood, fixed, basins, seed: int) -> list[FitRes
 
 
 def _basin_covariance(likelihood: Likelihood, fit: FitResult, free: list[str]) -> np.ndarray:
-    """(k, k) covariance of a basin in ``free`` order: HESSE where positive definite, else a diagonal."""
+    """(k, k) covariance of a basin in ``free`` order: HESSE where positive definite, else a diagonal.
+
+    A coordinate whose minimum sits on a bound has no meaningful HESSE error there (the likelihood
+    may keep rising through the bound); its variance is raised to (10% of the bound width)² so that
+    the starting ball and the basin classification are not squeezed onto the bound.
+    """
     k = len(free)
+    cov = None
     if fit.covariance is not None and tuple(fit.free) == tuple(free):
-        cov = np.asarray(fit.covariance, dtype=float).reshape(k, k)
-        if np.all(np.isfinite(cov)) and np.all(np.linalg.eigvalsh(0.5 * (cov + cov.T)) > 0):
-            return 0.5 * (cov + cov.T)
-    diag = []
-    for n in free:
-        e = fit.errors.get(n, math.nan)
+        c = np.asarray(fit.covariance, dtype=float).reshape(k, k)
+        if np.all(np.isfinite(c)) and np.all(np.linalg.eigvalsh(0.5 * (c + c.T)) > 0):
+            cov = 0.5 * (c + c.T)
+    if cov is None:
+        diag = []
+        for n in free:
+            e = fit.errors.get(n, math.nan)
+            low, high = likelihood.parameters[n].bounds
+            if not (math.isfinite(e) and e > 0):
+                e = 1e-2 * (high - low) if math.isfinite(high - low) else 1e-3
+            diag.append(e * e)
+        cov = np.diag(diag)
+    for i, n in enumerate(free):
         low, high = likelihood.parameters[n].bounds
-        if not (math.isfinite(e) and e > 0):
-            e = 1e-2 * (high - low) if math.isfinite(high - low) else 1e-3
-        diag.append(e * e)
-    return np.diag(diag)
+        width = high - low
+        x = fit.values[n]
+        if math.isfinite(width) and min(abs(x - low), abs(high - x)) < 1e-6 * width:
+            floor = (0.1 * width) ** 2
+            if cov[i, i] < floor:
+                scale = math.sqrt(floor / cov[i, i])
+                cov[i, :] *= scale
+                cov[:, i] *= scale
+    return cov
+
+
+def _empirical_covariances(draws: list[np.ndarray], fallback: np.ndarray) -> np.ndarray:
+    """Per basin, the covariance of its draws where it is usable (finite, positive definite), else the
+    fallback (HESSE): the classification of draws to basins then follows the basins' real shapes."""
+    out = fallback.copy()
+    for b, x in enumerate(draws):
+        if x is None or x.shape[0] < 10 * (x.shape[1] + 1):
+            continue
+        c = np.atleast_2d(np.cov(x, rowvar=False))
+        if np.all(np.isfinite(c)) and np.all(np.linalg.eigvalsh(c) > 0):
+            out[b] = c
+    return out
 
 
 def _classify(x: np.ndarray, centers: np.ndarray, inv_covs: np.ndarray) -> np.ndarray:
@@ -365,6 +396,9 @@ def _run_emcee(*, likelihood, free, log_post, fits, centers, covs, inv_covs, see
         per_basin.append(runs)
     tau = np.nanmax(np.array(taus), axis=0)
     n_kept = n_steps - n_burn
+    started = [np.concatenate([chain.reshape(-1, k) for chain, _ in runs]) for runs in per_basin]
+    own0 = [x[_classify(x, centers, inv_covs) == b] for b, x in enumerate(started)]
+    inv_covs = np.linalg.inv(_empirical_covariances(own0, covs))
     messages: list[str] = []
     # --- R̂ inside each basin: one sequence per independently started ensemble (its walkers' draws
     # in step order), draws that left the basin removed, cut to a common length

@@ -92,7 +92,7 @@ def run_nested(*, likelihood, free, log_post, fits, centers, covs, inv_covs, see
     from dynesty.utils import resample_run
 
     from sbihep.errors import InvalidInputError
-    from sbihep.fit.bayes import _classify
+    from sbihep.fit.bayes import _classify, _empirical_covariances
 
     k = len(free)
     if int(n_live) < 2 * k + 2 or int(n_live) < 20:
@@ -111,8 +111,13 @@ def run_nested(*, likelihood, free, log_post, fits, centers, covs, inv_covs, see
     res = sampler.results
     weights = res.importance_weights()
     x = np.asarray(res.samples, dtype=float)
-    labels = _classify(x, centers, inv_covs)
     n_basins = len(fits)
+    labels = _classify(x, centers, inv_covs)
+    # reclassify once with the basins' covariances from the equal-weight draws (HESSE can be degenerate)
+    eq = x[np.minimum(np.searchsorted(np.cumsum(weights), (np.arange(x.shape[0]) + 0.5) / x.shape[0]), x.shape[0] - 1)]
+    eq_labels = _classify(eq, centers, inv_covs)
+    inv_covs = np.linalg.inv(_empirical_covariances([eq[eq_labels == b] for b in range(n_basins)], covs))
+    labels = _classify(x, centers, inv_covs)
     masses = np.array([weights[labels == b].sum() for b in range(n_basins)])
     resampled = []
     for _ in range(N_RESAMPLE):
