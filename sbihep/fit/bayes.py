@@ -20,7 +20,7 @@ Which sampler (``sample_posterior(method=...)``):
   rank-normalised split-R̂ of Vehtari et al. (2021) across its independently started ensembles
   (each ensemble one sequence: its walkers' draws in step order).  Precise when
   every basin is found and is roughly elliptical; it relies on ``find_minima`` to see every basin.
-- ``"nested"``: dynamic-free static nested sampling with dynesty's multi-ellipsoid bound
+- ``"nested"``: static nested sampling with dynesty's multi-ellipsoid bound
   (:mod:`sbihep.fit.nested`): finds modes by itself, from the prior, and returns ln Z with its error.
   Use it for the evidence, to cross-check a multimodal emcee result, or when you do not trust the
   basin search (many parameters, basins far apart, curved/banana-shaped basins).  Its mode masses
