@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_results  # noqa: E402
 
 #: section name → module under benchmarks/fit_robustness/
-SECTIONS = ("intervals", "smefit", "opwb", "onoff", "cls", "pyhf_neyman", "closure")
+SECTIONS = ("intervals", "smefit", "opwb", "onoff", "cls", "pyhf_neyman", "closure", "opwb_posterior")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "ExtrapolationWarning",
     "ToyPoolWarning",
     "ClosureWarning",
+    "PosteriorWarning",
 ]
 
 
@@ -68,3 +69,9 @@ class ToyPoolWarning(UserWarning):
 
 class ClosureWarning(UserWarning):
     """A closure check found a learned likelihood biased (or overconfident) against the truth."""
+
+
+class PosteriorWarning(UserWarning):
+    """A posterior sample that may not represent the posterior: independently started chains disagree
+    (R̂ above threshold), a basin of the likelihood was never visited, or mode masses that the sampler
+    could not establish by moving between modes."""

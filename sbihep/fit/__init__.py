@@ -6,6 +6,7 @@ ParameterSpace and an ``nll(theta)`` method (see :mod:`sbihep.fit.likelihood`).
 
 from sbihep.fit.basins import find_minima
 from sbihep.fit.bayes import credible_interval, normal_prior, sample_posterior
+from sbihep.fit.bayes import split_rhat
 from sbihep.fit.binned import BinnedTerm
 from sbihep.fit.closure import ClosureResult, closure_check
 from sbihep.fit.constraint import ConstraintTerm
@@ -82,6 +83,7 @@ __all__ = [
     "smefit_to_smeftsim_matrix",
     "smefit_values",
     "smeftsim_name",
+    "split_rhat",
     "wilks_contours",
     "wilks_interval",
 ]
