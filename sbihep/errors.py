@@ -16,6 +16,10 @@ __all__ = [
     "ConvergenceError",
     "DataFormatError",
     "ExtrapolationWarning",
+    "IntegrityError",
+    "OutputPathError",
+    "IntegrityWarning",
+    "PDFExtrapolationWarning",
 ]
 
 
@@ -51,9 +55,26 @@ class DataFormatError(InvalidInputError):
     """A file whose contents do not follow the format it claims (e.g. a broken PDF grid)."""
 
 
+class IntegrityError(DataFormatError):
+    """A file whose arrays no longer match the content hash recorded when sbihep wrote it (corrupted or edited)."""
+
+
+class OutputPathError(InvalidInputError):
+    """An output path that cannot be written (missing parent, read-only, wrong kind or suffix), or that holds
+    something sbihep did not write and so will not replace."""
+
+
 class ConvergenceError(SbihepError, RuntimeError):
     """A numerical procedure (fit, root finding, integration) did not converge."""
 
 
 class ExtrapolationWarning(UserWarning):
     """A learned object is evaluated outside the range it was trained on."""
+
+
+class IntegrityWarning(UserWarning):
+    """A file was loaded without checking its content (it predates content hashes, or verification was skipped)."""
+
+
+class PDFExtrapolationWarning(ExtrapolationWarning):
+    """A PDF is evaluated outside its grid (x below x_min, Q outside [Q_min, Q_max]): the values are frozen at the edge."""
