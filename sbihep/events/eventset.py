@@ -51,6 +51,7 @@ from sbihep.errors import (
     IntegrityError,
     IntegrityWarning,
     InvalidInputError,
+    OutputPathError,
     SbihepError,
     ShapeError,
     UnphysicalMomentaError,
@@ -366,7 +367,10 @@ class EventSet:
                 and empty folders, are ever replaced).
         """
         path = Path(path)
-        fmt = _format_of(path, what)
+        try:
+            fmt = _format_of(path, what)
+        except InvalidInputError as exc:
+            raise OutputPathError(str(exc)) from None
         return check_output_path(
             path, kind="file" if fmt == "netcdf" else "directory", suffixes=(".nc", ".zarr"), is_own=_is_own_output, what=what
         )
