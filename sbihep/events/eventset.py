@@ -756,5 +756,5 @@ def _validate(data: xr.Dataset) -> None:
         raise DataFormatError(f"EventSet: z has {data.sizes.get('latent')} latent entries, expected 4 × {len(roles)} roles")
     expected = eft_math.monomial_names(operators, data.attrs["order"])
     if "component" not in data.coords or list(map(str, data["component"].values)) != expected:
-        found = list(data["component"].values) if "component" in data.coords else None
+        found = list(map(str, data["component"].values)) if "component" in data.coords else None
         raise DataFormatError(f"EventSet: eft components {found} do not match {expected}")

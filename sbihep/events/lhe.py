@@ -410,6 +410,12 @@ def read_lhe(
                     + (" (for 'set param_card BLOCK ID VALUE' lines pass param_map={(block, id): name})"
                        if any("_" in a and a.split("_")[-1].isdigit() for a in available) else "")
                 )
+    if operators and benchmarks is None and weights != "none" and not points and skipped:
+        others = sorted(available - set(operators))
+        raise InvalidInputError(
+            f"operators: every reweighting weight of {path} also sets {others}, so none can be used with operators "
+            f"{list(operators)} alone: keep those too (operators={sorted(available)}) or give benchmarks={{id: point}}"
+        )
     ops = list(operators) if operators is not None else list(meta.get("operators", []))
     for point in points.values():
         for name in point:
