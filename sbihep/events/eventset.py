@@ -59,7 +59,7 @@ from sbihep.errors import (
 from sbihep.events import eft as eft_math
 from sbihep.params import GaussianConstraint, Parameter, ParameterSpace
 
-__all__ = ["EventSet", "LORENTZ"]
+__all__ = ["EventSet", "LORENTZ", "HASH_ATTR"]
 
 LORENTZ = ("E", "px", "py", "pz")
 _REQUIRED_VARS = ("z", "eft", "subprocess")
