@@ -19,6 +19,10 @@ __all__ = [
     "ToyPoolWarning",
     "ClosureWarning",
     "PosteriorWarning",
+    "IntegrityError",
+    "OutputPathError",
+    "IntegrityWarning",
+    "PDFExtrapolationWarning",
 ]
 
 
@@ -54,6 +58,15 @@ class DataFormatError(InvalidInputError):
     """A file whose contents do not follow the format it claims (e.g. a broken PDF grid)."""
 
 
+class IntegrityError(DataFormatError):
+    """A file whose arrays no longer match the content hash recorded when sbihep wrote it (corrupted or edited)."""
+
+
+class OutputPathError(InvalidInputError):
+    """An output path that cannot be written (missing parent, read-only, wrong kind or suffix), or that holds
+    something sbihep did not write and so will not replace."""
+
+
 class ConvergenceError(SbihepError, RuntimeError):
     """A numerical procedure (fit, root finding, integration) did not converge."""
 
@@ -75,3 +88,11 @@ class PosteriorWarning(UserWarning):
     """A posterior sample that may not represent the posterior: independently started chains disagree
     (R̂ above threshold), a basin of the likelihood was never visited, or mode masses that the sampler
     could not establish by moving between modes."""
+
+
+class IntegrityWarning(UserWarning):
+    """A file was loaded without checking its content (it predates content hashes, or verification was skipped)."""
+
+
+class PDFExtrapolationWarning(ExtrapolationWarning):
+    """A PDF is evaluated outside its grid (x below x_min, Q outside [Q_min, Q_max]): the values are frozen at the edge."""

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sbihep.physics
-from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
+from sbihep.errors import DataFormatError, InvalidInputError, PDFExtrapolationWarning, ShapeError
 from sbihep.physics.couplings import DEFAULT_SM
 from sbihep.physics.pdf import (
     DEFAULT_SET_NAME,
@@ -166,7 +166,9 @@ def test_continuous_across_b_threshold(pdf):
 
 def test_frozen_outside_grid(pdf):
     (x_min, _), (q_min, q_max) = pdf.x_range, pdf.q_range
-    assert torch.equal(pdf.xfxQ_all(1e-12, 100.0), pdf.xfxQ_all(x_min, 100.0))
+    pdf._warned_below_x_min = False  # the warning comes once per PDF object; this one is shared
+    with pytest.warns(PDFExtrapolationWarning, match="x_min"):  # frozen, and said so
+        assert torch.equal(pdf.xfxQ_all(1e-12, 100.0), pdf.xfxQ_all(x_min, 100.0))
     assert torch.equal(pdf.xfxQ_all(0.1, 1.0), pdf.xfxQ_all(0.1, q_min))
     assert torch.equal(pdf.xfxQ_all(0.1, 1e7), pdf.xfxQ_all(0.1, q_max))
     x = f64(1e-12, requires_grad=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -30,7 +31,7 @@ import torch
 
 from sbihep.errors import InvalidInputError
 from sbihep.events import eft as eft_math
-from sbihep.events.eventset import EventSet
+from sbihep.events.eventset import EventSet, _parameter_mapping
 from sbihep.parallel import map_jobs
 from sbihep.physics.phasespace import boost_partonic_to_lab
 from sbihep.physics.processes.base import EFTOrder, Process, check_order
@@ -145,19 +146,42 @@ def generate(
             unweighting with the largest weight (slow for heavy-tailed weights).
         n_workers, client: passed to :func:`sbihep.parallel.map_jobs` (default: in this process).
         progress: progress bars.
+
+    Every argument is checked before any work starts (integers where counts and seeds are meant, a
+    finite θ, known systematics); the output path of a command that saves the result is checked
+    with :meth:`EventSet.check_save_path` before calling this.
+
     Returns:
         :class:`~sbihep.events.eventset.EventSet` with attributes recording the provenance and a
         per-subprocess :class:`GenerationReport` (JSON attribute ``generation``).
     """
     order = check_order(order)
+    for name, value, low in (
+        ("n_events", n_events, 1),
+        ("chunk_size", chunk_size, 1),
+        ("seed", seed, 0),
+        ("n_adapt", n_adapt, 0),
+        ("n_per_iteration", n_per_iteration, 100),
+    ):
+        integral = isinstance(value, numbers.Integral) or (
+            isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
+        )
+        if isinstance(value, bool) or not integral or value < low:
+            raise InvalidInputError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    if detector_seed is not None and (
+        isinstance(detector_seed, bool) or not isinstance(detector_seed, numbers.Integral) or detector_seed < 0
+    ):
+        raise InvalidInputError(f"detector_seed must be a non-negative integer or None, got {detector_seed!r}")
+    if isinstance(max_overweight, bool) or not isinstance(max_overweight, numbers.Real) or not 0 <= max_overweight < 1:
+        raise InvalidInputError(f"max_overweight must be a number in [0, 1), got {max_overweight!r}")
+    if isinstance(systematics, str):
+        raise InvalidInputError(f"systematics must be a tuple of names, got the string {systematics!r}")
+    n_events, chunk_size, seed, n_adapt, n_per_iteration = map(int, (n_events, chunk_size, seed, n_adapt, n_per_iteration))
+    theta = _parameter_mapping(theta, "theta")  # finite real numbers by name
     unknown = sorted(set(systematics) - set(SYSTEMATICS))
     if unknown:
         raise InvalidInputError(f"unknown systematics {unknown}; available: {sorted(SYSTEMATICS)}")
     muf_factors = tuple(k for name in systematics for k in SYSTEMATICS[name])
-    if int(n_events) != n_events or n_events < 1:
-        raise InvalidInputError(f"n_events must be a positive integer, got {n_events!r}")
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     theta_vec = torch.as_tensor(process.parameter_space().to_vector(theta or {}), dtype=torch.float64)  # bounds checked
     theta_m = eft_math.monomials(theta_vec, order).numpy()
     subprocesses = sorted({ch.subprocess for ch in process.channels()})

@@ -29,6 +29,7 @@ Conventions
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import json
 import math
@@ -43,9 +44,16 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import torch
 
-from sbihep._atomic import atomic_destination
+from sbihep._atomic import atomic_destination, check_output_path
 from sbihep._version import __version__
-from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
+from sbihep.errors import (
+    DataFormatError,
+    InvalidInputError,
+    SbihepError,
+    ShapeError,
+    UnknownParameterError,
+    UnphysicalMomentaError,
+)
 from sbihep.events import eft as eft_math
 from sbihep.events.eventset import EventSet
 from sbihep.events.morphing import propose_basis, solve_coefficients
@@ -348,9 +356,27 @@ def read_lhe(
     mapping = _normalise_param_map(param_map)
     points: dict[str, dict[str, float]] = {}
     skipped: list[str] = []
+    available: set[str] = set()  # every parameter that some reweighting weight sets
+    if operators is not None:
+        if isinstance(operators, str) or not all(isinstance(op, str) and op for op in operators):
+            raise InvalidInputError(f"operators must be a list of operator names, got {operators!r}")
+        if len(set(operators)) != len(operators):
+            raise InvalidInputError(f"operators names an operator twice: {list(operators)}")
+        if weights == "none" and operators:
+            raise InvalidInputError(f"operators {list(operators)} were given with weights='none', which keeps no operators")
     if weights != "none":
         if benchmarks is not None:
-            points = {str(k): {str(op): float(v) for op, v in dict(point).items()} for k, point in benchmarks.items()}
+            if not isinstance(benchmarks, Mapping) or not all(isinstance(v, Mapping) for v in benchmarks.values()):
+                raise InvalidInputError("benchmarks must be a mapping {weight id: {operator: value}}")
+            points = {}
+            for k, point in benchmarks.items():
+                row = {}
+                for op, v in dict(point).items():
+                    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(float(v)):
+                        raise InvalidInputError(f"benchmarks[{str(k)!r}][{str(op)!r}] must be a finite number, got {v!r}")
+                    row[str(op)] = float(v)
+                points[str(k)] = row
+            available = {op for point in points.values() for op in point}
         else:
             for wid, text in declared:
                 try:
@@ -359,10 +385,37 @@ def read_lhe(
                     raise DataFormatError(f"{path}: <initrwgt> weight {wid!r}: {exc}") from None
                 if not values:
                     continue
+                bad = [name for name, v in values.items() if not math.isfinite(v)]
+                if bad:
+                    raise DataFormatError(f"{path}: <initrwgt> weight {wid!r} sets {bad} to a non-finite value")
+                available.update(values)
                 if operators is not None and not set(values) <= set(operators):
                     skipped.append(wid)
                     continue
                 points[wid] = values
+        if operators is not None:
+            missing = [op for op in operators if op not in available]
+            if missing:
+                hints = []
+                for op in missing:
+                    close = difflib.get_close_matches(op, sorted(available), n=1, cutoff=0.6)
+                    close = close or [name for name in sorted(available) if name.lower() == op.lower()]
+                    if close:
+                        hints.append(f"{op!r} → did you mean {close[0]!r}?")
+                where = "the benchmarks given" if benchmarks is not None else "the file's reweighting weights"
+                raise UnknownParameterError(
+                    f"operators: {missing} {'is' if len(missing) == 1 else 'are'} not set by {where} ({path}); "
+                    f"they set {sorted(available) if available else 'no parameters at all'}"
+                    + (f" ({'; '.join(hints)})" if hints else "")
+                    + (" (for 'set param_card BLOCK ID VALUE' lines pass param_map={(block, id): name})"
+                       if any("_" in a and a.split("_")[-1].isdigit() for a in available) else "")
+                )
+    if operators and benchmarks is None and weights != "none" and not points and skipped:
+        others = sorted(available - set(operators))
+        raise InvalidInputError(
+            f"operators: every reweighting weight of {path} also sets {others}, so none can be used with operators "
+            f"{list(operators)} alone: keep those too (operators={sorted(available)}) or give benchmarks={{id: point}}"
+        )
     ops = list(operators) if operators is not None else list(meta.get("operators", []))
     for point in points.values():
         for name in point:
@@ -397,6 +450,12 @@ def read_lhe(
     bench = np.array([[points[w].get(op, theta_nominal[op]) for op in ops] for w in ids], dtype=np.float64).reshape(len(ids), len(ops))
 
     # ---- events -----------------------------------------------------------------------------
+    beam_energy = 0.0
+    try:
+        if float(init.initInfo.energyA) > 0 and float(init.initInfo.energyB) > 0:
+            beam_energy = float(init.initInfo.energyA) + float(init.initInfo.energyB)
+    except (TypeError, ValueError, AttributeError):
+        beam_energy = 0.0
     records = {key: [] for key in ("pdg", "p", "col", "mass", "spin", "info", "proc", "w")}
     index = 0
     with warnings.catch_warnings(record=True) as caught:
@@ -408,9 +467,9 @@ def read_lhe(
                     event = next(events)
                 except StopIteration:
                     break
-                _collect(event, index, ids, records, path)
+                _collect(event, index, ids, records, path, beam_energy)
                 index += 1
-        except DataFormatError:
+        except SbihepError:
             raise
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise DataFormatError(f"{path}: {_where(path, index)}: {type(exc).__name__}: {exc}") from None
@@ -491,18 +550,21 @@ def read_lhe(
     x1 = x2 = None
     if hadronic and energy_a > 0 and energy_b > 0:
         x1, x2 = momenta[:, 0, 0] / energy_a, momenta[:, 1, 0] / energy_b
-    events = EventSet.from_arrays(
-        momenta=momenta,
-        roles=roles,
-        coefficients=coefficients,
-        operators=ops,
-        order=order_used,
-        subprocess_index=sub_index,
-        subprocesses=subprocesses,
-        x1=x1,
-        x2=x2,
-        attrs=attrs,
-    )
+    try:
+        events = EventSet.from_arrays(
+            momenta=momenta,
+            roles=roles,
+            coefficients=coefficients,
+            operators=ops,
+            order=order_used,
+            subprocess_index=sub_index,
+            subprocesses=subprocesses,
+            x1=x1,
+            x2=x2,
+            attrs=attrs,
+        )
+    except InvalidInputError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
     info = np.array(records["info"], dtype=np.float64)
     extra = {
         "lhe_pdg_id": (("event", "particle"), pdg.astype(np.int32)),
@@ -519,7 +581,44 @@ def read_lhe(
     return EventSet(data)
 
 
-def _collect(event, index: int, ids: list[str], records: dict, path: Path) -> None:
+#: relative tolerances of the physics checks on LHE momenta (files print 7–17 significant digits).
+_MASS_SHELL_TOLERANCE = 1e-4  # E² − |p|² ≥ −tolerance · E²
+_CONSERVATION_TOLERANCE = 1e-4  # |Σ p_in − Σ p_out| ≤ tolerance · Σ E_in
+#: the largest energy accepted when the file does not state its beam energies (GeV).
+MAX_ENERGY_GEV = 1e7
+
+
+def _check_momenta(row: list[list[float]], index: int, path: Path, beam_energy: float) -> None:
+    """Finite, E ≥ 0, time- or light-like, E below the collider energy, momentum conserved."""
+    p = np.asarray(row, dtype=np.float64)
+    slot_names = ["beam1", "beam2"] + [f"final-state particle {k}" for k in range(1, len(p) - 1)]
+
+    def fail(message: str) -> None:
+        raise UnphysicalMomentaError(f"{path}: {_where(path, index)}: {message}")
+
+    bad = np.flatnonzero(~np.isfinite(p).all(1))
+    if bad.size:
+        fail(f"the momentum of {slot_names[bad[0]]} is not finite: (E, px, py, pz) = {tuple(p[bad[0]].tolist())}")
+    cap = beam_energy * (1.0 + 1e-6) if beam_energy > 0 else MAX_ENERGY_GEV
+    for k, (e, px, py, pz) in enumerate(p):
+        size = math.hypot(px, py, pz)
+        if e < 0:
+            fail(f"{slot_names[k]} has negative energy E = {e:g} GeV")
+        if e > cap:
+            limit = f"the collider energy {beam_energy:g} GeV" if beam_energy > 0 else f"{MAX_ENERGY_GEV:g} GeV"
+            fail(f"{slot_names[k]} has energy E = {e:g} GeV, above {limit}: not physical")
+        if size > e * (1.0 + 0.5 * _MASS_SHELL_TOLERANCE) and (size - e) * (size + e) > _MASS_SHELL_TOLERANCE * max(e * e, 1e-300):
+            fail(f"{slot_names[k]} is space-like (|p| = {size:g} GeV > E = {e:g} GeV): not physical")
+    balance = p[:2].sum(0) - p[2:].sum(0)
+    scale = max(float(p[:2, 0].sum()), 1e-300)
+    if float(np.abs(balance).max()) > _CONSERVATION_TOLERANCE * scale:
+        fail(
+            f"momentum is not conserved: Σ incoming − Σ final state = {tuple(np.round(balance, 6).tolist())} GeV "
+            f"(incoming energy {scale:g} GeV)"
+        )
+
+
+def _collect(event, index: int, ids: list[str], records: dict, path: Path, beam_energy: float = 0.0) -> None:
     info = event.eventinfo
     if info.nparticles != len(event.particles):
         raise DataFormatError(
@@ -548,8 +647,10 @@ def _collect(event, index: int, ids: list[str], records: dict, path: Path) -> No
             )
         row_w += [float(event.weights[w]) for w in ids]
     particles = incoming + outgoing
+    row_p = [[float(p.e), float(p.px), float(p.py), float(p.pz)] for p in particles]
+    _check_momenta(row_p, index, path, beam_energy)
     records["pdg"].append([int(p.id) for p in particles])
-    records["p"].append([[float(p.e), float(p.px), float(p.py), float(p.pz)] for p in particles])
+    records["p"].append(row_p)
     records["col"].append([[int(p.color1), int(p.color2)] for p in particles])
     records["mass"].append([float(p.m) for p in particles])
     records["spin"].append([float(p.spin) for p in particles])
@@ -589,6 +690,23 @@ def _event_norm(event_norm: str, nominal_w: np.ndarray, xsec: float, n_events: i
 
 
 # ---- writing -----------------------------------------------------------------------------------
+
+
+def _is_own_lhe(path: Path) -> bool:
+    """Whether ``path`` is an LHE file written by sbihep (its header has the ``<sbihep>`` record) or empty."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        if path.stat().st_size == 0:
+            return True
+        with open(path, "rb") as handle:
+            magic = handle.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rb") as handle:
+            head = handle.read(65536)
+    except (OSError, EOFError):
+        return False
+    return head.lstrip().startswith(b"<LesHouchesEvents") and b"<sbihep>" in head
 
 
 def _fmt(value: float) -> str:
@@ -680,12 +798,17 @@ def write_lhe(
 
     Returns:
         the path written.
+
+    Raises:
+        OutputPathError: ``path`` does not end in ``.lhe``/``.lhe.gz``, its folder is missing or
+            read-only, it is a directory, or it is an existing file that sbihep did not write (a
+            MadGraph output is never overwritten) — all checked before anything is computed.
     """
     if not isinstance(events, EventSet):
         raise InvalidInputError(f"events must be an EventSet, got {type(events).__name__}")
     if event_norm not in ("sum", "average"):
         raise InvalidInputError(f"event_norm must be 'sum' or 'average', got {event_norm!r}")
-    path = Path(path)
+    path = check_output_path(path, kind="file", suffixes=(".lhe", ".lhe.gz"), is_own=_is_own_lhe, what="path")
     ops = events.operators
     recorded_points = json.loads(events.data.attrs.get("lhe_benchmarks", "{}"))
     if benchmarks is None and recorded_points:
@@ -803,7 +926,7 @@ def write_lhe(
         lines.append("\n".join(block))
     lines.append("</LesHouchesEvents>")
     text = "\n".join(lines) + "\n"
-    with atomic_destination(path) as tmp:
+    with atomic_destination(path, is_own=_is_own_lhe) as tmp:
         if path.suffix == ".gz":
             with gzip.open(tmp, "wt", compresslevel=6) as handle:
                 handle.write(text)

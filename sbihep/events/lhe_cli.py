@@ -65,11 +65,15 @@ def register(app: typer.Typer) -> None:
         max_events: Optional[int] = typer.Option(None, "--max-events", help="Read at most this many events."),
     ) -> None:
         """Import a Les Houches event file with EFT reweighting weights into an EventSet (exact per-event coefficients)."""
-        from sbihep.errors import SbihepError
+        from sbihep.errors import InvalidInputError, SbihepError
+        from sbihep.events.eventset import EventSet
         from sbihep.events.lhe import read_lhe
 
         operators, param_map = parse_params(params)
         try:
+            EventSet.check_save_path(output, what="-o")  # before any reading: a bad -o fails at once
+            if not Path(file).is_file():
+                raise InvalidInputError(f"FILE: no such LHE file: {file}")
             points = None
             if benchmarks is not None:
                 try:

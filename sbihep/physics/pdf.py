@@ -21,7 +21,8 @@ Interpolation (:class:`PDF`)
     Outside the grid the values are frozen ("nearest" extrapolation): x below the smallest x knot
     (or above the largest, for a grid that stops short of x = 1) and Q outside [Q_min, Q_max] are
     clamped to the grid edge, so the derivative there is zero.  x ≤ 0, x > 1, Q ≤ 0 and non-finite
-    values raise :class:`~sbihep.errors.InvalidInputError`.
+    values raise :class:`~sbihep.errors.InvalidInputError`.  x below x_min (where a frozen value is a
+    poor guess) issues a :class:`~sbihep.errors.PDFExtrapolationWarning`, once per PDF object.
 
 Flavours
     PDG ids: 1…6 for d u s c b t, negative for antiquarks, 21 for the gluon (0 is accepted as an
@@ -42,6 +43,7 @@ import math
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -732,9 +734,31 @@ class PDF:
             self._tables_by_device[device] = self._tables_by_device[cpu].to(device)
         return self._tables_by_device[device]
 
+    def _note_extrapolation_warned(self) -> None:
+        """Mark the x-below-x_min warning as given (a caller warned already, with more context)."""
+        self._warned_below_x_min = True
+
+    def _warn_below_x_min(self, x: torch.Tensor, x_min: float) -> None:
+        if getattr(self, "_warned_below_x_min", False) or x.numel() == 0:
+            return
+        smallest = float(x.min())
+        if smallest < x_min:
+            from sbihep.errors import PDFExtrapolationWarning
+
+            self._warned_below_x_min = True
+            warnings.warn(
+                f"{self!r} evaluated at x = {smallest:.3g}, below the grid's x_min = {x_min:.3g}: the values there are "
+                "frozen at x_min (an extrapolation; warned once per PDF)",
+                PDFExtrapolationWarning,
+                stacklevel=4,
+            )
+
     def _stencil(self, x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frozen-edge clamp, then the 4×4 stencil (cells, weights), each (16, N), of the flattened points."""
+        """Frozen-edge clamp, then the 4×4 stencil (cells, weights), each (16, N), of the flattened points.
+
+        x below the grid's x_min gives a :class:`~sbihep.errors.PDFExtrapolationWarning`, once per PDF."""
         (x_min, x_max), (q_min, q_max) = self.x_range, self.q_range
+        self._warn_below_x_min(x.detach(), x_min)
         x = x.reshape(-1).clamp(x_min, x_max)
         q = q.reshape(-1).clamp(q_min, q_max)
         return self._tables(x.device).stencil(x, q)

@@ -19,6 +19,8 @@ through its ``ran_array_generator`` so that a seed reproduces the result exactly
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -72,10 +74,17 @@ class CrossSection:
 
     def monomial_values(self, theta: Mapping[str, float] | None = None) -> np.ndarray:
         """The monomials (1, θ_i, θ_iθ_j) at θ, shape (M,)."""
+        if theta is not None and not isinstance(theta, Mapping):
+            raise InvalidInputError(f"theta must be a mapping {{operator: value}}, got {type(theta).__name__}")
         theta = dict(theta or {})
         unknown = sorted(set(theta) - set(self.operators))
         if unknown:
-            raise InvalidInputError(f"unknown operator(s) {unknown} for {self.process}; known: {list(self.operators)}")
+            raise InvalidInputError(f"theta: unknown operator(s) {unknown} for {self.process}; known: {list(self.operators)}")
+        for name, value in theta.items():
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                raise InvalidInputError(f"theta[{name!r}] must be a real number, got {value!r}")
+            if not math.isfinite(float(value)):
+                raise InvalidInputError(f"theta[{name!r}] must be finite, got {float(value)}")
         values = {name: float(theta.get(name, 0.0)) for name in self.operators}
         out = []
         for monomial in self.monomials:
@@ -167,7 +176,33 @@ class PhaseSpaceIntegrand:
 
                 pdf = PDF.load()
             self.pdf = pdf
+            self._warn_below_grid()
         self._groups = self._group_channels()
+
+    def _warn_below_grid(self) -> None:
+        """Warn once, before any integration, when the momentum fractions can fall below the PDF grid.
+
+        x₁, x₂ ≥ τ_min = ŝ_min/s (ŝ_min the threshold²), so x below the grid's x_min is reached only
+        when τ_min < x_min; there the PDF values are frozen at x_min and σ is an extrapolation.
+        """
+        x_range = getattr(self.pdf, "x_range", None)
+        if x_range is None:
+            return
+        x_min = float(x_range[0])
+        tau_min = self.process.threshold() ** 2 / self.sqrt_s**2
+        if tau_min < x_min:
+            from sbihep.errors import PDFExtrapolationWarning
+
+            note = getattr(self.pdf, "_note_extrapolation_warned", None)
+            if note is not None:
+                note()  # the PDF's own per-evaluation warning would repeat this one
+            warnings.warn(
+                f"{self.process.name} at sqrt_s = {self.sqrt_s:g} GeV: parton momentum fractions reach x = {tau_min:.3g}, "
+                f"below the x_min = {x_min:.3g} of the PDF grid {getattr(self.pdf, 'name', self.pdf)!r}; there the PDF "
+                "is frozen at x_min, so the cross section is an extrapolation",
+                PDFExtrapolationWarning,
+                stacklevel=3,
+            )
 
     def _group_channels(self) -> list[tuple[str, bool, list]]:
         """Channels sharing a partonic amplitude (same subprocess and beam order) are evaluated once."""
@@ -276,14 +311,20 @@ def cross_section(
         :class:`CrossSection`.  A χ²/dof of the final iterations far above 1 means the estimate
         is unreliable (increase ``n_evaluations`` or ``n_adapt``); a warning is issued then.
     """
-    import warnings
-
     import gvar
     import vegas
     from tqdm.auto import tqdm
 
-    for name, value, low in (("n_evaluations", n_evaluations, 100), ("n_adapt", n_adapt, 0), ("n_iterations", n_iterations, 1)):
-        if int(value) != value or value < low:
+    for name, value, low in (
+        ("n_evaluations", n_evaluations, 100),
+        ("n_adapt", n_adapt, 0),
+        ("n_iterations", n_iterations, 1),
+        ("seed", seed, 0),
+    ):
+        integral = isinstance(value, numbers.Integral) or (
+            isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
+        )
+        if isinstance(value, bool) or not integral or value < low:
             raise InvalidInputError(f"{name} must be an integer ≥ {low}, got {value!r}")
     integrand = PhaseSpaceIntegrand(process, sqrt_s, order, pdf)
     rng = np.random.default_rng(seed)
