@@ -699,7 +699,8 @@ def _finish(fun, grad, attempt: _Attempt, bounds, free, full_hessian: bool, hess
         on_bound = _on_bound_by_gradient(x, g, bounds)
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.where(np.diag(H) > 0, 1.0 / np.sqrt(np.abs(np.diag(H))), np.inf)
-    on_bound = on_bound & (np.abs(r) * sigma > 1e-4)
+    with np.errstate(invalid="ignore"):
+        on_bound = on_bound & (np.abs(r) * sigma > 1e-4)
     inner = ~on_bound
     flat, bad = _flat_directions(fun, x, f, H, inner, bounds, free)
     if flat:
@@ -745,8 +746,9 @@ def _finish_diagonal(fun, attempt: _Attempt, bounds, free, hesse: bool) -> _Fini
     no_curve = [n for n, v in zip(free, hdiag) if not v > 0]
     if no_curve:
         problems.append(f"−ln L does not curve upwards along {no_curve} at the minimum (flat or a maximum)")
-    sigma = np.where(hdiag > 0, 1.0 / np.sqrt(np.abs(hdiag)), np.inf)
-    held = np.abs(g) * sigma > 1e-4  # the bound holds the parameter back (as in _finish)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = np.where(hdiag > 0, 1.0 / np.sqrt(np.abs(hdiag)), np.inf)
+        held = np.abs(g) * sigma > 1e-4  # the bound holds the parameter back (as in _finish)
     low_side = (x - bounds[:, 0] <= 1e-2 * sigma) & (g > 0) & held
     high_side = (bounds[:, 1] - x <= 1e-2 * sigma) & (g < 0) & held
     on_bound = low_side | high_side
