@@ -528,6 +528,19 @@ def _steps(x: np.ndarray, scale: np.ndarray, bounds: np.ndarray, rel: float) -> 
     return np.minimum(h, 0.25 * _widths(bounds))
 
 
+def _rescaled_steps(x, h, diag, bounds, rel):
+    """Steps rel·H_ii^−½ where the current ones are more than 10× off that (100× larger where
+    H_ii ≤ 0, which a too small step's rounding noise can give); None when all are fine."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        target = np.where(diag > 0, rel / np.sqrt(np.abs(diag)), 100.0 * h)
+    off = (h > 10.0 * target) | (h < 0.1 * target)
+    if not off.any():
+        return None
+    mag = np.maximum(np.abs(x), 1.0)
+    new = np.where(off, np.minimum(np.minimum(target, 1e-2 * mag), 0.25 * _widths(bounds)), h)
+    return None if np.allclose(new, h) else new
+
+
 def _hessian(fun, grad, x: np.ndarray, h: np.ndarray, bounds: np.ndarray):
     """(H, g or None) at x: central differences of ``grad`` (2k calls) or of ``fun`` (1 + k² calls).
 
@@ -627,11 +640,10 @@ def _finish(fun, grad, attempt: _Attempt, bounds, free, full_hessian: bool, hess
     rel = 1e-3 if grad is not None else 1e-2
     h = _steps(x, scale, bounds, rel)
     H, g_fd = _hessian(fun, grad, x, h, bounds)
-    diag = np.diag(H)
-    if np.all(np.isfinite(H)) and np.all(diag > 0):
-        sigma = 1.0 / np.sqrt(diag)
-        if np.any((h > 10 * rel * sigma) | (h < 0.1 * rel * sigma)):  # steps far from the scale: redo once
-            h = _steps(x, sigma, bounds, rel)
+    if np.all(np.isfinite(H)):  # steps far from the curvature scale (MINUIT's errors shrink near a bound): redo once
+        h_new = _rescaled_steps(x, h, np.diag(H), bounds, rel)
+        if h_new is not None:
+            h = h_new
             H, g_fd = _hessian(fun, grad, x, h, bounds)
     if not np.all(np.isfinite(H)) and grad is not None:  # an unusable analytic gradient: do without it
         grad, rel = None, 1e-2
@@ -731,17 +743,24 @@ def _finish_diagonal(fun, attempt: _Attempt, bounds, free, hesse: bool) -> _Fini
     f = float(attempt.nll)
     k = x.shape[0]
     scale = attempt.scale if attempt.scale is not None else np.full(k, math.nan)
-    h = _steps(x, scale, bounds, 1e-2)
-    c = np.clip(x, bounds[:, 0] + h, bounds[:, 1] - h)
-    f0 = float(fun(c))
-    g, hdiag = np.empty(k), np.empty(k)
-    for i in range(k):
-        up, down = c.copy(), c.copy()
-        up[i] += h[i]
-        down[i] -= h[i]
-        fp, fm = float(fun(up)), float(fun(down))
-        hdiag[i] = (fp - 2.0 * f0 + fm) / h[i] ** 2
-        g[i] = (fp - fm) / (2.0 * h[i]) + hdiag[i] * (x[i] - c[i])
+    # steps of 0.1 σ: −ln L of large models (pyhf) carries rounding noise up to ~1e-5, and these
+    # second derivatives serve the diagnostics only (the covariance is HESSE's)
+    h = _steps(x, scale, bounds, 0.1)
+    for _ in range(3):  # larger steps where MINUIT's errors (squeezed near a bound) made them far too small
+        c = np.clip(x, bounds[:, 0] + h, bounds[:, 1] - h)
+        f0 = float(fun(c))
+        g, hdiag = np.empty(k), np.empty(k)
+        for i in range(k):
+            up, down = c.copy(), c.copy()
+            up[i] += h[i]
+            down[i] -= h[i]
+            fp, fm = float(fun(up)), float(fun(down))
+            hdiag[i] = (fp - 2.0 * f0 + fm) / h[i] ** 2
+            g[i] = (fp - fm) / (2.0 * h[i]) + hdiag[i] * (x[i] - c[i])
+        h_new = _rescaled_steps(x, h, hdiag, bounds, 0.1) if np.all(np.isfinite(hdiag)) else None
+        if h_new is None or not np.any(h_new > h):
+            break
+        h = np.maximum(h, h_new)
     problems = []
     no_curve = [n for n, v in zip(free, hdiag) if not v > 0]
     if no_curve:
