@@ -7,6 +7,8 @@
   stage (``git show <BEFORE>:sbihep/fit/minimize.py``) beside it.
 - Cost: a pyhf fit of the ATLAS 3L eRJR workspace (patch ERJR_500p0_0p0, hesse=False as in the
   test fixture) with the new and the previous minimizer, alternated, median wall time.
+- The ATLAS stau highMass workspace (first patch, 116 free parameters, μ̂ on its bound 0): flagged
+  at_bound, and the fit time against the previous minimizer (one fit each).
 - Flat directions and minima on bounds: how many fits of likelihoods with an exact flat direction
   come back converged (must be 0), and how many minima on a bound come back converged, not flagged,
   with a finite symmetric error below half the curvature σ (MINUIT's sine transform squeezes it
@@ -132,6 +134,35 @@ def _erjr_timing(results: dict, old, repeats: int) -> None:
                                                                     / results["erjr_nll_evaluations_before"])
 
 
+def _stau(results: dict, old) -> None:
+    """ATLAS stau highMass (arXiv:1911.06660), first patch: μ̂ on its bound 0, free fit with hesse=False."""
+    archive = SHARED / "workspaces" / "1911.06660.tar.gz"
+    if not archive.is_file() or old is None:
+        results["stau_skipped"] = "workspace archive or previous minimize unavailable"
+        return
+    from sbihep.fit import Likelihood, PyhfTerm, minimize
+
+    with tarfile.open(archive) as tar:
+        def pick(name):
+            return json.load(tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith(f"Region-highMass/{name}"))))
+
+        bkg, patchset = pick("BkgOnly.json"), pick("patchset.json")
+    patch = patchset["patches"][0]["metadata"]["name"]
+    lik = Likelihood([PyhfTerm(bkg, patch, patchset=patchset)])
+    poi = lik.parameters.pois[0]
+    for name, fn in (("before", old), ("new", minimize)):
+        t0 = time.perf_counter()
+        fit = fn(lik, hesse=False, on_failure="flag")
+        results[f"stau_highmass_fit_time_{name}_s"] = time.perf_counter() - t0
+        results[f"stau_highmass_mu_hat_{name}"] = fit.values[poi]
+        results[f"stau_highmass_nll_{name}"] = fit.nll
+        results[f"stau_highmass_converged_{name}"] = int(fit.converged)
+    results["stau_highmass_patch"] = patch
+    results["stau_highmass_mu_flagged_at_bound"] = int(poi in fit.at_bound)
+    results["minimize_time_ratio_new_over_old_stau_highmass"] = (results["stau_highmass_fit_time_new_s"]
+                                                                 / results["stau_highmass_fit_time_before_s"])
+
+
 def _checks(results: dict, old) -> None:
     from sbihep.fit import GaussianTerm, Likelihood, minimize
     from sbihep.params import Parameter, ParameterSpace
@@ -196,4 +227,6 @@ def run(args) -> dict:
     _smefit(results, old)
     _checks(results, old)
     _erjr_timing(results, old, repeats=1 if args.quick else 5)
+    if not args.quick:
+        _stau(results, old)
     return results
