@@ -25,7 +25,7 @@ from sbihep.errors import ConvergenceError, InvalidInputError
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import FitResult, minimize
 
-__all__ = ["SPREAD_SIGMAS", "default_n_starts", "find_minima"]
+__all__ = ["SPREAD_SIGMAS", "default_n_starts", "explore_minima", "find_minima"]
 
 #: Half-widths of the start boxes around the first fit, in units of its errors.
 SPREAD_SIGMAS = (3.0, 10.0, 30.0, 100.0, 300.0)
@@ -64,13 +64,38 @@ def find_minima(
         the global minimum among those found.  Fits that failed their checks are left out.
 
     Raises:
-        InvalidInputError: ``n_starts`` < 0, or ``fit_kwargs`` naming ``n_starts``/``hesse``/``on_failure``.
+        InvalidInputError: ``n_starts`` < 0, or ``fit_kwargs`` naming ``n_starts``/``hesse``/``on_failure``/
+            ``global_search``.
         ConvergenceError: no start converged.
     """
-    for reserved in ("n_starts", "hesse", "on_failure"):
+    _check_reserved(fit_kwargs)
+    first = minimize(likelihood, fixed=fixed, start=start, hesse=True, on_failure="flag", global_search=False,
+                     **fit_kwargs)
+    return explore_minima(likelihood, first, fixed=fixed, n_starts=n_starts, seed=seed, agree_tol=agree_tol,
+                          same_sigma=same_sigma, **fit_kwargs)
+
+
+def _check_reserved(fit_kwargs) -> None:
+    for reserved in ("n_starts", "hesse", "on_failure", "global_search"):
         if reserved in fit_kwargs:
             raise InvalidInputError(f"find_minima: {reserved!r} is set by find_minima itself")
-    first = minimize(likelihood, fixed=fixed, start=start, hesse=True, on_failure="flag", **fit_kwargs)
+
+
+def explore_minima(
+    likelihood: Likelihood,
+    first: FitResult,
+    *,
+    fixed: Mapping[str, float] | None = None,
+    n_starts: int | None = None,
+    seed: int = 0,
+    agree_tol: float = 1e-3,
+    same_sigma: float = 0.05,
+    **fit_kwargs: Any,
+) -> list[FitResult]:
+    """:func:`find_minima` around a fit already made (``first``: its errors set the design's scale;
+    it is one of the candidates when converged).  Used by ``minimize(global_search=...)``."""
+    _check_reserved(fit_kwargs)
+    fit_kwargs = {**fit_kwargs, "global_search": False}
     free = first.free
     if not free:
         return [first]
