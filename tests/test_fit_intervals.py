@@ -154,3 +154,69 @@ def test_auto_grid_contains_the_best_fit_and_crosses_the_threshold():
     q = scan["twice_delta_nll"].values
     assert q[0] > stats.chi2.ppf(0.9973, 1) and q[-1] > stats.chi2.ppf(0.9973, 1)
     assert_exact(wilks_interval(scan, "mu", TWO_SIGMA), [(MU_HAT - 2 * SIGMA_MU, MU_HAT + 2 * SIGMA_MU)], SIGMA_MU)
+
+
+def ellipse_likelihood():
+    a = np.array([[1.0, 0.5], [0.3, 1.0], [1.0, -1.0]])
+    cov = np.array([[0.04, 0.01, 0.0], [0.01, 0.09, 0.02], [0.0, 0.02, 0.16]])
+    data = a @ np.array([0.3, -0.2]) + np.array([0.05, -0.1, 0.08])
+    space = ParameterSpace([Parameter("c1", 0.0, (-3, 3)), Parameter("c2", 0.0, (-3, 3))])
+    lik = Likelihood([GaussianTerm(data, cov, [0.0, 0.0, 0.0], space, linear={"c1": a[:, 0], "c2": a[:, 1]})])
+    cinv = np.linalg.inv(cov)
+    v = np.linalg.inv(a.T @ cinv @ a)
+    return lik, v @ a.T @ cinv @ data, v
+
+
+def test_2d_contours_refined_by_root_finding_and_coarse_grid_warned():
+    from sbihep.fit import GridResolutionWarning, wilks_contours
+
+    lik, best, v = ellipse_likelihood()
+    half = 3.8 * np.sqrt(np.diag(v))
+    scan = profile_scan(lik, {"c1": np.linspace(best[0] - half[0], best[0] + half[0], 9),
+                              "c2": np.linspace(best[1] - half[1], best[1] + half[1], 9)})
+    with pytest.warns(GridResolutionWarning, match="likelihood="):
+        wilks_contours(scan, (ONE_SIGMA,))
+    refined = wilks_contours(scan, (ONE_SIGMA, 0.95), likelihood=lik)
+    for cl, lines in refined.items():
+        assert len(lines) == 1
+        pts = lines[0] - best
+        r2 = np.einsum("ki,ij,kj->k", pts, np.linalg.inv(v), pts)
+        assert np.allclose(r2, stats.chi2.ppf(cl, 2), rtol=1e-6)
+
+
+def test_2d_disjoint_regions_are_separate_contours_on_the_exact_level():
+    from sbihep.fit import wilks_contours
+
+    space = ParameterSpace([Parameter("a", 0.0, (-3, 3)), Parameter("b", 0.0, (-3, 3))])
+    lik = Likelihood([GaussianTerm([1.0, 0.0], np.diag([0.01, 0.01]), [0.0, 0.0], space,
+                                   linear={"b": [0.0, 1.0]}, quadratic={"a*a": [1.0, 0.0]})])
+    scan = profile_scan(lik, {"a": np.linspace(-1.5, 1.5, 31), "b": np.linspace(-0.5, 0.5, 21)})
+    lines = wilks_contours(scan, (ONE_SIGMA,), likelihood=lik)[ONE_SIGMA]
+    assert len(lines) == 2 and sorted(np.sign(line[:, 0].mean()) for line in lines) == [-1.0, 1.0]
+    for line in lines:
+        q = ((line[:, 0] ** 2 - 1) / 0.1) ** 2 + (line[:, 1] / 0.1) ** 2
+        assert np.allclose(q, stats.chi2.ppf(ONE_SIGMA, 2), rtol=1e-6)
+
+
+def test_2d_auto_grid_contains_the_region():
+    lik, best, v = ellipse_likelihood()
+    scan = profile_scan(lik, {"c1": "auto", "c2": "auto"})
+    q = scan["twice_delta_nll"].values
+    t = stats.chi2.ppf(0.9973, 2)
+    assert min(q[0].min(), q[-1].min(), q[:, 0].min(), q[:, -1].min()) > t
+    assert np.any(np.isclose(scan["c1"].values, scan["best_fit"].sel(parameter="c1").item(), rtol=0, atol=0))
+
+
+def test_cli_rows_print_every_piece(monkeypatch):
+    """Old code: the CLI printed one interval of a two-basin likelihood (and impossible ones from coarse grids)."""
+    import sbihep.fit.run as run_module
+
+    monkeypatch.setattr(run_module, "build_likelihood", lambda config, base: double_well())
+    ds, rows = run_module.run_config({"model": {}, "scan": {"theta": {"low": -1.5, "high": 1.5, "points": 6}}})
+    text = run_module.summary_table(rows)
+    wilks = [r for r in rows if r[3].startswith("Wilks")]
+    assert len(wilks) == 2 and all(" ∪ " in r[4] for r in wilks)
+    assert "Wilks 68.3%" in text and "[-1.049, -0.9487] ∪ [0.9487, 1.049]" in text
+    ends = ds.attrs["wilks_68.3_theta"]
+    assert len(ends) == 4 and np.all(np.diff(ends) > 0)
+    assert ds.attrs["wilks_68.3_theta_ends"] == "closed,closed,closed,closed"
