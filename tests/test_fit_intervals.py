@@ -220,3 +220,15 @@ def test_cli_rows_print_every_piece(monkeypatch):
     ends = ds.attrs["wilks_68.3_theta"]
     assert len(ends) == 4 and np.all(np.diff(ends) > 0)
     assert ds.attrs["wilks_68.3_theta_ends"] == "closed,closed,closed,closed"
+
+
+def test_outward_search_finds_a_basin_it_was_not_told_about():
+    """Two minima joined below the threshold (barrier q(0) = 4 < 15.1): without the basin search the
+    outward walk from one minimum falls into the other, which is then polished and added."""
+    space = ParameterSpace([Parameter("theta", 0.9, (-5.0, 5.0))])
+    lik = Likelihood([GaussianTerm([1.0], [[0.25]], [0.0], space, quadratic={"theta*theta": [1.0]})])
+    cl = 0.9999
+    c = math.sqrt(1 + 0.5 * math.sqrt(stats.chi2.ppf(cl, 1)))
+    cs = profile_interval(lik, "theta", cl, find_basins=False)
+    assert_exact(cs, [(-c, c)], 0.25, tol=1e-5)
+    assert sorted(cs.minima) == pytest.approx([-1.0, 1.0], abs=1e-3)

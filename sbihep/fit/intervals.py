@@ -146,19 +146,29 @@ def _wilks_set(likelihood, parameter, cl, minima, *, fixed, fit_kwargs, method, 
     minima = [m for m in minima if m is not None]
     if not minima:
         raise ConvergenceError(f"{method}: no converged fit to start from")
+    detect_falls = True
     for _ in range(max_restarts):
         minima.sort(key=lambda m: m.nll)
         nll_min = minima[0].nll
         anchors = [m.values for m in minima]
         prof = _Profile(likelihood, parameter, fixed, nll_min, anchors, fit_kwargs)
         try:
-            pieces, seeds = _pieces(prof, parameter, cl, minima, threshold, bounds, xtol, max_steps, method)
+            pieces, seeds = _pieces(prof, parameter, cl, minima, threshold, bounds, xtol, max_steps, method,
+                                    detect_falls)
         except _Restart as restart:
+            x_new = restart.values[parameter]
             found = _polish(likelihood, restart.values, fixed, fit_kwargs)
-            if found is None or found.nll >= nll_min - 5e-7:
-                found = FitResult(values=restart.values, errors={}, covariance=None, free=(), nll=prof.cache[
-                    restart.values[parameter]][0], converged=True, message="", edm=0.0, n_calls=0, n_starts=1,
-                    n_agree=1, method="profile point")
+            below = prof.cache[x_new][0] < nll_min - 5e-7
+            if found is not None and any(abs(found.values[parameter] - m.values[parameter])
+                                         <= 1e-3 * _sigma_of(m, parameter, bounds) for m in minima):
+                if not below:  # a fall that leads back to a known minimum: a plateau, not a basin
+                    detect_falls = False
+                    continue
+                found = None
+            if found is None or found.nll >= prof.cache[x_new][0]:
+                found = FitResult(values=dict(restart.values), errors={}, covariance=None, free=(),
+                                  nll=prof.cache[x_new][0], converged=True, message="", edm=0.0, n_calls=0,
+                                  n_starts=1, n_agree=1, method="profile point")
             minima.append(found)
             continue
         best = minima[0].values[parameter]
@@ -168,7 +178,7 @@ def _wilks_set(likelihood, parameter, cl, minima, *, fixed, fit_kwargs, method, 
     raise ConvergenceError(f"{method}: the global minimum kept moving after {max_restarts} restarts")
 
 
-def _pieces(prof, parameter, cl, minima, threshold, bounds, xtol, max_steps, method):
+def _pieces(prof, parameter, cl, minima, threshold, bounds, xtol, max_steps, method, detect_falls=True):
     low_b, high_b = bounds
     # basins inside the set, by position; the same basin found twice is kept once
     seeds: list[tuple[float, float]] = []  # (x, σ)
@@ -199,7 +209,7 @@ def _pieces(prof, parameter, cl, minima, threshold, bounds, xtol, max_steps, met
             if q_outer > threshold:
                 a, b = sorted((inner, outer))
                 return root(a, b), "closed"
-            if q_outer < q_inner - 1e-9:  # falling away from the basin: another basin lies out there
+            if detect_falls and q_outer < q_inner - 1e-5:  # falling away from the basin: another one lies out there
                 raise _Restart(prof.fit(outer)[1])
             if outer == bound:
                 return bound, "bound"

@@ -90,14 +90,14 @@ def conditional_fit(
 
 def _scan_chunk(likelihood: Likelihood, names: Sequence[str], points: Sequence[Sequence[float]],
                 fixed: Mapping[str, float], start: Mapping[str, float], basins: Sequence[Mapping[str, float]],
-                fit_kwargs: Mapping[str, Any]) -> list:
+                free_start: bool, fit_kwargs: Mapping[str, Any]) -> list:
     """Profile fits at consecutive points; per point (values (P,), nll, converged, edm, message, winner)
     where winner is the index of the start that gave the lowest fit (0: the neighbour's)."""
     out = []
     current = dict(start)
     for point in points:
         pinned = dict(zip(names, point))
-        starts = [current, start]
+        starts = [current, start] if free_start else [current]
         if basins:  # the basin nearest to this point in the scanned coordinates
             d = [sum((b[n] - pinned[n]) ** 2 for n in names) for b in basins]
             starts.append(basins[int(np.argmin(d))])
@@ -116,6 +116,7 @@ def profile_scan(
     best_fit: FitResult | None = None,
     fixed: Mapping[str, float] | None = None,
     basins: Sequence[FitResult] | None = None,
+    free_start: bool = True,
     auto_cl: float = 0.9973,
     n_workers: int = 1,
     executor=None,
@@ -134,6 +135,9 @@ def profile_scan(
         fixed: further parameters held fixed everywhere (in addition to ``likelihood.fixed``).
         basins: other local minima (e.g. from :func:`~sbihep.fit.basins.find_minima`): each
             conditional fit also starts from the nearest one.
+        free_start: also start each conditional fit from the free fit (default; about doubles the
+            scan's cost).  False: neighbour-only warm starts, for likelihoods known to have one
+            branch of conditional minima.
         auto_cl: confidence level whose threshold (with as many degrees of freedom as scanned
             parameters) an ``"auto"`` axis must cross on both sides.
         n_workers, executor, client, progress: passed to :func:`sbihep.parallel.map_jobs`; the grid
@@ -178,7 +182,7 @@ def profile_scan(
     bounds = np.linspace(0, len(points), n_chunks + 1).astype(int)
     start = {k: v for k, v in best_fit.values.items() if k not in all_fixed}
     basin_starts = [{k: v for k, v in b.values.items() if k not in all_fixed} for b in (basins or ())]
-    jobs = [(likelihood, names, points[lo:hi], all_fixed, start, basin_starts, fit_kwargs)
+    jobs = [(likelihood, names, points[lo:hi], all_fixed, start, basin_starts, free_start, fit_kwargs)
             for lo, hi in zip(bounds[:-1], bounds[1:])]
     chunks = map_jobs(_scan_chunk, jobs, n_workers=n_workers, executor=executor, client=client,
                       progress=progress, desc="profile scan")
