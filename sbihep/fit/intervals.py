@@ -374,7 +374,7 @@ def _grid_set(scan, parameter, cl, x, q, x_hat, threshold, resolution) -> Confid
     minima = [float(x[k]) for k in range(x.size) if below[k] and (k == 0 or q[k] <= q[k - 1])
               and (k == x.size - 1 or q[k] <= q[k + 1])]
     return ConfidenceSet(parameter, float(best), tuple(pieces), cl, "wilks-scan", tuple(minima),
-                         {"grid_error_sigma": worst, "threshold": threshold})
+                         {"grid_error_sigma": float(worst), "threshold": threshold})
 
 
 def _grid_crossing(x, q, k, level) -> tuple[float, float]:
@@ -440,7 +440,8 @@ def profile_interval(
         fixed: parameters held fixed (besides ``likelihood.fixed``).
         xtol: absolute tolerance of the ends.
         find_basins: look for other basins (False: only the basin of ``best_fit`` / a fresh fit,
-            plus any basin the outward search stumbles on).
+            plus any basin the outward search stumbles on).  The search costs
+            :func:`~sbihep.fit.basins.default_n_starts` extra fits (8 + 4 per free parameter, at most 40).
         **fit_kwargs: passed to :func:`~sbihep.fit.minimize.minimize` (default ``tolerance``
             :data:`FIT_TOLERANCE`).
 
