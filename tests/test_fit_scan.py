@@ -72,3 +72,35 @@ def test_plots_return_figures():
     assert len(ax.lines) == 2 * n_lines
     assert {line.get_color() for line in ax.lines[n_lines:]} == {"C3"}
     assert "other 68.3% CL" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+class _TiltedDoubleWell:
+    """−ln L = (ν² − 1)² − μν + 2(μ − 0.8)²: for each μ two branches ν ≈ ±1 of conditional minima; the
+    ν > 0 branch is the lower one for μ > 0 and ceases to exist for μ < −1.54 (and the ν < 0 one for μ > 1.54)."""
+
+    def __init__(self):
+        self.parameters = ParameterSpace([Parameter("mu", 0.0, (-3, 3)), Parameter("nu", 0.5, (-3, 3), kind="nuisance")])
+
+    def nll(self, theta):
+        mu, nu = theta["mu"], theta["nu"]
+        return (nu**2 - 1) ** 2 - mu * nu + 2 * (mu - 0.8) ** 2
+
+
+def test_conditional_fits_warm_start_from_the_free_fit_too():
+    """Old code (neighbour-only warm starts): a scan from μ = −2.5 slides onto the ν < 0 branch and
+    follows it into μ > 0, where it is only a local minimum."""
+    lik = Likelihood([_TiltedDoubleWell()])
+    grid = {"mu": np.linspace(-2.5, 1.2, 16)}
+    ds = profile_scan(lik, grid, tolerance=1e-4)
+    nus = np.linspace(-3, 3, 601)
+    for mu in grid["mu"]:
+        nu0 = nus[np.argmin([lik.nll({"mu": mu, "nu": nu}) for nu in nus])]
+        brute = optimize_nll(lik, mu, nu0)
+        assert float(ds["nll"].sel(mu=mu)) == pytest.approx(brute, abs=1e-6), mu
+    assert ds.attrs["n_second_start_won"] > 0
+
+
+def optimize_nll(lik, mu, nu0):
+    from scipy import optimize
+
+    return float(optimize.minimize_scalar(lambda nu: lik.nll({"mu": mu, "nu": nu}), bracket=(nu0 - 0.05, nu0 + 0.05)).fun)

@@ -10,6 +10,7 @@ from sbihep.fit.bayes import split_rhat
 from sbihep.fit.binned import BinnedTerm
 from sbihep.fit.closure import ClosureResult, closure_check
 from sbihep.fit.constraint import ConstraintTerm
+from sbihep.fit.confidence_set import ConfidenceSet
 from sbihep.fit.coverage import NeymanMethod, WilksMethod, binomial_interval, coverage
 from sbihep.fit.exact import ExactLogRatio, exact_features, exact_unbinned_term
 from sbihep.fit.gaussian import GaussianTerm
@@ -23,6 +24,8 @@ from sbihep.fit.neyman import critical_value, neyman_belt, neyman_contours, neym
 from sbihep.fit.plots import plot_contours_2d, plot_corner, plot_scan_1d
 from sbihep.fit.pyhf_term import PyhfTerm
 from sbihep.fit.scan import profile_scan
+from sbihep.fit.scan import auto_grid, conditional_fit
+from sbihep.fit.intervals import GridResolutionWarning
 from sbihep.fit.smefit import SmefitDataset, read_smefit_dataset, smefit_covariance, smefit_term
 from sbihep.fit.statistic import profile_statistic
 from sbihep.fit.surrogate_term import SurrogateTerm
@@ -32,6 +35,10 @@ from sbihep.fit.unbinned import POOL_MC_THRESHOLD
 __all__ = [
     "BinnedTerm",
     "ClosureResult",
+    "ConfidenceSet",
+    "GridResolutionWarning",
+    "auto_grid",
+    "conditional_fit",
     "ConstraintTerm",
     "EventSetMorphing",
     "EventSetSigma",

@@ -51,8 +51,11 @@ def plot_scan_1d(scan, *, cls: Sequence[float] = (ONE_SIGMA, TWO_SIGMA), ax=None
 
 
 def plot_contours_2d(scan, *, cls: Sequence[float] = (ONE_SIGMA, TWO_SIGMA), ax=None, mark_best: bool = True,
-                     color: str = "C0", label: str | None = None):
+                     color: str = "C0", label: str | None = None, likelihood=None):
     """Wilks contours (χ²₂ thresholds) of a 2D profile scan, with the best fit marked.
+
+    With ``likelihood`` the contours are refined by root finding (see
+    :func:`~sbihep.fit.intervals.wilks_contours`); disjoint regions are drawn as separate lines.
 
     Overlay several results by passing the same ``ax`` with a different ``color`` and ``label``
     (the legend then reads e.g. "exact 95.4% CL").
@@ -64,7 +67,7 @@ def plot_contours_2d(scan, *, cls: Sequence[float] = (ONE_SIGMA, TWO_SIGMA), ax=
     fig, ax = _figure(ax)
     styles = ["-", "--", ":", "-."]
     prefix = f"{label} " if label else ""
-    for i, (cl, lines) in enumerate(wilks_contours(scan, cls).items()):
+    for i, (cl, lines) in enumerate(wilks_contours(scan, cls, likelihood=likelihood).items()):
         for k, line in enumerate(lines):
             ax.plot(line[:, 0], line[:, 1], styles[i % 4], color=color, label=f"{prefix}{100 * cl:.3g}% CL" if k == 0 else None)
     if mark_best and "best_fit" in scan:

@@ -9,7 +9,11 @@ Sections (see ``examples/fit_wh_exact.toml``):
   ``lumi_ifb``; optional ``lumi_uncertainty``; ``pois`` = {operator = [low, high]}; for binned,
   ``bins`` = {observable = [edges]}.
 - ``[data]``: ``asimov`` = {name = value} (default the SM) or ``toy_seed`` (a toy at ``asimov``'s θ).
-- ``[scan]``: name = {low, high, points} for one or two POIs (others profiled): Wilks intervals.
+- ``[scan]``: name = {low, high, points} (or ``"auto"``: a grid from the fit's errors, widened until
+  the threshold is crossed) for one or two POIs (others profiled).  A 1D scan prints the Wilks
+  confidence *sets* at 68.3% and 95.4%, found by root finding on the profile seeded by the scan:
+  several pieces are joined by ``∪``; an end written ``(≤x`` / ``x≥)`` is open (the search stopped
+  before the threshold), ``|[x`` / ``x]|`` lies on the parameter's bound.
 - ``[neyman]``: ``parameter``, ``low``, ``high``, ``points``, ``n_toys``, optional ``workers``.
 """
 
@@ -99,15 +103,19 @@ def run_config(config: Mapping[str, Any], base: Path = Path(".")):
     out = best.to_dataset()
     rows = [(n, best.values[n], best.errors[n], "", "") for n in lik.names]
     if "scan" in config:
-        grid = {n: np.linspace(float(s["low"]), float(s["high"]), int(s["points"])) for n, s in config["scan"].items()}
+        grid = {n: ("auto" if s == "auto" else np.linspace(float(s["low"]), float(s["high"]), int(s["points"])))
+                for n, s in config["scan"].items()}
         scan = profile_scan(lik, grid, best_fit=best)
         out = xr.merge([out, scan.drop_vars(["best_fit"]).rename({"profiled": "scan_profiled"})], combine_attrs="drop_conflicts")
         if len(grid) == 1:
             name = next(iter(grid))
             for cl in (ONE_SIGMA, TWO_SIGMA):
-                iv = wilks_interval(scan, name, cl)
-                out.attrs[f"wilks_{round(100 * cl, 1)}_{name}"] = [iv.low, iv.high]
-                rows.append((name, iv.best, float("nan"), f"Wilks {100 * cl:.1f}%", f"[{iv.low:.4g}, {iv.high:.4g}]"))
+                cs = wilks_interval(scan, name, cl, likelihood=lik)
+                # the pieces' ends, flattened: [low_1, high_1, low_2, high_2, ...], and their kinds
+                out.attrs[f"wilks_{round(100 * cl, 1)}_{name}"] = [e for iv in cs.intervals for e in (iv.low, iv.high)]
+                out.attrs[f"wilks_{round(100 * cl, 1)}_{name}_ends"] = ",".join(
+                    e for iv in cs.intervals for e in (iv.low_end, iv.high_end))
+                rows.append((name, cs.best, float("nan"), f"Wilks {100 * cl:.1f}%", cs.describe()))
     if "neyman" in config:
         from sbihep.fit.neyman import neyman_belt, neyman_interval
 
