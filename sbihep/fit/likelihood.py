@@ -30,6 +30,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Iterable, Mapping, Protocol, runtime_checkable
 
@@ -217,6 +218,13 @@ class Likelihood:
 
 
 def _takes_wrt(function) -> bool:
+    """Whether a term's ``nll_grad`` accepts ``wrt`` (cached per underlying function: minimisers ask
+    on every gradient call, and ``inspect.signature`` costs more than a small term's gradient)."""
+    return _signature_takes_wrt(getattr(function, "__func__", function))
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature_takes_wrt(function) -> bool:
     try:
         return "wrt" in inspect.signature(function).parameters
     except (TypeError, ValueError):
