@@ -66,7 +66,7 @@ def test_opwb_emcee_masses_from_basin_evidences_and_rhat():
     saddle, exact_low = exact_split()
     with warnings.catch_warnings():
         warnings.simplefilter("error", PosteriorWarning)  # converged: no warning
-        post = sample_posterior(opwb(), method="emcee", n_steps=600, n_burn=150, seed=1)
+        post = sample_posterior(opwb(), method="emcee", n_steps=1200, n_burn=200, seed=1)
     assert post["rhat"].dims == ("parameter",) and float(post["rhat"].max()) < 1.01
     assert post.attrs["mode_masses_from"] == "basin evidences" and post.attrs["converged"] == 1
     assert (post["basin_visits"].values > 0).all()

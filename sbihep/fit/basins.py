@@ -105,7 +105,13 @@ def explore_minima(
     scale = _scales(likelihood, first)
     ends = [first] if first.converged else []
     for x in _design(likelihood, first, scale, n, seed):
-        fit = minimize(likelihood, fixed=fixed, start=dict(zip(free, x)), hesse=False, on_failure="flag", **fit_kwargs)
+        try:
+            fit = minimize(likelihood, fixed=fixed, start=dict(zip(free, x)), hesse=False, on_failure="flag",
+                           **fit_kwargs)
+        except InvalidInputError:
+            # the likelihood is undefined along this start's path (e.g. negative event weights far out
+            # in an EFT direction): the start is lost, the search is not
+            continue
         if fit.converged:
             ends.append(fit)
     if not ends:
