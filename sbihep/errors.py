@@ -15,7 +15,9 @@ __all__ = [
     "ThresholdError",
     "ConvergenceError",
     "DataFormatError",
+    "IntegrityError",
     "ExtrapolationWarning",
+    "UnverifiedFileWarning",
 ]
 
 
@@ -51,9 +53,19 @@ class DataFormatError(InvalidInputError):
     """A file whose contents do not follow the format it claims (e.g. a broken PDF grid)."""
 
 
+class IntegrityError(DataFormatError):
+    """A file whose content no longer matches the content hash recorded when sbihep wrote it
+    (edited, truncated or corrupted after saving)."""
+
+
 class ConvergenceError(SbihepError, RuntimeError):
     """A numerical procedure (fit, root finding, integration) did not converge."""
 
 
 class ExtrapolationWarning(UserWarning):
     """A learned object is evaluated outside the range it was trained on."""
+
+
+class UnverifiedFileWarning(UserWarning):
+    """A file loads without an integrity check: it carries no content hash (written by an older sbihep)
+    or the check was switched off."""

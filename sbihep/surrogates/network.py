@@ -23,10 +23,11 @@ __all__ = ["MLPConfig", "StandardisedMLP", "SurrogateEnsemble", "train_ensemble"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``"auto"`` → CUDA when present, else CPU; a device this machine lacks raises InvalidInputError
+    (see :func:`sbihep.estimators.train.resolve_device`)."""
+    from sbihep.estimators.train import resolve_device as _resolve
+
+    return _resolve(device)
 
 
 @dataclass

@@ -16,6 +16,7 @@ Metadata (``metadata_props``; every value a JSON string; read back with
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +27,7 @@ import numpy as np
 
 from sbihep._version import __version__
 from sbihep.errors import InvalidInputError
+from sbihep.surrogates.loader import INTEGRITY_KEY, metadata_digest
 
 __all__ = ["export_onnx", "METADATA_KEYS", "FORMAT", "OPSET"]
 
@@ -44,6 +46,7 @@ METADATA_KEYS = (
     "sbihep.validation",    # metrics on held-out labels
     "sbihep.provenance",    # sha256 of workspace and patch, versions, licence, creation time
     "sbihep.test_vectors",  # inputs and expected outputs checked on load
+    "sbihep.integrity",     # sha256 of every other field and of the file bytes (this hash zeroed)
 )
 
 
@@ -191,8 +194,20 @@ def export_onnx(
         "sbihep.test_vectors": {"inputs": test_inputs.tolist(), "t": t_ref.tolist(), "t_std": s_ref.tolist(),
                                 "rtol": 1e-4, "atol": 1e-4},
     }
-    onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in meta.items()})
+    props = {k: json.dumps(v) for k, v in meta.items()}
+    props[INTEGRITY_KEY] = json.dumps({
+        "algorithm": "sha256; fields: of each sbihep.* value's JSON text (first 16 hex); file: of the whole file "
+                     "with file_sha256 written as 64 zeros",
+        "fields_sha256": {k.removeprefix("sbihep."): metadata_digest(v) for k, v in props.items()},
+        "file_sha256": "0" * 64,
+    })
+    onnx.helper.set_model_props(model, props)
     blob = model.SerializeToString()  # initializers inline: one self-contained file
+    digest = hashlib.sha256(blob).hexdigest()
+    marker = b'"file_sha256": "' + b"0" * 64
+    if blob.count(marker) != 1:
+        raise RuntimeError("export_onnx: the integrity placeholder is not unique in the serialised model")
+    blob = blob.replace(marker, b'"file_sha256": "' + digest.encode("ascii"))
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
