@@ -175,9 +175,15 @@ def simulate(
     from sbihep.config import SimulationCard
     from sbihep.errors import SbihepError
 
+    from sbihep._outputs import check_output, is_netcdf_file, is_zarr_store
+
     start = time.perf_counter()
     try:
         run_card = SimulationCard.from_toml(card)
+        zarr = output.rstrip("/").lower().endswith(".zarr")
+        check_output(output.rstrip("/") if zarr else output, kind="directory" if zarr else "file", suffixes=(".nc", ".zarr"),
+                     is_ours=is_zarr_store if zarr else is_netcdf_file, what="EventSet " + ("store" if zarr else "file"))
+        run_card.check()  # process, options, θ, systematics, detector: before any event is generated
         events = run_card.run()
         path = events.save(output)
     except (SbihepError, TypeError) as exc:
@@ -207,11 +213,14 @@ def fit(
     from sbihep.errors import SbihepError
     from sbihep.fit.run import load_config, run_config, summary_table
 
+    from sbihep._outputs import check_output, is_netcdf_file
+
     path = Path(config)
     if not path.is_file():
         typer.echo(f"error: fit configuration {config!r} does not exist", err=True)
         raise typer.Exit(2)
     try:
+        check_output(output, kind="file", suffixes=(".nc",), is_ours=is_netcdf_file, what="fit result (netCDF)")
         result, rows = run_config(load_config(path), path.parent)
     except SbihepError as exc:
         typer.echo(f"error: {exc}", err=True)

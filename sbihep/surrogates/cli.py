@@ -45,7 +45,10 @@ def train(
     from sbihep.errors import SbihepError
     from sbihep.surrogates.likelihood import train_surrogate
 
+    from sbihep._outputs import check_output, is_onnx_surrogate
+
     try:
+        check_output(output, kind="file", suffixes=(".onnx",), is_ours=is_onnx_surrogate, what="ONNX surrogate")
         path, metrics = train_surrogate(
             workspace, output=output, patch=patch, patchset=patchset, regions=region or None,
             bounds=_parse_bounds(bounds), n_points=n_points, n_starts=n_starts, seed=seed,
@@ -53,7 +56,7 @@ def train(
         )
     except SbihepError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     typer.echo(f"wrote {path}")
     typer.echo(json.dumps(metrics.get("held_out", {}), indent=1))
 

@@ -119,8 +119,6 @@ def _check_metadata(meta: dict) -> None:
         lo, hi = _number(item["train_low"], f"sbihep.inputs[{k}].train_low"), _number(item["train_high"], f"sbihep.inputs[{k}].train_high")
         if not lo < hi:
             raise DataFormatError(f"path: metadata sbihep.inputs[{k}] needs train_low < train_high, got {lo} and {hi}")
-    if meta["mode"] == "mu" and len(inputs) != 1:
-        raise DataFormatError(f"path: metadata sbihep.mode is 'mu' (one signal strength) but sbihep.inputs has {len(inputs)} entries")
     ref = meta["nll"].get("reference_nll") if isinstance(meta["nll"], dict) else None
     if not isinstance(ref, dict) or not all(k in ref for k in ("observed", "asimov")):
         raise DataFormatError("path: metadata sbihep.nll.reference_nll must hold 'observed' and 'asimov'")
@@ -193,6 +191,8 @@ class SurrogateLikelihood:
             raise DataFormatError(
                 f"path: the graph takes input shape {shape} but the metadata declares {len(inputs)} inputs "
                 f"({self.input_names}); file and metadata do not belong together")
+        if self.mode == "mu" and self.n_inputs != 1:
+            raise DataFormatError(f"path: metadata sbihep.mode is 'mu' (one signal strength) but sbihep.inputs has {self.n_inputs} entries")
         if verify:
             recorded = _verify_fields(self.path, dict(self._sess.get_modelmeta().custom_metadata_map))
             self.verify()

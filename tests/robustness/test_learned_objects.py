@@ -491,3 +491,74 @@ def test_spey_backend_bad_n_grid(surrogate_file):
     backend = SbihepOnnxBackend(surrogate_file)
     with pytest.raises(InvalidInputError, match="poi_test"):
         backend.negative_loglikelihood(poi_test=math.nan)
+
+
+# ---------------------------------------------------------------------------------------------
+# sbi posteriors: every RNG a dependency draws from is seeded from the user's seed
+# ---------------------------------------------------------------------------------------------
+
+_NLE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, torch
+    torch.set_num_threads(1)
+    from sbihep.estimators import posterior as P
+    from sbihep.estimators.toys import GaussianToy
+
+    np.random.seed(int(sys.argv[1]))  # the caller's own use of numpy's global RNG must not matter
+    sim = P.GaussianToySimulator(GaussianToy(sigma_z=0.4, sigma_x=0.3), n_obs=2)
+    r = P.fit_posterior("nle", sim, n_simulations=200, network=dict(hidden_features=8, num_transforms=1),
+                        training=dict(max_num_epochs=1, training_batch_size=100), sampler=dict(num_chains=2, warmup_steps=5),
+                        n_diagnostic=0, seed=3, quiet=True, device="cpu")
+    np.random.seed(int(sys.argv[1]) + 1)
+    print(json.dumps(r.sample(np.array([0.1, 0.2]), 20, seed=0).values.ravel().tolist()))
+    """
+)
+
+
+def _nle_samples(numpy_seed: int) -> list[float]:
+    import os
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", _NLE_SCRIPT, str(numpy_seed)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_nle_samples_are_identical_across_processes():
+    """issue 19: sbi's MCMC sampler drew from numpy's global RNG, which sample(seed=…) did not seed —
+    two identical runs in two processes gave different samples."""
+    pytest.importorskip("sbi")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(_nle_samples, (1, 2))
+    assert len(a) == 20 and a == b
+
+
+def test_sampling_seeds_and_restores_numpys_global_rng():
+    pytest.importorskip("sbi")
+    import random
+
+    from sbihep.estimators.posterior import _seeded
+
+    np.random.seed(5)
+    random.seed(5)
+    expect_np, expect_py = np.random.random(), random.random()
+    np.random.seed(5)
+    random.seed(5)
+    with _seeded(7):
+        inside = (np.random.random(), random.random(), float(torch.rand(1)))
+    with _seeded(7):
+        assert (np.random.random(), random.random(), float(torch.rand(1))) == inside
+    assert (np.random.random(), random.random()) == (expect_np, expect_py)  # the caller's streams are untouched
+
+
+@pytest.mark.parametrize("seed", [-3, 1.5, "0", True])
+def test_fit_posterior_bad_seed_names_the_argument(seed):
+    pytest.importorskip("sbi")
+    from sbihep.estimators import posterior as P
+
+    with pytest.raises(InvalidInputError, match="seed"):
+        P.fit_posterior("npe", P.GaussianToySimulator(), n_simulations=10, seed=seed, quiet=True)
