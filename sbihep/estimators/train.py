@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 import xarray as xr
 from torch import nn
@@ -214,6 +215,8 @@ def train(
         raise InvalidInputError(f"epochs must be a positive integer, got {epochs!r}")
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
     if not 0.0 < validation_fraction < 1.0:
         raise InvalidInputError(f"validation_fraction must lie in (0, 1), got {validation_fraction!r}")
     if not (learning_rate > 0 and final_learning_rate > 0):

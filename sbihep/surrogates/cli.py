@@ -38,7 +38,7 @@ def train(
     n_points: int = typer.Option(60, "--n-points", min=5, help="Input points to label (two fits each per data set)."),
     n_starts: int = typer.Option(2, "--n-starts", min=1, max=2, help="Starts per label (the lowest converged fit is kept)."),
     n_workers: Optional[int] = typer.Option(None, "--n-workers", min=1, help="Worker processes for labels."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Label a workspace with MINUIT fits, train an ensemble and export it to ONNX."""

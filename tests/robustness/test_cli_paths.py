@@ -339,3 +339,23 @@ def test_check_output_docstring_example():
 
     with pytest.raises(InvalidInputError, match="-o/--output"):
         check_output(textwrap.dedent("x.bin"), kind="file", suffixes=(".nc",))
+
+
+# ---------------------------------------------------------------------------------------------
+# command-line numbers that used to reach numpy / vegas unchecked
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["xsec", "ee_mumu", "--seed", "-3", "--n-eval", "500"], "--seed"),
+        (["xsec", "ee_mumu", "--n-eval", "2"], "--n-eval"),
+        (["--threads", "-1", "processes"], "--threads"),
+        (["demo", "--n-events", "0"], "--n-events"),
+        (["surrogate", "train", "x.json", "-o", "m.onnx", "--seed", "-3"], ""),
+    ],
+)
+def test_cli_numbers_are_range_checked(args, needle):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output and needle in res.output, res.output

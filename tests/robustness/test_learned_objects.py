@@ -562,3 +562,48 @@ def test_fit_posterior_bad_seed_names_the_argument(seed):
 
     with pytest.raises(InvalidInputError, match="seed"):
         P.fit_posterior("npe", P.GaussianToySimulator(), n_simulations=10, seed=seed, quiet=True)
+
+
+@pytest.mark.parametrize("seed", [-3, 1.5, True, "0"])
+def test_train_bad_seed_names_the_argument(seed):
+    with pytest.raises(InvalidInputError, match="seed"):
+        train(torch.nn.Linear(1, 1), lambda m, b: m(b["x"]).mean(), {"x": torch.zeros(10, 1)}, seed=seed, quiet=True, device="cpu")
+
+
+@pytest.mark.parametrize("how", ["missing", "config", "weights", "shape"])
+def test_surrogate_ensemble_directory_problems(tmp_path, how):
+    from sbihep.surrogates.network import MLPConfig, SurrogateEnsemble
+
+    d = tmp_path / "ens"
+    SurrogateEnsemble(MLPConfig(1, 2, [4], 2)).save(d)
+    if how == "missing":
+        (d / "weights.pt").unlink()
+    elif how == "config":
+        (d / "config.json").write_text('{"n_inputs": 1, "hiddn": [4]}')
+    elif how == "weights":
+        (d / "weights.pt").write_bytes(b"\0" * 100)
+    else:
+        (d / "config.json").write_text('{"n_inputs": 1, "n_outputs": 2, "hidden": [8], "n_members": 2}')
+    with pytest.raises(InvalidInputError, match="directory|path"):
+        SurrogateEnsemble.load(d)
+
+
+def test_add_integrity_record_to_a_shipped_model(tmp_path):
+    """The shipped models predate the record: they load with a warning until stamped; stamping keeps every output."""
+    from sbihep.surrogates.loader import SurrogateLikelihood
+    from sbihep.surrogates.onnx import add_integrity_record
+
+    shipped = ROOT_MODELS / "1912.08479_ERJR_500p0_0p0.onnx"
+    with pytest.warns(UnverifiedFileWarning):
+        old = SurrogateLikelihood(shipped)
+    stamped = add_integrity_record(shipped, tmp_path / "stamped.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = SurrogateLikelihood(stamped)
+    x = np.linspace(0.0, 10.0, 11)[:, None]
+    assert np.array_equal(new.evaluate(x)[0], old.evaluate(x)[0]) and new.metadata["inputs"] == old.metadata["inputs"]
+    with pytest.raises(IntegrityError, match="inputs"):
+        SurrogateLikelihood(_edited(stamped, tmp_path, "inputs", lambda v: [dict(v[0], train_high=100.0)]))
+
+
+ROOT_MODELS = Path(__file__).resolve().parents[2] / "models"
