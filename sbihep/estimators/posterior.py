@@ -685,6 +685,9 @@ def load_posterior(path, *, prior=None, device: str = "cpu") -> PosteriorResult:
     """
     config, state = read_estimator(path, _KIND)
     device = str(resolve_device(device))
+    missing = [k for k in ("space", "prior", "method", "network", "embedding", "x_dim", "sample_with", "sampler", "history") if k not in config]
+    if missing:
+        raise InvalidInputError(f"path: config.json of {str(path)!r} lacks the field(s) {missing}")
     space = ParameterSpace.from_dict(config["space"])
     if config["prior"]["type"] == "box":
         prior = _box_prior(config["prior"]["low"], config["prior"]["high"], device)

@@ -8,7 +8,6 @@ code before the fix (marked "issue 19").
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -334,11 +333,13 @@ def test_empty_output_argument(sim_card):
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
 
 
-def test_check_output_docstring_example():
+def test_check_output_names_the_argument():
     from sbihep._outputs import check_output
 
-    with pytest.raises(InvalidInputError, match="-o/--output"):
-        check_output(textwrap.dedent("x.bin"), kind="file", suffixes=(".nc",))
+    with pytest.raises(InvalidInputError, match="--events-out: 'x.bin' must end in .nc"):
+        check_output("x.bin", kind="file", suffixes=(".nc",), argument="--events-out")
+    with pytest.raises(InvalidInputError, match="need a path"):
+        check_output(None, kind="file")
 
 
 # ---------------------------------------------------------------------------------------------

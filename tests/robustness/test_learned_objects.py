@@ -607,3 +607,20 @@ def test_add_integrity_record_to_a_shipped_model(tmp_path):
 
 
 ROOT_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def test_saved_sbi_posterior_is_verified_on_load(tmp_path):
+    pytest.importorskip("sbi")
+    from sbihep.estimators import posterior as P
+
+    r = P.fit_posterior("npe", P.GaussianToySimulator(n_obs=2), n_simulations=100, network=dict(hidden_features=4, num_transforms=1),
+                        training=dict(max_num_epochs=1, training_batch_size=50), n_diagnostic=0, seed=0, quiet=True, device="cpu")
+    path = r.save(tmp_path / "post")
+    x = np.array([0.1, 0.2])
+    assert np.array_equal(P.load_posterior(path).sample(x, 10, seed=1).values, r.sample(x, 10, seed=1).values)
+    _edit_config(path, lambda c: c["sampler"].update(num_chains=1) if c["sampler"] else c.update(sample_with="mcmc"))
+    with pytest.raises(IntegrityError, match="sample"):
+        P.load_posterior(path)
+    _edit_config(path, lambda c: (c.pop("integrity"), c.pop("x_dim")))
+    with pytest.warns(UnverifiedFileWarning), pytest.raises(InvalidInputError, match="x_dim"):
+        P.load_posterior(path)
