@@ -44,6 +44,7 @@ def main(
     threads: int = typer.Option(
         1,
         "--threads",
+        min=0,
         envvar="SBIHEP_THREADS",
         help="Torch threads per process (0: torch's default). One thread is the safe default: on small "
         "shared machines torch's default threading can be ~10x slower; use workers for parallelism.",
@@ -90,8 +91,8 @@ def xsec(
     sqrts: float = typer.Option(13000.0, "--sqrts", help="Collider energy √s in GeV."),
     set_: list[str] = typer.Option([], "--set", help="Wilson coefficient NAME=VALUE (c/Λ², Λ = 1 TeV); repeatable."),
     order: str = typer.Option("quadratic", "--order", help="EFT order: linear or quadratic."),
-    n_eval: int = typer.Option(20000, "--n-eval", help="Integrand evaluations per VEGAS iteration."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same result)."),
+    n_eval: int = typer.Option(20000, "--n-eval", min=100, help="Integrand evaluations per VEGAS iteration (≥ 100)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed (same seed, same result)."),
     option: list[str] = typer.Option([], "--option", help="Process option NAME=VALUE, e.g. charge=1; repeatable."),
 ) -> None:
     """Compute σ(θ) as a polynomial in the Wilson coefficients and evaluate it at --set values."""
@@ -127,9 +128,9 @@ def _option_value(text: str):
 def demo(
     output_dir: str = typer.Option("sbihep-demo", "--output-dir", help="Folder for the demo's outputs."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes (about a minute on one core) instead of the full demo."),
-    n_events: Optional[int] = typer.Option(None, "--n-events", help="WH events to generate (default 500000; --quick 30000)."),
-    n_eval: Optional[int] = typer.Option(None, "--n-eval", help="Integrand evaluations per VEGAS iteration for σ(θ)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    n_events: Optional[int] = typer.Option(None, "--n-events", min=1, help="WH events to generate (default 500000; --quick 30000)."),
+    n_eval: Optional[int] = typer.Option(None, "--n-eval", min=100, help="Integrand evaluations per VEGAS iteration for σ(θ)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),
 ) -> None:
     """The main demo: a WH → ℓνbb̄ SMEFT analysis end to end — σ(θ), events through a detector, a learned
     reco-level likelihood of cHW and cHWtil, and its expected 95% CL region against the exact parton-level
@@ -175,9 +176,15 @@ def simulate(
     from sbihep.config import SimulationCard
     from sbihep.errors import SbihepError
 
+    from sbihep._outputs import check_output, is_netcdf_file, is_zarr_store
+
     start = time.perf_counter()
     try:
         run_card = SimulationCard.from_toml(card)
+        zarr = output.rstrip("/").lower().endswith(".zarr")
+        check_output(output.rstrip("/") if zarr else output, kind="directory" if zarr else "file", suffixes=(".nc", ".zarr"),
+                     is_ours=is_zarr_store if zarr else is_netcdf_file, what="EventSet " + ("store" if zarr else "file"))
+        run_card.check()  # process, options, θ, systematics, detector: before any event is generated
         events = run_card.run()
         path = events.save(output)
     except (SbihepError, TypeError) as exc:
@@ -207,11 +214,14 @@ def fit(
     from sbihep.errors import SbihepError
     from sbihep.fit.run import load_config, run_config, summary_table
 
+    from sbihep._outputs import check_output, is_netcdf_file
+
     path = Path(config)
     if not path.is_file():
         typer.echo(f"error: fit configuration {config!r} does not exist", err=True)
         raise typer.Exit(2)
     try:
+        check_output(output, kind="file", suffixes=(".nc",), is_ours=is_netcdf_file, what="fit result (netCDF)")
         result, rows = run_config(load_config(path), path.parent)
     except SbihepError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -30,9 +30,10 @@ def register(app) -> None:
             typer.echo(f"error: training configuration {config!r} does not exist", err=True)
             raise typer.Exit(2)
         try:
-            metrics = run_training(load_train_config(path), output, quiet=quiet)
+            metrics = run_training(load_train_config(path), output, quiet=quiet)  # checks -o before any work
         except SbihepError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         typer.echo(summary_table(metrics))
         typer.echo(f"wrote {output}")
+

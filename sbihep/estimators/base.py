@@ -3,10 +3,19 @@
 An estimator is a small torch module plus a JSON-serialisable config.  It saves as a directory with
 ``config.json`` (kind, sbihep version, parameter space, observables, network shape, preprocessing
 summary, training options) and ``state_dict.pt`` (tensors only, loaded with ``weights_only=True``).
+
+Integrity: ``config.json`` carries an ``integrity`` entry with the sha256 of every tensor of
+``state_dict.pt`` (names, dtypes, shapes and bytes) and a sha256 of every config field (and of every
+sub-field of a table such as ``network.activation``).  :func:`read_estimator` recomputes both and
+raises :class:`~sbihep.errors.IntegrityError` naming the edited field or file; a directory written
+by an sbihep without the entry loads with an :class:`~sbihep.errors.IntegrityWarning`.  On top
+of the hashes, :meth:`PersistentEstimator.load` checks the config field by field against the weights
+(tensor names and shapes implied by ``observables``, ``space`` and ``network``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -19,7 +28,14 @@ from torch import nn
 
 from sbihep._atomic import atomic_destination
 from sbihep._version import __version__
-from sbihep.errors import DataFormatError, ExtrapolationWarning, InvalidInputError, ShapeError
+from sbihep.errors import (
+    DataFormatError,
+    ExtrapolationWarning,
+    IntegrityError,
+    InvalidInputError,
+    ShapeError,
+    IntegrityWarning,
+)
 from sbihep.params import ParameterSpace
 
 __all__ = [
@@ -32,7 +48,9 @@ __all__ = [
     "check_sample_labels",
     "save_estimator",
     "read_estimator",
+    "load_weights",
     "seeded_init",
+    "tensor_sha256",
 ]
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "silu": nn.SiLU, "relu": nn.ReLU, "softplus": nn.Softplus}
@@ -141,17 +159,64 @@ def as_theta(theta, space: ParameterSpace, n_rows: int, argument: str = "theta")
     return t.expand(n_rows, -1).to(torch.float32)
 
 
+def tensor_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 (hex) of named tensors: every name, dtype, shape and the raw bytes, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        if not isinstance(t, torch.Tensor):
+            raise DataFormatError(f"state: entry {name!r} is a {type(t).__name__}, not a tensor")
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _field_digests(config: Mapping) -> dict[str, str]:
+    """sha256 (16 hex) of every config field and of every sub-field of a table (``network.activation``)."""
+    out = {}
+    for key, value in config.items():
+        if key == "integrity":
+            continue
+        out[key] = _digest(value)
+        if isinstance(value, dict):
+            out.update({f"{key}.{sub}": _digest(v) for sub, v in value.items()})
+    return out
+
+
 def save_estimator(path: str | os.PathLike, config: Mapping, state_dict: Mapping[str, torch.Tensor]) -> Path:
-    """Write ``config.json`` + ``state_dict.pt`` into directory ``path`` atomically."""
+    """Write ``config.json`` (with its ``integrity`` entry) + ``state_dict.pt`` into directory ``path`` atomically."""
     path = Path(path)
+    state = {k: v.detach().cpu() for k, v in state_dict.items()}
+    full = json.loads(json.dumps({"sbihep_version": __version__, **config}))  # exactly what loads back
+    full["integrity"] = {"algorithm": "sha256", "state_dict_sha256": tensor_sha256(state), "fields_sha256": _field_digests(full)}
     with atomic_destination(path) as tmp:
         tmp.mkdir(parents=True)
-        full = {"sbihep_version": __version__, **config}
         (tmp / "config.json").write_text(json.dumps(full, indent=2, sort_keys=True))
-        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / "state_dict.pt")
+        torch.save(state, tmp / "state_dict.pt")
     return path
 
 
+def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], path, fields: str = "observables, space, network") -> None:
+    """``module.load_state_dict(state)`` after checking tensor names and shapes one by one.
+
+    Raises:
+        DataFormatError: naming the tensors that are missing, unexpected or of another shape, and
+            the config fields (``fields``) that determine them.
+    """
+    want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    problems = [f"{k!r} missing from state_dict.pt" for k in want if k not in have]
+    problems += [f"{k!r} in state_dict.pt is not part of the configured network" for k in have if k not in want]
+    problems += [f"{k!r} has shape {have[k]} in state_dict.pt but the config implies {want[k]}" for k in want if k in have and have[k] != want[k]]
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; … ({len(problems)} in all)" if len(problems) > 4 else "")
+        raise DataFormatError(f"path: config.json fields ({fields}) of {str(path)!r} do not describe its weights: {shown}")
+    module.load_state_dict(state)
 class PersistentEstimator:
     """``save``/``load`` for estimators built as ``cls(observables, space, hidden=, activation=, seed=, ...)``
     with a ``network`` module, a ``kind`` and a JSON-able :meth:`config`.
@@ -189,30 +254,80 @@ class PersistentEstimator:
         self.training = config.get("training", {})
 
     @classmethod
-    def load(cls, path):
-        """Rebuild an estimator written by :meth:`save` (the kind must match)."""
-        config, state = read_estimator(path, cls.kind)
-        net = config["network"]
-        est = cls(
-            config["observables"], ParameterSpace.from_dict(config["space"]),
-            hidden=net["hidden"], activation=net["activation"], seed=net["seed"], **cls._init_options(config),
-        )
-        est._restore(config)
-        est.network.load_state_dict(state)
+    def load(cls, path, *, verify: bool = True):
+        """Rebuild an estimator written by :meth:`save` (the kind must match).
+
+        Args:
+            verify: check the content hashes of config.json and state_dict.pt (see the module
+                docstring); False skips them (the field-by-field check against the weights stays).
+        Raises:
+            IntegrityError: config.json or state_dict.pt changed after saving (names the field).
+            DataFormatError: missing or unusable config fields, or weights of another shape.
+        """
+        config, state = read_estimator(path, cls.kind, verify=verify)
+        try:
+            net = config["network"]
+            est = cls(
+                config["observables"], ParameterSpace.from_dict(config["space"]),
+                hidden=net["hidden"], activation=net["activation"], seed=net["seed"], **cls._init_options(config),
+            )
+            est._restore(config)
+        except KeyError as exc:
+            raise DataFormatError(f"path: config.json of {str(path)!r} lacks the field {exc.args[0]!r}") from exc
+        except (InvalidInputError, TypeError, ValueError, AttributeError) as exc:
+            raise DataFormatError(f"path: config.json of {str(path)!r} is not a usable {cls.kind!r} config ({exc})") from exc
+        load_weights(est.network, state, path)
         return est
 
 
-def read_estimator(path: str | os.PathLike, kind: str) -> tuple[dict, dict]:
-    """(config, state_dict) from a directory written by :func:`save_estimator`; checks the kind."""
+def read_estimator(path: str | os.PathLike, kind: str, *, verify: bool = True) -> tuple[dict, dict]:
+    """(config, state_dict) from a directory written by :func:`save_estimator`; checks the kind and,
+    with ``verify``, the content hashes of the ``integrity`` entry (the entry is removed from the
+    returned config).
+
+    Raises:
+        InvalidInputError: ``path`` is not an estimator directory.
+        DataFormatError: unreadable, truncated or foreign files, or another kind.
+        IntegrityError: a config field or the weights changed after saving.
+    """
     path = Path(path)
-    if not (path / "config.json").exists() or not (path / "state_dict.pt").exists():
+    if not (path / "config.json").is_file() or not (path / "state_dict.pt").is_file():
         raise InvalidInputError(f"path: {str(path)!r} is not a saved estimator (needs config.json and state_dict.pt)")
     try:
-        config = json.loads((path / "config.json").read_text())
-        state = torch.load(path / "state_dict.pt", map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise DataFormatError(f"path: cannot read the estimator in {str(path)!r} ({type(exc).__name__}: {exc})") from exc
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"path: {str(path / 'config.json')!r} is not readable JSON ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(config, dict):
+        raise DataFormatError(f"path: {str(path / 'config.json')!r} holds a JSON {type(config).__name__}, not an object")
     if config.get("kind") != kind:
         raise DataFormatError(f"path: {str(path)!r} holds a {config.get('kind')!r} estimator, not a {kind!r} one")
+    try:
+        state = torch.load(path / "state_dict.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, zipfile errors… for broken files
+        raise DataFormatError(f"path: {str(path / 'state_dict.pt')!r} is truncated or not a torch state_dict ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataFormatError(f"path: {str(path / 'state_dict.pt')!r} does not hold a dict of tensors")
+    record = config.pop("integrity", None)
+    if verify:
+        _verify(path, config, state, record)
     return config, state
+
+
+def _verify(path: Path, config: dict, state: dict, record) -> None:
+    if record is None:
+        warnings.warn(f"path: {str(path)!r} carries no content hash (written by an sbihep without integrity records); "
+                      "its config cannot be checked against edits", IntegrityWarning, stacklevel=4)
+        return
+    if not isinstance(record, dict) or not isinstance(record.get("fields_sha256"), dict) or "state_dict_sha256" not in record:
+        raise IntegrityError(f"path: the integrity entry of {str(path / 'config.json')!r} is damaged")
+    stored, now = record["fields_sha256"], _field_digests(config)
+    changed = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+    if changed:
+        leaves = [k for k in changed if not any(other.startswith(k + ".") for other in changed)]
+        raise IntegrityError(
+            f"path: config.json of {str(path)!r} was edited after saving: field(s) {leaves} differ from the recorded "
+            "hash; a changed config no longer describes the weights (re-create and save the estimator instead)")
+    if tensor_sha256(state) != record["state_dict_sha256"]:
+        raise IntegrityError(f"path: {str(path / 'state_dict.pt')!r} differs from the weights recorded in config.json "
+                             "(content hash mismatch: edited, replaced or corrupted)")
 

@@ -34,6 +34,7 @@ import contextlib
 import inspect
 import io
 import math
+import random
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -316,10 +317,29 @@ def _embedding_config(embedding, method: str, event_shape) -> dict | None:
 
 
 @contextlib.contextmanager
+def _global_rngs_seeded(seed: int):
+    """Seed every global RNG that sbi and its samplers draw from — torch's, numpy's legacy global state
+    (sbi's ``slice_np`` MCMC samplers draw from it) and Python's ``random`` — from ``seed``, and
+    restore all three afterwards so the caller's streams are untouched."""
+    seed = int(seed)
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+@contextlib.contextmanager
 def _seeded(seed: int, quiet: bool = True):
-    """Fork torch's global RNG (sbi draws from it) and seed it; silence sbi's prints when quiet."""
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        torch.manual_seed(int(seed))
+    """Seed the global RNGs sbi draws from (see :func:`_global_rngs_seeded`); silence sbi's prints when quiet."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"seed: must be a non-negative integer, got {seed!r}")
+    with _global_rngs_seeded(seed), warnings.catch_warnings():
         if quiet:
             for message in _QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
@@ -562,7 +582,8 @@ class PosteriorResult:
             x: one observation (D,) → dims (sample, parameter); or a batch (B, D) → dims
                 (sample, observation, parameter).
             n_samples: samples per observation.
-            seed: seeds the sampler (same seed, same samples on CPU).
+            seed: seeds the sampler (same seed, same samples on CPU, in any process: torch's,
+                numpy's global and Python's ``random`` RNG are seeded from it and restored afterwards).
         """
         if int(n_samples) < 1:
             raise InvalidInputError(f"n_samples must be ≥ 1, got {n_samples}")
@@ -664,6 +685,9 @@ def load_posterior(path, *, prior=None, device: str = "cpu") -> PosteriorResult:
     """
     config, state = read_estimator(path, _KIND)
     device = str(resolve_device(device))
+    missing = [k for k in ("space", "prior", "method", "network", "embedding", "x_dim", "sample_with", "sampler", "history") if k not in config]
+    if missing:
+        raise InvalidInputError(f"path: config.json of {str(path)!r} lacks the field(s) {missing}")
     space = ParameterSpace.from_dict(config["space"])
     if config["prior"]["type"] == "box":
         prior = _box_prior(config["prior"]["low"], config["prior"]["high"], device)
@@ -765,6 +789,8 @@ def fit_posterior(
     """
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"seed: must be a non-negative integer, got {seed!r}")
     simulator = _as_simulator(data)
     if simulator is None and not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise InvalidInputError(f"data: need a simulator (callable) or a (theta, x) pair of arrays, got {type(data).__name__}")

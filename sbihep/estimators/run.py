@@ -61,12 +61,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from sbihep._atomic import atomic_destination
-from sbihep._toml import read_toml
+from sbihep._toml import did_you_mean, is_toml_path, read_toml
 from sbihep._version import __version__
 from sbihep.config import _check_table
 from sbihep.errors import InvalidInputError
 
-__all__ = ["TrainConfig", "load_train_config", "run_training", "summary_table"]
+__all__ = ["TrainConfig", "check_output_directory", "load_train_config", "run_training", "summary_table"]
 
 _TOP = {"seed": int, "data": dict, "parameters": dict, "estimator": dict, "sample": dict, "training": dict,
         "validation": dict, "export": dict}  # fmt: skip
@@ -98,6 +98,7 @@ class TrainConfig:
     seed: int = 0
     base: Path = Path(".")
     text: str = ""
+    path: Path | None = None  # the configuration file (None for TOML text)
 
 
 def _fail(where: str, message: str):
@@ -139,10 +140,17 @@ def load_train_config(source: str | Path) -> TrainConfig:
         if key not in est:
             _fail(f"{where} [estimator]", f"missing required field {key!r}")
     if est["kind"] not in ("ratio", "score"):
-        _fail(f"{where} [estimator]", f"'kind' must be \"ratio\" or \"score\", got {est['kind']!r}")
+        _fail(f"{where} [estimator]", f"'kind' must be \"ratio\" or \"score\", got {est['kind']!r}{did_you_mean(est['kind'], ('ratio', 'score'))}")
     allowed = METHODS if est["kind"] == "ratio" else _SCORE_METHODS
     if est["method"] not in allowed:
-        _fail(f"{where} [estimator]", f"'method' of a {est['kind']} estimator must be one of {list(allowed)}, got {est['method']!r}")
+        _fail(f"{where} [estimator]", f"'method' of a {est['kind']} estimator must be one of {list(allowed)}, got {est['method']!r}"
+                                      f"{did_you_mean(est['method'], allowed)}")
+    if "activation" in est:
+        from sbihep.estimators.base import _ACTIVATIONS
+
+        if est["activation"] not in _ACTIVATIONS:
+            _fail(f"{where} [estimator]", f"'activation' must be one of {sorted(_ACTIVATIONS)}, got {est['activation']!r}"
+                                          f"{did_you_mean(est['activation'], _ACTIVATIONS)}")
     if "hidden" in est and not (est["hidden"] and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in est["hidden"])):
         _fail(f"{where} [estimator]", f"'hidden' must be a list of positive layer widths, got {est['hidden']!r}")
     if est.get("architecture", "mlp") not in ("mlp", "morphing") or (est["kind"] == "score" and "architecture" in est):
@@ -183,11 +191,37 @@ def load_train_config(source: str | Path) -> TrainConfig:
             _fail(f"{where} [training]", f"{key!r} must be ≥ 1, got {value!r}")
     if validation.get("grid_points", 3) < 2:
         _fail(f"{where} [validation]", f"'grid_points' must be ≥ 2, got {validation['grid_points']!r}")
-    is_file = isinstance(source, Path) or "\n" not in source and "=" not in source  # read_toml's rule
+    _check_training_values(training, f"{where} [training]")
+    if not 0 <= table.get("seed", 0) < 2**32:
+        _fail(where, f"'seed' must lie in [0, 2**32), got {table['seed']!r}")
+    is_file = is_toml_path(source)  # read_toml's rule
     base, text = (Path(source).parent, Path(source).read_text(encoding="utf-8")) if is_file else (Path("."), str(source))
     return TrainConfig(data=dict(data, features=features), parameters=parameters, estimator=dict(est), sample=dict(sample),
                        training=dict(training), validation=dict(validation), export=dict(export), seed=int(table.get("seed", 0)),
-                       base=base, text=text)  # fmt: skip
+                       base=base, text=text, path=Path(source) if is_file else None)  # fmt: skip
+
+
+def _check_training_values(training: dict, where: str) -> None:
+    """Ranges of the [training] options, checked before any sampling or training starts."""
+    positive = ("learning_rate", "final_learning_rate", "clip_grad_norm")
+    for key, value in training.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            _fail(where, f"{key!r} must be finite, got {value!r}")
+        if key in positive and not value > 0:
+            _fail(where, f"{key!r} must be > 0, got {value!r}")
+        if key == "weight_decay" and value < 0:
+            _fail(where, f"'weight_decay' must be ≥ 0, got {value!r}")
+        if key == "validation_fraction" and not 0 < value < 1:
+            _fail(where, f"'validation_fraction' must lie in (0, 1), got {value!r}")
+        if key == "early_stopping_patience" and value < 1:
+            _fail(where, f"'early_stopping_patience' must be ≥ 1, got {value!r}")
+    if "device" in training:
+        from sbihep.estimators.train import resolve_device
+
+        try:
+            resolve_device(training["device"])
+        except InvalidInputError as exc:
+            _fail(where, str(exc))
 
 
 def _check_ratio_options(est: dict, where: str) -> None:
@@ -230,7 +264,8 @@ def _prepare(cfg: TrainConfig, events):
     process = get_process(events.process)
     unknown = sorted(set(cfg.parameters) - set(events.operators))
     if unknown:
-        _fail("[parameters]", f"{unknown} are not operators of the EventSet (process {events.process!r} has {events.operators})")
+        _fail("[parameters]", f"{unknown} are not operators of the EventSet{did_you_mean(unknown[0], events.operators)} "
+                              f"(process {events.process!r} has {events.operators})")
     space = process.parameter_space(cfg.parameters).subset(cfg.parameters)
     features = cfg.data["features"]
     if features == "parton":
@@ -346,13 +381,36 @@ def _exact_metrics(cfg: TrainConfig, estimator, test_events, names, space) -> di
     return out
 
 
+def check_output_directory(cfg: TrainConfig, output: str | Path) -> Path:
+    """``output`` can take the run's directory: absent, empty, or an earlier ``sbihep train`` output —
+    never a file (``-o card.toml`` used to delete the card) nor a directory holding the run's inputs.
+
+    Raises:
+        InvalidInputError: naming ``-o/--output`` and what is in the way.
+    """
+    from sbihep._outputs import check_output, is_training_output
+
+    output = check_output(output, kind="directory", is_ours=is_training_output, what="training output directory")
+    inputs = [cfg.path] if cfg.path is not None else []
+    inputs += [cfg.base / cfg.data[k] for k in ("events", "simulation") if k in cfg.data]
+    out = output.resolve()
+    for item in inputs:
+        item = Path(item).resolve()
+        if item == out or out in item.parents:
+            raise InvalidInputError(f"-o/--output: {str(output)!r} contains the input {str(item)!r}, which replacing the "
+                                    "directory would delete; write to another directory")
+    return output
+
+
 def run_training(cfg: TrainConfig, output: str | Path, *, quiet: bool = False) -> dict:
-    """Run a checked configuration: sample, train, validate, save into the directory ``output``.
+    """Run a checked configuration: sample, train, validate, save into the directory ``output``
+    (checked first with :func:`check_output_directory`).
 
     Returns the metrics (also written to ``output/metrics.json``).
     """
     from sbihep.estimators.ensemble import Ensemble
 
+    check_output_directory(cfg, output)
     t0 = time.perf_counter()
     events = _events(cfg, quiet)
     events, names, space, parton_level = _prepare(cfg, events)

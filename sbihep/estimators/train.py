@@ -5,9 +5,11 @@ Every estimator in :mod:`sbihep.estimators` hands its network, its loss and its 
 train/validation split and the batch order come from one seeded ``torch.Generator`` whose state is
 checkpointed, so a run that is interrupted and resumed ends with the same weights as one that was not.
 
-A checkpoint records a fingerprint of the configuration (model, loss, data shapes and every training
-option); resuming from a checkpoint written for another configuration raises
-:class:`~sbihep.errors.InvalidInputError` instead of silently mixing two runs.
+A checkpoint records a fingerprint of the configuration (model, loss, data shapes, a sha256 of the
+training tensors' contents and every training option); resuming from a checkpoint written for
+another configuration or for other data of the same shape raises
+:class:`~sbihep.errors.InvalidInputError` naming what differs, instead of silently mixing two runs.
+A truncated or foreign checkpoint file raises :class:`~sbihep.errors.DataFormatError`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
 from sbihep._atomic import atomic_destination
-from sbihep.errors import InvalidInputError, ShapeError
+from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
 
 __all__ = ["TrainingHistory", "resolve_device", "train"]
 
@@ -65,13 +68,27 @@ class TrainingHistory:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
-    if device == "auto":
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to ``torch.device``.
+
+    Raises:
+        InvalidInputError: not a device name, or a CUDA / MPS device that this machine does not have.
+    """
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"device: {device!r} is not a torch device ({exc})") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidInputError(f"device: {device!r} asks for CUDA, but torch sees no CUDA device here; use device='cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InvalidInputError(f"device: {device!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise InvalidInputError(f"device: {device!r} asks for Apple MPS, which is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise InvalidInputError(f"device: {device!r} is not supported; use 'auto', 'cpu' or 'cuda[:N]'")
+    return dev
 
 
 def _check_data(data: Mapping[str, torch.Tensor]) -> int:
@@ -86,10 +103,34 @@ def _check_data(data: Mapping[str, torch.Tensor]) -> int:
     return next(iter(lengths.values()))
 
 
-def _fingerprint(model: nn.Module, data: Mapping[str, torch.Tensor], options: Mapping, extra: Mapping | None) -> str:
+def _fingerprint(model: nn.Module, data: Mapping[str, torch.Tensor], options: Mapping, extra: Mapping | None, groups=None) -> str:
+    from sbihep.estimators.base import tensor_sha256
+
     shapes = {name: [list(t.shape), str(t.dtype)] for name, t in sorted(data.items())}
     params = {name: list(p.shape) for name, p in model.state_dict().items()}
-    return json.dumps({"model": params, "data": shapes, "options": dict(options), "extra": dict(extra or {})}, sort_keys=True, default=str)
+    contents = tensor_sha256({**dict(data), **({"__groups__": torch.as_tensor(groups)} if groups is not None else {})})
+    return json.dumps({"model": params, "data": shapes, "data_sha256": contents, "options": dict(options), "extra": dict(extra or {})},
+                      sort_keys=True, default=str)
+
+
+def _fingerprint_difference(saved, now: str) -> str:
+    """Which parts of two fingerprints differ, in words."""
+    try:
+        old, new = json.loads(saved), json.loads(now)
+    except (TypeError, ValueError):
+        return "the checkpoint's fingerprint is unreadable (written by another sbihep version?)"
+    labels = {"model": "the model's tensor shapes", "data": "the data's names, shapes or dtypes",
+              "data_sha256": "the training data's contents (same shapes, other values)", "extra": "the estimator's configuration"}
+    parts = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        if key == "options" and isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            a, b = old[key], new[key]
+            parts += [f"option {k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        else:
+            parts.append(labels.get(key, key))
+    return "; ".join(parts) or "unknown"
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -174,6 +215,8 @@ def train(
         raise InvalidInputError(f"epochs must be a positive integer, got {epochs!r}")
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
     if not 0.0 < validation_fraction < 1.0:
         raise InvalidInputError(f"validation_fraction must lie in (0, 1), got {validation_fraction!r}")
     if not (learning_rate > 0 and final_learning_rate > 0):
@@ -187,8 +230,13 @@ def train(
         weight_decay=weight_decay, validation_fraction=validation_fraction, patience=early_stopping_patience,
         clip_grad_norm=clip_grad_norm, seed=seed, grouped_split=groups is not None,
     )
-    print_key = _fingerprint(model, data, options, fingerprint)
     dev = resolve_device(device)
+    if groups is not None:
+        try:
+            groups = torch.as_tensor(groups)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise InvalidInputError(f"groups: expected {n} integer labels ({exc})") from exc
+    print_key = _fingerprint(model, data, options, fingerprint, groups)
     model.to(dev).float()
     data = {k: (v.float() if v.is_floating_point() else v) for k, v in data.items()}
 
@@ -206,19 +254,30 @@ def train(
 
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") != print_key:
+        if not path.is_file():
+            raise InvalidInputError(f"checkpoint: {str(path)!r} exists but is not a file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, … for broken files
+            raise DataFormatError(f"checkpoint: {str(path)!r} is truncated or not an sbihep checkpoint ({type(exc).__name__}: {exc}); "
+                                  "delete it to start afresh") from exc
+        if not isinstance(state, dict) or "fingerprint" not in state:
+            raise DataFormatError(f"checkpoint: {str(path)!r} is not an sbihep training checkpoint (no fingerprint)")
+        if state["fingerprint"] != print_key:
             raise InvalidInputError(
-                f"checkpoint {str(path)!r} was written for another configuration (model, data shapes or training "
-                "options differ); delete it or pass another checkpoint path"
+                f"checkpoint: {str(path)!r} was written for another configuration ({_fingerprint_difference(state['fingerprint'], print_key)}); "
+                "delete it or pass another checkpoint path"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        history = TrainingHistory(**json.loads(state["history"]))
-        best_val, best_state = float(state["best_val"]), state["best_state"]
-        start_epoch, since_best = int(state["epoch"]), int(state["since_best"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"])
+            history = TrainingHistory(**json.loads(state["history"]))
+            best_val, best_state = float(state["best_val"]), state["best_state"]
+            start_epoch, since_best = int(state["epoch"]), int(state["since_best"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise DataFormatError(f"checkpoint: {str(path)!r} is damaged ({type(exc).__name__}: {exc}); delete it to start afresh") from exc
 
     bar = _progress(epochs, quiet)
     if bar is not None:

@@ -24,7 +24,7 @@ _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 def normal_cdf(x: np.ndarray) -> np.ndarray:
     """Φ(x) of the standard normal, elementwise, float64."""
-    return (0.5 * _erfc(-np.asarray(x, float) / math.sqrt(2.0))).astype(float)
+    return np.asarray(0.5 * _erfc(-np.asarray(x, float) / math.sqrt(2.0)), dtype=float)  # frompyfunc returns a float for 0-d input
 
 
 def qtilde_from_t(t_mu: np.ndarray, mu: np.ndarray, t_min: float, mu_hat: float) -> np.ndarray:

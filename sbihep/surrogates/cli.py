@@ -38,14 +38,17 @@ def train(
     n_points: int = typer.Option(60, "--n-points", min=5, help="Input points to label (two fits each per data set)."),
     n_starts: int = typer.Option(2, "--n-starts", min=1, max=2, help="Starts per label (the lowest converged fit is kept)."),
     n_workers: Optional[int] = typer.Option(None, "--n-workers", min=1, help="Worker processes for labels."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Label a workspace with MINUIT fits, train an ensemble and export it to ONNX."""
     from sbihep.errors import SbihepError
     from sbihep.surrogates.likelihood import train_surrogate
 
+    from sbihep._outputs import check_output, is_onnx_surrogate
+
     try:
+        check_output(output, kind="file", suffixes=(".onnx",), is_ours=is_onnx_surrogate, what="ONNX surrogate")
         path, metrics = train_surrogate(
             workspace, output=output, patch=patch, patchset=patchset, regions=region or None,
             bounds=_parse_bounds(bounds), n_points=n_points, n_starts=n_starts, seed=seed,
@@ -53,7 +56,7 @@ def train(
         )
     except SbihepError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     typer.echo(f"wrote {path}")
     typer.echo(json.dumps(metrics.get("held_out", {}), indent=1))
 

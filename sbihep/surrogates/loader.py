@@ -8,27 +8,122 @@ What the outputs mean is in the file's ``sbihep.description``: −2ΔlnL for the
 Asimov (μ = 0) data.  CLs uses the asymptotic q̃_μ formulae (:mod:`sbihep.surrogates.asymptotics`)
 along the ray x(μ) = μ · direction (direction = 1 for a signal-strength surrogate, the signal
 yields per bin for a yields surrogate).
+
+Checks on load: the metadata fields the loader uses are validated one by one (types, finite
+bounds with low < high, ``mode`` against the number of inputs, the graph's input width), then the
+``sbihep.integrity`` record (written by :func:`sbihep.surrogates.onnx.export_onnx`) is verified: a
+sha256 of every metadata field (an edit names the field, e.g. ``inputs`` for widened bounds) and a
+sha256 of the whole file with the hash itself zeroed (any other change of bytes, e.g. the graph).
+Files written before the record existed load with an :class:`~sbihep.errors.IntegrityWarning`.
+Inputs must be finite; μ, levels and tolerances are checked before any evaluation.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
 
-from sbihep.errors import DataFormatError, InvalidInputError, OutOfBoundsError, ShapeError
+from sbihep.errors import (
+    DataFormatError,
+    ExtrapolationWarning,
+    IntegrityError,
+    InvalidInputError,
+    OutOfBoundsError,
+    ShapeError,
+    IntegrityWarning,
+)
 from sbihep.surrogates.asymptotics import cls_from_q, qtilde_from_t
 
-__all__ = ["SurrogateLikelihood", "OutsideTrainingBoundsWarning", "read_metadata"]
+__all__ = ["SurrogateLikelihood", "OutsideTrainingBoundsWarning", "read_metadata", "INTEGRITY_KEY", "metadata_digest"]
 
 FORMAT = "sbihep-likelihood-surrogate/1"  # kept equal to sbihep.surrogates.onnx.FORMAT (no torch import here)
 
 
-class OutsideTrainingBoundsWarning(UserWarning):
+INTEGRITY_KEY = "sbihep.integrity"
+_FILE_HASH_FIELD = b'"file_sha256": "'
+_ZEROS = "0" * 64
+
+
+class OutsideTrainingBoundsWarning(ExtrapolationWarning):
     """An input lies outside the box the surrogate was trained on."""
+
+
+def metadata_digest(value: str) -> str:
+    """sha256 (16 hex) of one metadata value as stored (its JSON text)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def _file_digest(blob: bytes, recorded: str) -> str:
+    """sha256 of the file bytes with the recorded file hash replaced by 64 zeros."""
+    marker = _FILE_HASH_FIELD + recorded.encode("ascii")
+    if blob.count(marker) != 1:
+        raise IntegrityError("path: the file's integrity record is missing from its bytes or appears twice")
+    return hashlib.sha256(blob.replace(marker, _FILE_HASH_FIELD + _ZEROS.encode("ascii"))).hexdigest()
+
+
+def _verify_fields(path: Path, raw: dict[str, str]) -> str | None:
+    """Check the metadata field hashes; returns the recorded file hash (None for a file without a record)."""
+    if INTEGRITY_KEY not in raw:
+        warnings.warn(f"path: {path.name} carries no sbihep.integrity record (written by an older sbihep); its metadata "
+                      "(bounds, mode, …) cannot be checked against edits — only the test vectors are", IntegrityWarning, stacklevel=4)
+        return None
+    try:
+        record = json.loads(raw[INTEGRITY_KEY])
+        fields, recorded = dict(record["fields_sha256"]), str(record["file_sha256"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"path: the sbihep.integrity record of {path.name} is damaged ({exc})") from exc
+    now = {k.removeprefix("sbihep."): metadata_digest(v) for k, v in raw.items() if k.startswith("sbihep.") and k != INTEGRITY_KEY}
+    changed = sorted(k for k in set(fields) | set(now) if fields.get(k) != now.get(k))
+    if changed:
+        raise IntegrityError(f"path: metadata field(s) {changed} of {path.name} were edited after export (hash mismatch); "
+                             "the file no longer describes what the network was trained on")
+    return recorded
+
+
+def _verify_file(path: Path, recorded: str) -> None:
+    if _file_digest(path.read_bytes(), recorded) != recorded:
+        raise IntegrityError(f"path: {path.name} was modified after export (file hash mismatch: the graph, its weights "
+                             "or other bytes changed)")
+
+
+def _number(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataFormatError(f"path: metadata {where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_metadata(meta: dict) -> None:
+    """The fields the loader and the spey backend use, one by one (DataFormatError naming the field)."""
+    for key in ("mode", "inputs", "nll"):
+        if key not in meta:
+            raise DataFormatError(f"path: metadata field sbihep.{key} is missing")
+    if meta["mode"] not in ("mu", "yields"):
+        raise DataFormatError(f"path: metadata sbihep.mode must be 'mu' or 'yields', got {meta['mode']!r}")
+    inputs = meta["inputs"]
+    if not isinstance(inputs, list) or not inputs:
+        raise DataFormatError(f"path: metadata sbihep.inputs must be a non-empty list, got {inputs!r}")
+    for k, item in enumerate(inputs):
+        if not isinstance(item, dict):
+            raise DataFormatError(f"path: metadata sbihep.inputs[{k}] must be an object, got {item!r}")
+        for key in ("name", "unit", "train_low", "train_high"):
+            if key not in item:
+                raise DataFormatError(f"path: metadata sbihep.inputs[{k}] lacks {key!r}")
+        if not isinstance(item["name"], str) or not isinstance(item["unit"], str):
+            raise DataFormatError(f"path: metadata sbihep.inputs[{k}] name and unit must be strings")
+        lo, hi = _number(item["train_low"], f"sbihep.inputs[{k}].train_low"), _number(item["train_high"], f"sbihep.inputs[{k}].train_high")
+        if not lo < hi:
+            raise DataFormatError(f"path: metadata sbihep.inputs[{k}] needs train_low < train_high, got {lo} and {hi}")
+    ref = meta["nll"].get("reference_nll") if isinstance(meta["nll"], dict) else None
+    if not isinstance(ref, dict) or not all(k in ref for k in ("observed", "asimov")):
+        raise DataFormatError("path: metadata sbihep.nll.reference_nll must hold 'observed' and 'asimov'")
+    for k in ("observed", "asimov"):
+        _number(ref[k], f"sbihep.nll.reference_nll.{k}")
 
 
 def read_metadata(session_or_path) -> dict:
@@ -59,10 +154,12 @@ class SurrogateLikelihood:
         path: the ``.onnx`` file.
         out_of_bounds: ``"warn"`` (default), ``"raise"`` (:class:`OutOfBoundsError`) or ``"ignore"``
             for inputs outside the training box.
-        verify: run the stored test vectors (refuse the file when they fail).
+        verify: check the integrity record and run the stored test vectors (refuse the file when
+            either fails); False skips both (the metadata's structure is still checked).
     Raises:
-        DataFormatError: missing metadata, wrong format version, a graph whose input count differs
-            from the metadata, or failing test vectors (e.g. edited weights).
+        DataFormatError: missing or malformed metadata (names the field), wrong format version, a
+            graph whose input count differs from the metadata, or failing test vectors (e.g. edited weights).
+        IntegrityError: a metadata field (named) or the file's bytes changed after export.
     """
 
     def __init__(self, path: str | Path, *, out_of_bounds: Literal["warn", "raise", "ignore"] = "warn",
@@ -81,6 +178,7 @@ class SurrogateLikelihood:
         self.metadata = read_metadata(self._sess)
         if self.metadata.get("format") != FORMAT:
             raise DataFormatError(f"path: unsupported surrogate format {self.metadata.get('format')!r}, expected {FORMAT!r}")
+        _check_metadata(self.metadata)
         self.out_of_bounds = out_of_bounds
         inputs = self.metadata["inputs"]
         self.input_names = [i["name"] for i in inputs]
@@ -93,8 +191,13 @@ class SurrogateLikelihood:
             raise DataFormatError(
                 f"path: the graph takes input shape {shape} but the metadata declares {len(inputs)} inputs "
                 f"({self.input_names}); file and metadata do not belong together")
+        if self.mode == "mu" and self.n_inputs != 1:
+            raise DataFormatError(f"path: metadata sbihep.mode is 'mu' (one signal strength) but sbihep.inputs has {self.n_inputs} entries")
         if verify:
+            recorded = _verify_fields(self.path, dict(self._sess.get_modelmeta().custom_metadata_map))
             self.verify()
+            if recorded is not None:
+                _verify_file(self.path, recorded)
 
     @property
     def n_inputs(self) -> int:
@@ -131,11 +234,17 @@ class SurrogateLikelihood:
 
     def evaluate(self, x: Sequence | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x: (B, d) or (d,) inputs → (t, t_std), each (B, 2): [observed, Asimov] −2ΔlnL and uncertainty."""
-        x = np.asarray(x, float)
+        try:
+            x = np.asarray(x, float)
+        except (TypeError, ValueError) as exc:
+            raise ShapeError(f"x: need numbers of shape (B, {self.n_inputs}), got {type(x).__name__} ({exc})") from exc
         if x.ndim == 1:
             x = x.reshape(1, -1) if self.n_inputs > 1 or x.size == 1 else x.reshape(-1, 1)
         if x.ndim != 2 or x.shape[1] != self.n_inputs:
             raise ShapeError(f"x: need shape (B, {self.n_inputs}) in the order {self.input_names}, got {x.shape}")
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise InvalidInputError(f"x: {int(bad.sum())} of {len(x)} points contain NaN or infinite values (first at row {int(np.argmax(bad))})")
         self._check_bounds(x)
         return self._raw(x)
 
@@ -146,8 +255,11 @@ class SurrogateLikelihood:
             if self.mode != "mu":
                 raise InvalidInputError("direction: a yields surrogate needs the signal yields per bin")
             return np.ones(self.n_inputs)
-        d = np.asarray(direction, float).reshape(-1)
-        if d.shape != (self.n_inputs,) or not np.any(d > 0) or np.any(d < 0):
+        try:
+            d = np.asarray(direction, float).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"direction: need {self.n_inputs} non-negative numbers ({exc})") from exc
+        if d.shape != (self.n_inputs,) or not np.all(np.isfinite(d)) or not np.any(d > 0) or np.any(d < 0):
             raise InvalidInputError(f"direction: need {self.n_inputs} non-negative values, not all 0, got {d}")
         return d
 
@@ -159,9 +271,21 @@ class SurrogateLikelihood:
         lo = float(max(0.0, np.max(np.where(pos, self.bounds[:, 0] / np.where(pos, d, 1), 0.0))))
         return lo, hi
 
+    @staticmethod
+    def _mu(mu) -> np.ndarray:
+        try:
+            mu = np.atleast_1d(np.asarray(mu, float))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"mu: need numbers, got {mu!r}") from exc
+        if mu.ndim != 1:
+            raise ShapeError(f"mu: need a number or a 1-d array, got shape {mu.shape}")
+        if not np.all(np.isfinite(mu)):
+            raise InvalidInputError(f"mu: must be finite, got {mu[~np.isfinite(mu)][:3].tolist()}")
+        return mu
+
     def profile(self, mu, direction=None) -> np.ndarray:
         """(n,) μ values → (n, 2) [t_observed, t_asimov] at x = μ · direction."""
-        mu = np.atleast_1d(np.asarray(mu, float))
+        mu = self._mu(mu)
         return self.evaluate(mu[:, None] * self._direction(direction))[0]
 
     def _minimum(self, column: int, direction, n_grid: int = 2001) -> tuple[float, float]:
@@ -180,8 +304,13 @@ class SurrogateLikelihood:
         return self._minimum(0, direction)[0]
 
     def cls(self, mu, direction=None) -> dict[str, np.ndarray]:
-        """Asymptotic CL_s+b, CL_b, CL_s (q̃_μ) at the given μ values, each (n,)."""
-        mu = np.atleast_1d(np.asarray(mu, float))
+        """Asymptotic CL_s+b, CL_b, CL_s (q̃_μ) at the given μ values, each (n,).
+
+        Raises:
+            InvalidInputError: a μ that is NaN or infinite (CL_s would read 1.0).
+        """
+        mu = self._mu(mu)
+        self._direction(direction)
         mu_hat, t_min = self._minimum(0, direction)
         _, ta_min = self._minimum(1, direction)
         t = self.profile(mu, direction)
@@ -192,7 +321,13 @@ class SurrogateLikelihood:
 
         Raises:
             OutOfBoundsError: CL_s stays above ``level`` within the training range.
+            InvalidInputError: ``level`` outside (0, 1) or ``rtol`` not a small positive number.
         """
+        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0.0 < float(level) < 1.0:
+            raise InvalidInputError(f"level: the CLs level must lie in (0, 1) (0.05 for 95% CL), got {level!r}")
+        if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating)) or not 0.0 < float(rtol) < 1.0:
+            raise InvalidInputError(f"rtol: must lie in (0, 1), got {rtol!r}")
+        level = float(level)
         lo, hi = self.mu_range(direction)
         grid = np.linspace(lo, hi, 1001)
         cls = self.cls(grid, direction)["CLs"]

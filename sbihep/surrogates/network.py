@@ -23,10 +23,11 @@ __all__ = ["MLPConfig", "StandardisedMLP", "SurrogateEnsemble", "train_ensemble"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``"auto"`` → CUDA when present, else CPU; a device this machine lacks raises InvalidInputError
+    (see :func:`sbihep.estimators.train.resolve_device`)."""
+    from sbihep.estimators.train import resolve_device as _resolve
+
+    return _resolve(device)
 
 
 @dataclass
@@ -92,11 +93,24 @@ class SurrogateEnsemble(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path) -> "SurrogateEnsemble":
+        from sbihep.errors import DataFormatError
+
         d = Path(directory)
-        cfg = json.loads((d / "config.json").read_text())
-        cfg.pop("sbihep_version", None)
-        model = cls(MLPConfig(**cfg))
-        model.load_state_dict(torch.load(d / "weights.pt", weights_only=True))
+        if not (d / "config.json").is_file() or not (d / "weights.pt").is_file():
+            raise InvalidInputError(f"directory: {str(d)!r} is not a saved surrogate ensemble (needs config.json and weights.pt)")
+        try:
+            cfg = json.loads((d / "config.json").read_text())
+            cfg.pop("sbihep_version", None)
+            model = cls(MLPConfig(**cfg))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise DataFormatError(f"directory: config.json of {str(d)!r} is not a surrogate ensemble config ({exc})") from exc
+        try:
+            state = torch.load(d / "weights.pt", weights_only=True)
+        except Exception as exc:  # torch's errors for truncated / foreign files vary
+            raise DataFormatError(f"directory: {str(d / 'weights.pt')!r} is truncated or not a state_dict ({type(exc).__name__})") from exc
+        from sbihep.estimators.base import load_weights
+
+        load_weights(model, state, d, fields="n_inputs, n_outputs, hidden, n_members")
         return model
 
 

@@ -16,6 +16,7 @@ Metadata (``metadata_props``; every value a JSON string; read back with
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import tempfile
@@ -26,8 +27,9 @@ import numpy as np
 
 from sbihep._version import __version__
 from sbihep.errors import InvalidInputError
+from sbihep.surrogates.loader import INTEGRITY_KEY, metadata_digest
 
-__all__ = ["export_onnx", "METADATA_KEYS", "FORMAT", "OPSET"]
+__all__ = ["export_onnx", "add_integrity_record", "METADATA_KEYS", "FORMAT", "OPSET"]
 
 FORMAT = "sbihep-likelihood-surrogate/1"
 OPSET = 17
@@ -44,6 +46,7 @@ METADATA_KEYS = (
     "sbihep.validation",    # metrics on held-out labels
     "sbihep.provenance",    # sha256 of workspace and patch, versions, licence, creation time
     "sbihep.test_vectors",  # inputs and expected outputs checked on load
+    "sbihep.integrity",     # sha256 of every other field and of the file bytes (this hash zeroed)
 )
 
 
@@ -191,10 +194,58 @@ def export_onnx(
         "sbihep.test_vectors": {"inputs": test_inputs.tolist(), "t": t_ref.tolist(), "t_std": s_ref.tolist(),
                                 "rtol": 1e-4, "atol": 1e-4},
     }
-    onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in meta.items()})
-    blob = model.SerializeToString()  # initializers inline: one self-contained file
+    blob = _serialise_with_integrity(model, {k: json.dumps(v) for k, v in meta.items()})
+    _write_atomic(blob, Path(path))
+    return Path(path)
 
-    path = Path(path)
+
+def _serialise_with_integrity(model, props: dict[str, str]) -> bytes:
+    """Set ``props`` (sbihep.* → JSON text) plus the integrity record on ``model``; the file's bytes."""
+    import onnx
+
+    props = {k: v for k, v in props.items() if k != INTEGRITY_KEY}
+    props[INTEGRITY_KEY] = json.dumps({
+        "algorithm": "sha256; fields: of each sbihep.* value's JSON text (first 16 hex); file: of the whole file "
+                     "with file_sha256 written as 64 zeros",
+        "fields_sha256": {k.removeprefix("sbihep."): metadata_digest(v) for k, v in props.items() if k.startswith("sbihep.")},
+        "file_sha256": "0" * 64,
+    })
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    blob = model.SerializeToString()  # initializers inline: one self-contained file
+    digest = hashlib.sha256(blob).hexdigest()
+    marker = b'"file_sha256": "' + b"0" * 64
+    if blob.count(marker) != 1:
+        raise RuntimeError("export_onnx: the integrity placeholder is not unique in the serialised model")
+    return blob.replace(marker, b'"file_sha256": "' + digest.encode("ascii"))
+
+
+def add_integrity_record(path: str | Path, output: str | Path | None = None) -> Path:
+    """Give a surrogate written before integrity records existed its ``sbihep.integrity`` record.
+
+    The file must first pass its own test vectors (so an edited file is not blessed); its metadata
+    fields are kept as they are.  Writes ``output`` (default: ``path`` itself) atomically.
+
+    Raises:
+        DataFormatError: the file is not a loadable sbihep surrogate or fails its test vectors.
+    """
+    import warnings
+
+    import onnx
+
+    from sbihep.surrogates.loader import SurrogateLikelihood
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        SurrogateLikelihood(path)  # structure + test vectors (+ an existing record)
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    out = Path(output) if output is not None else Path(path)
+    _write_atomic(_serialise_with_integrity(model, props), out)
+    return out
+
+
+def _write_atomic(blob: bytes, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -207,4 +258,3 @@ def export_onnx(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path

@@ -75,7 +75,7 @@ class SbihepOnnxBackend(BackendBase):
                 f"signal_yields: a yields surrogate needs the signal yields of its {self.surrogate.n_inputs} inputs "
                 f"{self.surrogate.input_names} (events)")
         self.direction = self.surrogate._direction(signal_yields)
-        if int(n_grid) != n_grid or n_grid < 11:
+        if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 11:
             raise InvalidInputError(f"n_grid: must be an integer ≥ 11, got {n_grid!r}")
         self.n_grid = int(n_grid)
         ref = self.surrogate.metadata["nll"]["reference_nll"]
