@@ -305,27 +305,27 @@ def sample_posterior(
         ``xarray.Dataset`` of equal-weight draws:
 
         - ``samples`` (``draw``, ``parameter``), ``log_posterior`` (``draw``: −nll + Σ ln π of
-          explicit priors), ``draw_basin`` (``draw``: index of the nearest basin);
+            explicit priors), ``draw_basin`` (``draw``: index of the nearest basin);
         - per parameter ``mean``, ``std``, ``median``, ``quantiles`` (``quantile`` at 2.275, 15.87,
-          50, 84.13, 97.725%), ``autocorr_steps`` (emcee: max over ensembles; NaN for nested), ``rhat``
-          (emcee: max over basins of the split-R̂ within a basin; NaN for nested);
+            50, 84.13, 97.725%), ``autocorr_steps`` (emcee: max over ensembles; NaN for nested), ``rhat``
+            (emcee: max over basins of the split-R̂ within a basin; NaN for nested);
         - per basin (``basin`` dim, lowest −ln L first): ``basin_location`` (``basin``, ``parameter``),
-          ``basin_nll``, ``basin_mass`` (posterior probability, sums to 1), ``basin_mass_error``
-          (emcee: standard error between the chains; nested: from resampled runs),
-          ``basin_mass_laplace`` (exp(−nll)·π·√det(2πΣ), normalised), ``basin_visits`` (draws in the basin);
+            ``basin_nll``, ``basin_mass`` (posterior probability, sums to 1), ``basin_mass_error``
+            (emcee: standard error between the chains; nested: from resampled runs),
+            ``basin_mass_laplace`` (exp(−nll)·π·√det(2πΣ), normalised), ``basin_visits`` (draws in the basin);
         - attrs: ``method``, ``n_basins``, ``mode_masses_from`` (``"single basin"``, ``"basin
-          evidences"`` (emcee), ``"nested sampling"``), ``converged`` (1 when no warning was
-          raised), ``warnings`` ("; "-joined messages), ``rhat_max``, ``rhat_threshold``,
-          ``autocorr_reliable`` (emcee: 1 only when converged *and* every ensemble ran more than 50
-          autocorrelation times (0 for nested: no chain) — emcee's own τ is computed per walker and cannot see a walker
-          stuck in one mode), ``acceptance_fraction``, ``n_walkers``, ``n_chains``, ``n_steps``,
-          ``n_burn``, ``seed``; nested adds ``log_evidence``, ``log_evidence_error``, ``n_live``,
-          ``n_calls``.
+            evidences"`` (emcee), ``"nested sampling"``), ``converged`` (1 when no warning was
+            raised), ``warnings`` ("; "-joined messages), ``rhat_max``, ``rhat_threshold``,
+            ``autocorr_reliable`` (emcee: 1 only when converged *and* every ensemble ran more than 50
+            autocorrelation times (0 for nested: no chain) — emcee's own τ is computed per walker and cannot see a walker
+            stuck in one mode), ``acceptance_fraction``, ``n_walkers``, ``n_chains``, ``n_steps``,
+            ``n_burn``, ``seed``; nested adds ``log_evidence``, ``log_evidence_error``, ``n_live``,
+            ``n_calls``.
 
     Warns:
         PosteriorWarning: split-R̂ above ``rhat_threshold``; a basin never visited; walkers that
-        moved between basins (> 5% of a basin's draws: basins not separated, masses uncertain);
-        chains whose basin masses disagree (standard error > 0.01).
+            moved between basins (> 5% of a basin's draws: basins not separated, masses uncertain);
+            chains whose basin masses disagree (standard error > 0.01).
 
     Raises:
         InvalidInputError: an unconstrained parameter with an infinite bound and no prior,

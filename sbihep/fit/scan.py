@@ -157,8 +157,8 @@ def profile_scan(
         - ``converged`` (scan dims, bool), ``edm`` (scan dims);
         - ``best_fit`` (``parameter``): the global best fit;
         - attrs: ``nll_min``, ``best_fit_nll``, ``best_fit_converged``, ``improved_minimum``,
-          ``n_failed``, ``n_second_start_won`` (points where the free fit's or a basin's start gave a
-          lower conditional minimum than the neighbour's), ``fixed_json`` (the fixed parameters).
+            ``n_failed``, ``n_second_start_won`` (points where the free fit's or a basin's start gave a
+            lower conditional minimum than the neighbour's), ``fixed_json`` (the fixed parameters).
 
     Raises:
         UnknownParameterError: a grid name not in the likelihood.
