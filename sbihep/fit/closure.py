@@ -103,8 +103,12 @@ def _as_maker(obj, argument: str) -> Callable:
     return generated
 
 
-def _fit(lik: Likelihood, fixed, names):
-    fit = minimize(lik, fixed={k: v for k, v in (fixed or {}).items() if k in lik.parameters.names}, on_failure="flag")
+def _fit(lik: Likelihood, fixed, names, truth):
+    """A local fit started at the truth: the check asks whether the learned minimum near the truth is
+    biased (a global search per point would multiply the cost by ~20 on unbinned likelihoods)."""
+    known = lik.parameters.names
+    fit = minimize(lik, start={k: v for k, v in truth.items() if k in known},
+                   fixed={k: v for k, v in (fixed or {}).items() if k in known}, on_failure="flag", global_search=False)
     return (np.array([fit.values.get(n, math.nan) for n in names]), np.array([fit.errors.get(n, math.nan) for n in names]),
             bool(fit.converged))
 
@@ -194,7 +198,7 @@ def closure_check(
             values, errors, ok, pools = [], [], True, []
             for rng in rngs:
                 lik = make(truth, rng)
-                v, e, converged = _fit(lik, fixed, names)
+                v, e, converged = _fit(lik, fixed, names, truth)
                 values.append(v), errors.append(e)
                 ok &= converged
                 pools.append(_pool_ratio(lik))
