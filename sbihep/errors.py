@@ -23,6 +23,7 @@ __all__ = [
     "OutputPathError",
     "IntegrityWarning",
     "PDFExtrapolationWarning",
+    "GridResolutionWarning",
 ]
 
 
@@ -96,3 +97,7 @@ class IntegrityWarning(UserWarning):
 
 class PDFExtrapolationWarning(ExtrapolationWarning):
     """A PDF is evaluated outside its grid (x below x_min, Q outside [Q_min, Q_max]): the values are frozen at the edge."""
+
+
+class GridResolutionWarning(UserWarning):
+    """A contour read off a grid whose spacing cannot resolve it to the requested accuracy."""

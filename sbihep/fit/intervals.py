@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-from sbihep.errors import ConvergenceError, InvalidInputError, UnknownParameterError
+from sbihep.errors import ConvergenceError, GridResolutionWarning, InvalidInputError, UnknownParameterError
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import FitResult, minimize
 from sbihep.fit.cls import UpperLimit, cls_upper_limit  # noqa: E402,F401  (moved to sbihep.fit.cls)
@@ -75,10 +75,6 @@ FIT_TOLERANCE = 1e-4
 
 #: Ends found from a grid alone must be resolved to this fraction of σ, or the function refuses.
 GRID_RESOLUTION_SIGMA = 1e-3
-
-
-class GridResolutionWarning(UserWarning):
-    """A contour read off a grid whose spacing cannot resolve it to the requested accuracy."""
 
 
 class _Restart(Exception):
