@@ -7,7 +7,9 @@ ParameterSpace and an ``nll(theta)`` method (see :mod:`sbihep.fit.likelihood`).
 from sbihep.fit.bayes import credible_interval, normal_prior, sample_posterior
 from sbihep.fit.binned import BinnedTerm
 from sbihep.fit.constraint import ConstraintTerm
+from sbihep.fit.counting import CountingTerm
 from sbihep.fit.coverage import NeymanMethod, WilksMethod, binomial_interval, coverage
+from sbihep.fit.coverage import covered
 from sbihep.fit.exact import ExactLogRatio, exact_features, exact_unbinned_term
 from sbihep.fit.gaussian import GaussianTerm
 from sbihep.fit.intervals import Interval, UpperLimit, cls_upper_limit, profile_interval, wilks_contours, wilks_interval
@@ -15,15 +17,24 @@ from sbihep.fit.likelihood import Likelihood, LikelihoodTerm
 from sbihep.fit.minimize import FitResult, minimize
 from sbihep.fit.morphing import EventSetMorphing, EventSetSigma
 from sbihep.fit.neyman import critical_value, neyman_belt, neyman_contours, neyman_expected, neyman_interval, neyman_region
+from sbihep.fit.neyman_nuisance import CONSTRUCTIONS, NuisanceConstruction, calibrated_thresholds
 from sbihep.fit.plots import plot_contours_2d, plot_corner, plot_scan_1d
 from sbihep.fit.pyhf_term import PyhfTerm
 from sbihep.fit.scan import profile_scan
 from sbihep.fit.smefit import SmefitDataset, read_smefit_dataset, smefit_covariance, smefit_term
 from sbihep.fit.statistic import profile_statistic
+from sbihep.fit.statistic import profile_fit, toy_stream
 from sbihep.fit.surrogate_term import SurrogateTerm
 from sbihep.fit.unbinned import EventSetToys, NormalisedLogRatio, UnbinnedTerm
 
 __all__ = [
+    "CONSTRUCTIONS",
+    "CountingTerm",
+    "NuisanceConstruction",
+    "calibrated_thresholds",
+    "covered",
+    "profile_fit",
+    "toy_stream",
     "BinnedTerm",
     "ConstraintTerm",
     "EventSetMorphing",
