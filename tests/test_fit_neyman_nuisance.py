@@ -162,7 +162,7 @@ def test_streams_are_independent_across_points_and_reproducible():
     assert not np.allclose(b1["statistic"].values[0], b1["statistic"].values[1])
     # two belts on other grids: old streams repeat (same t at grid index 0), independent ones do not
     s1, s2 = (neyman_belt(lik, {"mu": [m]}, n_toys=5, seed=1, generate_at={}, stream="shared") for m in (0.0, 2.0))
-    np.testing.assert_allclose(s1["statistic"].values, s2["statistic"].values, atol=1e-6)
+    np.testing.assert_allclose(s1["statistic"].values, s2["statistic"].values, atol=1e-4)  # fit tolerance
     i1, i2 = (neyman_belt(lik, {"mu": [m]}, n_toys=5, seed=1, generate_at={}) for m in (0.0, 2.0))
     assert not np.allclose(i1["statistic"].values, i2["statistic"].values)
     with pytest.raises(ValueError, match="stream"):
