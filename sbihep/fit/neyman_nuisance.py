@@ -47,7 +47,12 @@ from scipy import stats
 
 from sbihep.errors import InvalidInputError
 
-__all__ = ["CONSTRUCTIONS", "NuisanceConstruction", "calibrated_thresholds", "belt_quantiles", "GridTable"]
+#: Resolution of t: fitted t carry errors of this order (MINUIT's EDM at the default tolerance), so
+#: data and toys whose exact t tie (e.g. t = 0 when the tested point is the bounded best fit) must
+#: not be split by fit noise; thresholds are compared as t ≤ c + TIE_TOLERANCE.
+TIE_TOLERANCE = 1e-3
+
+__all__ = ["TIE_TOLERANCE", "CONSTRUCTIONS", "NuisanceConstruction", "calibrated_thresholds", "belt_quantiles", "GridTable"]
 
 #: Constructions a nuisance belt offers (see the module docstring).
 CONSTRUCTIONS = ("calibrated", "profile", "berger_boos")
@@ -162,7 +167,7 @@ def calibrated_thresholds(belt, cl: float, *, margin: float | None = None, max_s
     table = GridTable(nuisances, axes, np.zeros(n_shape))
     h_out = np.empty(t_shape + n_shape)
     for k in np.ndindex(*t_shape):
-        T = stat[k].reshape(n_nodes, -1)
+        T = stat[k].reshape(n_nodes, -1) - TIE_TOLERANCE  # the rule is t ≤ h(ν̂̂) + TIE_TOLERANCE
         V = nu_hat[k].reshape(n_nodes, T.shape[1], len(nuisances))
         W = np.zeros((n_nodes, T.shape[1], n_nodes))
         for j in range(n_nodes):
@@ -256,12 +261,13 @@ class NuisanceConstruction:
     def critical(self, likelihood, point: Mapping[str, float], nuisance_hat: Mapping[str, float], nll_conditional: float,
                  **fit_kwargs) -> float:
         """c(θ; D) at the tested ``point`` for the data of ``likelihood``, given the conditional fit
-        at ``point`` (its values ``nuisance_hat`` and −ln L ``nll_conditional``)."""
+        at ``point`` (its values ``nuisance_hat`` and −ln L ``nll_conditional``); it includes
+        :data:`TIE_TOLERANCE`, so θ is accepted iff t_D(θ) ≤ c."""
         theta = [float(point[n]) for n in self.tested]
         hat = [float(nuisance_hat[n]) for n in self.nuisances]
         if self.construction != "berger_boos":
-            return self.table([*theta, *hat], clip=True)
-        return self._berger_boos(likelihood, point, theta, hat, nll_conditional, fit_kwargs)
+            return self.table([*theta, *hat], clip=True) + TIE_TOLERANCE
+        return self._berger_boos(likelihood, point, theta, hat, nll_conditional, fit_kwargs) + TIE_TOLERANCE
 
     def _berger_boos(self, likelihood, point, theta, hat, nll_cond, fit_kwargs) -> float:
         from sbihep.fit.minimize import minimize
