@@ -122,8 +122,16 @@ def test_two_dimensional_neyman_region_of_a_bivariate_gaussian():
         neyman_region(lik, belt, 0.9)
 
 
-def test_a_grid_coarser_than_the_interval_is_an_error_not_an_interval():
+def test_a_two_point_grid_gives_the_interval_by_root_finding():
+    """Old behaviour (a bug): ends read off grid points only, so a grid coarser than the interval
+    raised an error.  Now the best fit seeds the search and the ends are roots of t_obs − c."""
     lik = gaussian(0.45, -10.0)  # best fit 0.45, 68% interval [−0.55, 1.45]; the only grid points are ±3
     belt = neyman_belt(lik, {"mu": np.array([-3.0, 3.0])}, n_toys=50, cls=(ONE_SIGMA,), seed=2)
-    with pytest.raises(InvalidInputError, match="coarser than the interval"):
-        neyman_interval(lik, belt, ONE_SIGMA)
+    belt["critical_value"][:] = 1.0  # the exact χ²₁ 68.27% quantile
+    iv = neyman_interval(lik, belt, ONE_SIGMA)
+    assert iv.low_closed and iv.high_closed
+    assert iv.low == pytest.approx(-0.55, abs=1e-4) and iv.high == pytest.approx(1.45, abs=1e-4)
+    far = neyman_belt(lik, {"mu": np.array([2.0, 3.0])}, n_toys=5, cls=(ONE_SIGMA,), seed=2)
+    far["critical_value"][:] = 1.0
+    with pytest.raises(InvalidInputError, match="does not reach the interval"):
+        neyman_interval(lik, far, ONE_SIGMA)

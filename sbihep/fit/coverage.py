@@ -5,7 +5,14 @@ A method is either
 - a *test* with ``names`` (tested parameters), ``cl`` and ``accepts(t, point) -> bool``: the
   confidence set contains θ iff the test accepts t(θ) at θ (test inversion, exact for Wilks and
   Neyman sets; t is computed once per toy and shared by all tests of the same parameters) —
-  :class:`WilksMethod`, :class:`NeymanMethod`;
+  :class:`WilksMethod`, :class:`NeymanMethod` on a fixed belt;
+- a *data-dependent test* with ``names``, ``cl`` and ``accepts_data(toy, t, point, conditional)``:
+  the critical value depends on the toy itself — :class:`NeymanMethod` on a nuisance belt, whose
+  ``"calibrated"``, ``"berger_boos"`` or ``"profile"`` construction is applied to every toy with
+  the toy's own ν̂̂ (and, for Berger–Boos, the toy's own nuisance confidence set), so that the
+  constructions are tested as they are used, not as a fixed belt.  The profile construction as
+  used on real data (toys at ν̂̂ of the data) is evaluated honestly this way: each toy gets the
+  critical value at its own ν̂̂, interpolated in a belt over (θ, ν);
 - or any callable ``method(likelihood) -> Interval`` (e.g. a profile or Bayesian interval), whose
   interval is computed on every toy.
 
@@ -27,10 +34,11 @@ from sbihep.fit.intervals import ONE_SIGMA, wilks_threshold
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
 from sbihep.fit.neyman import critical_value
-from sbihep.fit.statistic import profile_statistic, toy_seed
+from sbihep.fit.neyman_nuisance import NuisanceConstruction
+from sbihep.fit.statistic import check_stream, profile_fit, toy_seed, toy_stream
 from sbihep.parallel import map_jobs
 
-__all__ = ["WilksMethod", "NeymanMethod", "coverage", "binomial_interval"]
+__all__ = ["WilksMethod", "NeymanMethod", "coverage", "covered", "binomial_interval"]
 
 
 @dataclass(frozen=True)
@@ -46,17 +54,49 @@ class WilksMethod:
 
 @dataclass(frozen=True)
 class NeymanMethod:
-    """The Neyman set of a belt (:func:`~sbihep.fit.neyman.neyman_belt`): t(θ) ≤ c_α(θ)."""
+    """The Neyman set of a belt (:func:`~sbihep.fit.neyman.neyman_belt`): t(θ) ≤ c(θ).
+
+    With a fixed belt (no nuisance grid) c = c_α(θ) of the belt, the same for every toy.  With a
+    nuisance belt c = c(θ; toy) of ``construction`` (default ``"calibrated"``; ``gamma``, ``margin``:
+    see :mod:`sbihep.fit.neyman_nuisance`), computed on each toy.
+    """
 
     belt: Any
     cl: float = ONE_SIGMA
+    construction: str | None = None
+    gamma: float = 0.01
+    margin: float | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.belt.attrs["tested"].split(","))
 
+    @property
+    def data_dependent(self) -> bool:
+        return bool(self.belt.attrs.get("nuisances", ""))
+
+    def _construction(self) -> NuisanceConstruction:
+        cached = self.__dict__.get("_cached")
+        if cached is None:
+            cached = NuisanceConstruction(self.belt, self.cl, self.construction or "calibrated", gamma=self.gamma,
+                                          margin=self.margin)
+            object.__setattr__(self, "_cached", cached)
+        return cached
+
     def accepts(self, t: float, point: Mapping[str, float]) -> bool:
+        if self.data_dependent:
+            raise InvalidInputError("NeymanMethod.accepts: a nuisance belt's critical value depends on the data; "
+                                    "use accepts_data (coverage() does)")
+        if self.construction not in (None, "profile"):
+            raise InvalidInputError(f"NeymanMethod: construction {self.construction!r} needs a nuisance belt")
         return t <= critical_value(self.belt, point, self.cl)
+
+    def accepts_data(self, toy: Likelihood, t: float, point: Mapping[str, float], conditional, **fit_kwargs) -> bool:
+        """Whether the set computed on ``toy`` contains ``point``; ``conditional`` is the toy's fit at ``point``."""
+        if not self.data_dependent:
+            return self.accepts(t, point)
+        c = self._construction().critical(toy, point, conditional.values, conditional.nll, **fit_kwargs)
+        return t <= c
 
 
 def binomial_interval(k: int, n: int, cl: float = ONE_SIGMA) -> tuple[float, float]:
@@ -67,33 +107,55 @@ def binomial_interval(k: int, n: int, cl: float = ONE_SIGMA) -> tuple[float, flo
     return low, high
 
 
+def covered(toy: Likelihood, theta: Mapping[str, float], methods: Sequence, *, free_fit=None,
+            **fit_kwargs: Any) -> np.ndarray:
+    """Whether each method's confidence set on the data of ``toy`` contains the true ``theta``.
+
+    Args:
+        toy: the likelihood of one data set.
+        theta: the true values (every parameter by name).
+        methods: a sequence of methods (see the module docstring).
+        free_fit: the data set's unconditional fit, if already known (flagged, not raised, on failure).
+
+    Returns:
+        (len(methods),) float: 1 covered, 0 not, NaN when a fit (or an interval) failed.  Summing
+        this with Poisson weights over a lattice of counts gives the exact coverage.
+    """
+    out = np.full(len(methods), np.nan)
+    start = {k: v for k, v in theta.items() if k not in toy.fixed}
+    free = free_fit
+    fits: dict[tuple[str, ...], tuple[float, bool, Any]] = {}
+    for j, method in enumerate(methods):
+        if hasattr(method, "accepts") or hasattr(method, "accepts_data"):
+            names = tuple(method.names)
+            point = {n: theta[n] for n in names}
+            if names not in fits:
+                if free is None:
+                    free = minimize(toy, start=start, hesse=False, on_failure="flag", **fit_kwargs)
+                t, ok, _, cond = profile_fit(toy, point, start=start, free_fit=free, **fit_kwargs)
+                fits[names] = (t, ok, cond)
+            t, ok, cond = fits[names]
+            if ok:
+                if hasattr(method, "accepts_data"):
+                    out[j] = float(method.accepts_data(toy, t, point, cond, **fit_kwargs))
+                else:
+                    out[j] = float(method.accepts(t, point))
+        else:
+            try:
+                iv = method(toy)
+            except Exception:  # noqa: BLE001 - a failed interval is counted, not hidden
+                continue
+            out[j] = float(iv.low <= theta[iv.parameter] <= iv.high)
+    return out
+
+
 def _coverage_chunk(likelihood: Likelihood, theta: Mapping[str, float], methods: Sequence, seed: int,
-                    indices: Sequence[int], fit_kwargs: Mapping[str, Any]) -> np.ndarray:
+                    indices: Sequence[int], stream: str, fit_kwargs: Mapping[str, Any]) -> np.ndarray:
     """(len(indices), len(methods)): 1 covered, 0 not, NaN when the toy's fits failed."""
     out = np.full((len(indices), len(methods)), np.nan)
-    start = {k: v for k, v in theta.items() if k not in likelihood.fixed}
     for i, index in enumerate(indices):
-        toy = likelihood.toy(theta, toy_seed(seed, index))
-        free = None
-        statistics: dict[tuple[str, ...], tuple[float, bool]] = {}
-        for j, method in enumerate(methods):
-            if hasattr(method, "accepts"):
-                names = tuple(method.names)
-                point = {n: theta[n] for n in names}
-                if names not in statistics:
-                    if free is None:
-                        free = minimize(toy, start=start, hesse=False, on_failure="flag", **fit_kwargs)
-                    t, ok, _ = profile_statistic(toy, point, start=start, free_fit=free, **fit_kwargs)
-                    statistics[names] = (t, ok)
-                t, ok = statistics[names]
-                if ok:
-                    out[i, j] = float(method.accepts(t, point))
-            else:
-                try:
-                    iv = method(toy)
-                except Exception:  # noqa: BLE001 - a failed interval is counted, not hidden
-                    continue
-                out[i, j] = float(iv.low <= theta[iv.parameter] <= iv.high)
+        rng = toy_seed(seed, index) if stream == "shared" else toy_stream(seed, "coverage", theta, index)
+        out[i] = covered(likelihood.toy(theta, rng), theta, methods, **fit_kwargs)
     return out
 
 
@@ -104,6 +166,7 @@ def coverage(
     *,
     n_toys: int = 1000,
     seed: int = 12345,
+    stream: str = "independent",
     n_workers: int = 1,
     executor=None,
     client=None,
@@ -116,8 +179,9 @@ def coverage(
         likelihood: the model (its terms must draw toys).
         theta: the true values (every parameter by name; left-out ones at their SM value).
         methods: label → method (see the module docstring).
-        n_toys: toys; seed: their seed (use a different one than the belt's, so that the tested
-            toys are independent of the calibration toys).
+        n_toys: toys; seed: their seed.  stream: ``"independent"`` (default): each toy's stream
+            from (seed, "coverage", θ, toy index), so that coverage at different truth points, and
+            belts, never share toys; ``"shared"``: the old (seed, toy index), the same at every θ.
         n_workers, executor, client, progress: passed to :func:`~sbihep.parallel.map_jobs`.
         **fit_kwargs: passed to :func:`~sbihep.fit.minimize.minimize`.
 
@@ -132,11 +196,12 @@ def coverage(
         raise InvalidInputError("coverage: methods must name at least one interval method")
     if int(n_toys) != n_toys or n_toys < 1:
         raise InvalidInputError(f"coverage: n_toys must be a positive integer, got {n_toys!r}")
+    check_stream(stream, "coverage")
     full = likelihood.parameters.validate(theta)
     labels, method_list = list(methods), list(methods.values())
     n_jobs = max(1, min(int(n_toys), 4 * max(int(n_workers), 1)))
     edges = np.linspace(0, n_toys, n_jobs + 1).astype(int)
-    jobs = [(likelihood, full, method_list, seed, list(range(lo, hi)), fit_kwargs) for lo, hi in zip(edges[:-1], edges[1:])]
+    jobs = [(likelihood, full, method_list, seed, list(range(lo, hi)), stream, fit_kwargs) for lo, hi in zip(edges[:-1], edges[1:])]
     covered = np.concatenate(map_jobs(_coverage_chunk, jobs, n_workers=n_workers, executor=executor, client=client,
                                       progress=progress, desc="coverage toys"))
     valid = np.isfinite(covered)
@@ -158,5 +223,5 @@ def coverage(
             "covered": (("toy", "interval_method"), covered),
         },
         coords={"interval_method": labels},
-        attrs={"n_toys": int(n_toys), "seed": int(seed)},
+        attrs={"n_toys": int(n_toys), "seed": int(seed), "stream": stream},
     )

@@ -4,28 +4,52 @@ For each point θ_k of a grid over the tested parameters, toys are drawn at (θ_
 other parameters profiled on the observed data, the usual "profile construction" for nuisances —
 and t(θ_k) (:mod:`sbihep.fit.statistic`) is evaluated on each.  The critical value c_α(θ_k) is
 the empirical ``cl`` quantile of those t; the confidence set is {θ_k : t_obs(θ_k) ≤ c_α(θ_k)}.
-Unlike Wilks' χ² thresholds this holds at any sample size and for learned statistics (Dalmasso et
-al., LF2I, arXiv:2107.03920, with toys at grid points instead of their quantile regression).  With
-one tested parameter bounded at 0 the construction is Feldman & Cousins' (arXiv:physics/9711021).
+The quantile is taken on the conservative side for discrete t (the smallest toy value v with
+F̂(v) ≥ cl), so that a point mass at the boundary never turns into undercoverage.
+
+Which construction covers where:
+
+- Without nuisance parameters (or with them fixed), the set covers at any sample size, also for
+  learned statistics (Dalmasso et al., LF2I, arXiv:2107.03920, with toys at grid points instead of
+  their quantile regression), up to the toys' quantile error.  With one tested parameter bounded at
+  0 it is Feldman & Cousins' (arXiv:physics/9711021).
+- With nuisances, the default profile construction (toys at ν̂̂ of the observed data) covers only
+  approximately: exactly in the asymptotic limit, and it can undercover where the distribution of
+  t changes fast with ν — e.g. where θ and ν sit on their bounds (LF2I OnOff, exact 68% coverage
+  −2.9% at (μ, ν) = (0, 1.4)).
+- A *nuisance belt* (``nuisance_grid=``: toys at every node of a grid over θ and ν) gives
+  constructions with pointwise coverage over the nuisances: ``"calibrated"`` (default) and
+  ``"berger_boos"``, and the profile construction evaluated at each data set's own ν̂̂
+  (``"profile"``); see :mod:`sbihep.fit.neyman_nuisance`.
+
+Interval ends are found by root finding on t_obs(θ) − c(θ) (profile fits at off-grid points,
+c interpolated between grid nodes), seeded by the grid and the best fit.
 
 Toys run through :func:`sbihep.parallel.map_jobs` (local processes, or dask when a client is
-given); each toy's random stream depends only on (seed, grid point, toy index).
+given); each toy's random stream depends only on (seed, the values of the point it is drawn at,
+toy index, purpose) — :func:`~sbihep.fit.statistic.toy_stream` — so that belts of different data
+sets and coverage at different truth points never share toys (``stream="shared"`` gives the
+old streams, (seed, grid index, toy index), that repeat from belt to belt).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sbihep.errors import InvalidInputError
+from scipy import optimize
+
+from sbihep.errors import ConvergenceError, InvalidInputError
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA, Interval
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
+from sbihep.fit.neyman_nuisance import CONSTRUCTIONS, GridTable, NuisanceConstruction, belt_quantiles, discrete_quantile
 from sbihep.fit.scan import grid_axes, profile_scan
-from sbihep.fit.statistic import toy_seed, toy_statistics
+from sbihep.fit.statistic import check_stream, toy_profile_statistics, toy_seed, toy_stream
 from sbihep.parallel import map_jobs
 
 __all__ = ["neyman_belt", "neyman_interval", "neyman_region", "neyman_contours", "neyman_expected", "critical_value"]
@@ -38,10 +62,12 @@ def neyman_belt(
     likelihood: Likelihood,
     grid: Mapping[str, Sequence[float]],
     *,
+    nuisance_grid: Mapping[str, Sequence[float]] | None = None,
     n_toys: int = 1000,
     cls: Sequence[float] = (ONE_SIGMA, TWO_SIGMA),
     seed: int = 0,
     generate_at: Mapping[str, float] | None = None,
+    stream: str = "independent",
     n_workers: int = 1,
     executor=None,
     client=None,
@@ -53,139 +79,289 @@ def neyman_belt(
     Args:
         likelihood: the likelihood of the observed data; its terms must draw toys (``toy``).
         grid: tested parameter → 1D values; the belt covers their outer product.
+        nuisance_grid: nuisance → 1D values: toys are also drawn at every node of this grid
+            (a *nuisance belt*, for the constructions with pointwise coverage of
+            :mod:`sbihep.fit.neyman_nuisance`; t still tests only ``grid``'s parameters, the
+            nuisances profiled).  Cover each nuisance's bounds (or the region it can take).
         n_toys: toys per grid point.
         cls: confidence levels whose critical values are stored.
         seed: seed of every toy stream.
-        generate_at: values of the non-tested parameters to generate toys at; default: profiled
-            on the observed data at each grid point (ν̂̂(θ_k)).
+        generate_at: values of the other parameters to generate toys at; default: profiled on
+            the observed data at each grid point (ν̂̂(θ_k), the profile construction).
+        stream: ``"independent"`` (default): each toy's stream from (seed, the generating point's
+            values, toy index); ``"shared"``: the old (seed, grid index, toy index), which repeats
+            in every belt with the same seed.
         n_workers, executor, client, progress: passed to :func:`~sbihep.parallel.map_jobs`.
         **fit_kwargs: passed to :func:`~sbihep.fit.minimize.minimize`.
 
     Returns:
-        ``xarray.Dataset`` with one coordinate per tested parameter and
+        ``xarray.Dataset`` with one coordinate per tested parameter (then per nuisance) and
 
         - ``statistic`` (grid dims, ``toy``): t of every toy (NaN where a fit failed);
-        - ``critical_value`` (grid dims, ``cl``): the ``cl`` quantile of the converged toys' t;
+        - ``critical_value`` (grid dims, ``cl``): the ``cl`` quantile of the converged toys' t, on
+          the conservative side for discrete t (smallest toy t with F̂ ≥ cl);
         - ``n_failed`` (grid dims): toys whose fits failed (left out of the quantiles);
         - ``generated_at`` (grid dims, ``parameter``): where the toys were drawn;
-        - attrs ``n_toys``, ``seed``, ``tested`` (JSON-free: comma-joined names).
+        - with ``nuisance_grid``: ``profiled_nuisance`` (grid dims, ``toy``, ``nuisance``), each
+          toy's ν̂̂ at the tested point;
+        - attrs ``n_toys``, ``seed``, ``stream``, ``tested`` and ``nuisances`` (comma-joined names).
 
     Raises:
-        InvalidInputError / UnknownParameterError: a bad grid, ``n_toys`` < 1 or a cl outside (0, 1).
+        InvalidInputError / UnknownParameterError: a bad grid, a nuisance also tested, ``n_toys`` < 1,
+        a cl outside (0, 1) or an unknown ``stream``.
     """
     import xarray as xr
 
     if int(n_toys) != n_toys or n_toys < 1:
         raise InvalidInputError(f"neyman_belt: n_toys must be a positive integer, got {n_toys!r}")
+    n_toys = int(n_toys)
     cls = [float(c) for c in cls]
     if not all(0 < c < 1 for c in cls):
         raise InvalidInputError(f"neyman_belt: every cl must lie in (0, 1), got {cls}")
+    check_stream(stream, "neyman_belt")
     names, axes = grid_axes(likelihood, grid, None, "neyman_belt")
-    shape = tuple(a.size for a in axes)
+    nuisances, nuisance_axes = [], []
+    if nuisance_grid is not None:
+        nuisances, nuisance_axes = grid_axes(likelihood, nuisance_grid, None, "neyman_belt (nuisance_grid)")
+        both = sorted(set(names) & set(nuisances))
+        if both:
+            raise InvalidInputError(f"neyman_belt: {both} are in both grid and nuisance_grid")
+        for n, a in zip(nuisances, nuisance_axes):
+            if a.size > 1 and not np.all(np.diff(a) > 0):
+                raise InvalidInputError(f"neyman_belt: nuisance_grid[{n!r}] must be strictly increasing")
+    all_names, all_axes = names + nuisances, axes + nuisance_axes
+    shape = tuple(a.size for a in all_axes)
     indices = list(itertools.product(*(range(n) for n in shape)))
-    points = [{name: float(axes[d][i]) for d, (name, i) in enumerate(zip(names, idx))} for idx in indices]
+    nodes = [{name: float(all_axes[d][i]) for d, (name, i) in enumerate(zip(all_names, idx))} for idx in indices]
     generating = []
-    for point in points:
+    for node in nodes:
         if generate_at is None:
-            fit = minimize(likelihood, fixed=point, hesse=False, **fit_kwargs)
+            fit = minimize(likelihood, fixed=node, hesse=False, **fit_kwargs)
             generating.append(fit.values)
         else:
-            generating.append(likelihood.parameters.validate({**generate_at, **point}))
+            generating.append(likelihood.parameters.validate({**generate_at, **node}))
     # about four jobs per worker, never splitting below one toy
-    per_point = max(1, min(n_toys, math.ceil(4 * max(n_workers, 1) / len(points))))
+    per_point = max(1, min(n_toys, math.ceil(4 * max(n_workers, 1) / len(nodes))))
     edges = np.linspace(0, n_toys, per_point + 1).astype(int)
     jobs, owners = [], []
-    for k, (point, gen) in enumerate(zip(points, generating)):
+    for k, (node, gen) in enumerate(zip(nodes, generating)):
+        tested = {n: node[n] for n in names}
         for lo, hi in zip(edges[:-1], edges[1:]):
             if hi > lo:
-                jobs.append((likelihood, gen, [point], seed, (k,), list(range(lo, hi)), fit_kwargs))
+                if stream == "shared":
+                    streams = [("shared", seed, k, i) for i in range(lo, hi)]
+                else:
+                    streams = [("independent", seed, "neyman_belt", i) for i in range(lo, hi)]
+                jobs.append((likelihood, gen, tested, nuisances, streams, fit_kwargs))
                 owners.append(k)
-    results = map_jobs(toy_statistics, jobs, n_workers=n_workers, executor=executor, client=client,
+    results = map_jobs(toy_profile_statistics, jobs, n_workers=n_workers, executor=executor, client=client,
                        progress=progress, desc="Neyman toys")
-    stat = np.full((len(points), n_toys), np.nan)
-    filled = np.zeros(len(points), dtype=int)
+    stat = np.full((len(nodes), n_toys), np.nan)
+    nu_hat = np.full((len(nodes), n_toys, len(nuisances)), np.nan)
+    filled = np.zeros(len(nodes), dtype=int)
     for k, res in zip(owners, results):
-        t = np.where(res[:, 0, 1] > 0, res[:, 0, 0], np.nan)
+        good = res[:, 1] > 0
+        t = np.where(good, res[:, 0], np.nan)
         stat[k, filled[k]:filled[k] + len(t)] = t
+        nu_hat[k, filled[k]:filled[k] + len(t)] = np.where(good[:, None], res[:, 2:], np.nan)
         filled[k] += len(t)
     n_failed = np.sum(np.isnan(stat), axis=1)
-    crit = np.array([[_quantile(row, c) for c in cls] for row in stat])
-    coords = {name: axis for name, axis in zip(names, axes)}
+    crit = np.stack([_quantile(stat, c) for c in cls], axis=-1)
+    coords = {name: axis for name, axis in zip(all_names, all_axes)}
     coords.update(cl=cls, parameter=list(likelihood.names))
-    dims = tuple(names)
-    return xr.Dataset(
-        {
-            "statistic": ((*dims, "toy"), stat.reshape(*shape, n_toys)),
-            "critical_value": ((*dims, "cl"), crit.reshape(*shape, len(cls))),
-            "n_failed": (dims, n_failed.reshape(shape)),
-            "generated_at": ((*dims, "parameter"), np.array([[g[n] for n in likelihood.names] for g in generating]).reshape(*shape, -1)),
-        },
-        coords=coords,
-        attrs={"n_toys": int(n_toys), "seed": int(seed), "tested": ",".join(names)},
-    )
+    dims = tuple(all_names)
+    data = {
+        "statistic": ((*dims, "toy"), stat.reshape(*shape, n_toys)),
+        "critical_value": ((*dims, "cl"), crit.reshape(*shape, len(cls))),
+        "n_failed": (dims, n_failed.reshape(shape)),
+        "generated_at": ((*dims, "parameter"), np.array([[g[n] for n in likelihood.names] for g in generating]).reshape(*shape, -1)),
+    }
+    if nuisances:
+        data["profiled_nuisance"] = ((*dims, "toy", "nuisance"), nu_hat.reshape(*shape, n_toys, len(nuisances)))
+        coords["nuisance"] = list(nuisances)
+    return xr.Dataset(data, coords=coords,
+                      attrs={"n_toys": n_toys, "seed": int(seed), "stream": stream, "tested": ",".join(names),
+                             "nuisances": ",".join(nuisances)})
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
-    ok = values[np.isfinite(values)]
-    return float(np.quantile(ok, q)) if ok.size else math.nan
+def _quantile(stat: np.ndarray, q: float) -> np.ndarray:
+    """Row-wise conservative quantile of (points, toys) t, NaN (failed toys) ignored; NaN where no toy converged."""
+    out = np.full(stat.shape[0], math.nan)
+    ok = np.any(np.isfinite(stat), axis=1)
+    if ok.any():
+        out[ok] = discrete_quantile(stat[ok], q, axis=1)
+    return out
+
+
+def _belt_names(belt) -> tuple[list[str], list[str]]:
+    tested = belt.attrs["tested"].split(",")
+    nuisances = [n for n in str(belt.attrs.get("nuisances", "")).split(",") if n]
+    return tested, nuisances
+
+
+def _check_cl(belt, cl: float, who: str) -> None:
+    if not any(abs(float(c) - cl) <= 1e-9 for c in np.atleast_1d(belt["cl"].values)):
+        raise InvalidInputError(f"{who}: cl {cl} is not in the belt's {belt['cl'].values.tolist()}")
 
 
 def critical_value(belt, point: Mapping[str, float], cl: float) -> float:
-    """c_α at ``point``, linearly interpolated between grid points (``cl`` must be one of the belt's)."""
-    crit = belt["critical_value"].sel(cl=cl, method="nearest")
-    if abs(float(crit["cl"]) - cl) > 1e-9:
-        raise InvalidInputError(f"critical_value: cl {cl} is not in the belt's {belt['cl'].values.tolist()}")
-    names = [d for d in crit.dims]
-    missing = [n for n in names if n not in point]
-    if missing:
-        raise InvalidInputError(f"critical_value: point lacks tested parameter(s) {missing}")
-    return float(crit.interp({n: float(point[n]) for n in names}))
+    """c_α at ``point`` (tested parameters, and the nuisances of a nuisance belt), multilinearly
+    interpolated between grid nodes; ``cl`` must be one of the belt's.
+
+    Raises:
+        InvalidInputError: a cl not in the belt, a point lacking a belt parameter, or outside the grid
+            (a critical value is never extrapolated).
+    """
+    _check_cl(belt, cl, "critical_value")
+    return _fixed_table(belt, cl, "critical_value")(point)
 
 
-def neyman_interval(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan=None, **fit_kwargs: Any) -> Interval:
+def _fixed_table(belt, cl: float, who: str) -> GridTable:
+    tested, nuisances = _belt_names(belt)
+    names = tested + nuisances
+    crit = belt["critical_value"].sel(cl=cl, method="nearest").transpose(*names)
+    try:
+        return GridTable(names, [np.asarray(belt[n], dtype=float) for n in names], np.asarray(crit, dtype=float))
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{who}: {exc}") from None
+
+
+class _DataCritical:
+    """c(θ; D) for one data set: a fixed belt's interpolated c_α, or a nuisance construction's."""
+
+    def __init__(self, belt, cl: float, construction: str | None, gamma: float, margin, who: str) -> None:
+        tested, nuisances = _belt_names(belt)
+        self.tested, self.nuisances = tested, nuisances
+        if nuisances:
+            self.construction = NuisanceConstruction(belt, cl, construction or "calibrated", gamma=gamma, margin=margin)
+            self.fixed = None
+        else:
+            if construction not in (None, "profile"):
+                raise InvalidInputError(f"{who}: construction {construction!r} needs a nuisance belt "
+                                        "(neyman_belt(..., nuisance_grid=...)); this belt is the profile construction")
+            _check_cl(belt, cl, who)
+            self.fixed = _fixed_table(belt, cl, who)
+            self.construction = None
+
+    def __call__(self, likelihood, point: Mapping[str, float], cond_values: Mapping[str, float], cond_nll: float,
+                 fit_kwargs) -> float:
+        if self.fixed is not None:
+            return self.fixed(point)
+        return self.construction.critical(likelihood, point, cond_values, cond_nll, **fit_kwargs)
+
+
+def neyman_interval(
+    likelihood: Likelihood,
+    belt,
+    cl: float = ONE_SIGMA,
+    *,
+    scan=None,
+    construction: str | None = None,
+    gamma: float = 0.01,
+    margin: float | None = None,
+    xtol: float | None = None,
+    **fit_kwargs: Any,
+) -> Interval:
     """The Neyman interval of one tested parameter on the data of ``likelihood``.
 
-    t_obs is profiled on the belt's grid (or taken from ``scan``, a 1D
-    :func:`~sbihep.fit.scan.profile_scan` on that grid); the interval's ends are where
-    t_obs − c_α crosses 0, linearly interpolated, walking out from the best grid point.  An end
-    that stays accepted up to the grid's edge is returned open (``low_closed``/``high_closed``).
+    The ends are the roots of d(θ) = t_obs(θ) − c(θ; D) next to the best fit: d is evaluated on
+    the belt's grid and at the best fit θ̂ (where t_obs = 0), and each end is found by Brent's
+    method between the last accepted and the first rejected point, with a profile fit at every
+    trial θ and c interpolated between grid nodes (for a nuisance belt, c(θ; D) of the chosen
+    ``construction`` at the trial θ's own ν̂̂).  An end that stays accepted up to the grid's edge is
+    returned open (``low_closed``/``high_closed`` False).  When other grid points outside the
+    interval are accepted too, a warning says that the Neyman set is not one interval.
+
+    Args:
+        likelihood: the observed data's likelihood.
+        belt: from :func:`neyman_belt` over one tested parameter (and possibly a nuisance grid).
+        cl: confidence level (one of the belt's cls for a fixed belt; any for a nuisance belt).
+        scan: optional 1D :func:`~sbihep.fit.scan.profile_scan` on the belt's grid (saves the grid fits).
+        construction, gamma, margin: for a nuisance belt, see :mod:`sbihep.fit.neyman_nuisance`
+            (default ``"calibrated"``); a fixed belt accepts only None/``"profile"``.
+        xtol: absolute tolerance on the ends (default 1e-7 × the grid's span).
+        **fit_kwargs: passed to :func:`~sbihep.fit.minimize.minimize`.
+
+    Raises:
+        InvalidInputError: a belt over several parameters, a cl the fixed belt lacks, a scan on
+            another grid, or no accepted point (no grid point nor the best fit).
+        ConvergenceError: the free fit, or a profile fit at a trial point, failed.
     """
-    crit = belt["critical_value"].sel(cl=cl, method="nearest")
-    if abs(float(crit["cl"]) - cl) > 1e-9:
-        raise InvalidInputError(f"neyman_interval: cl {cl} is not in the belt's {belt['cl'].values.tolist()}")
-    if crit.ndim != 1:
-        raise InvalidInputError(f"neyman_interval: the belt must test one parameter, tests {list(crit.dims)}")
-    name = crit.dims[0]
-    x = np.asarray(belt[name], dtype=float)
-    if scan is None:
-        scan = profile_scan(likelihood, {name: x}, **fit_kwargs)
-    q = np.asarray(scan["twice_delta_nll"], dtype=float)
-    if q.shape != x.shape:
-        raise InvalidInputError("neyman_interval: scan and belt grids differ")
-    d = np.where(np.asarray(scan["converged"], bool), q - np.asarray(crit, dtype=float), np.inf)
-    i_best = int(np.argmin(np.where(np.asarray(scan["converged"], bool), q, np.inf)))
-    if not d[i_best] <= 0:
-        raise InvalidInputError(
-            f"neyman_interval: no grid point of {name} is accepted at cl {cl} (best point {x[i_best]:.6g} has "
-            f"t_obs − c_α = {d[i_best]:.3g} > 0): the grid is coarser than the interval — add points around the best fit")
-    lo = i_best
-    while lo > 0 and d[lo - 1] <= 0:
-        lo -= 1
-    hi = i_best
-    while hi < len(x) - 1 and d[hi + 1] <= 0:
-        hi += 1
-    low_closed, high_closed = lo > 0, hi < len(x) - 1
-    low = _zero(x[lo - 1], x[lo], d[lo - 1], d[lo]) if low_closed else x[lo]
-    high = _zero(x[hi], x[hi + 1], d[hi], d[hi + 1]) if high_closed else x[hi]
-    best = float(scan["best_fit"].sel(parameter=name))
-    return Interval(name, best, float(low), float(high), cl, low_closed, high_closed, "neyman")
+    tested, nuisances = _belt_names(belt)
+    if len(tested) != 1:
+        raise InvalidInputError(f"neyman_interval: the belt must test one parameter, tests {tested}")
+    name = tested[0]
+    crit = _DataCritical(belt, cl, construction, gamma, margin, "neyman_interval")
+    x_grid = np.asarray(belt[name], dtype=float)
+    free = minimize(likelihood, hesse=False, **{k: v for k, v in fit_kwargs.items() if k != "hesse"})
+    fixed_all = dict(likelihood.fixed)
+
+    def evaluate(x: float, start: Mapping[str, float]) -> tuple[float, float, dict]:
+        cond = minimize(likelihood, start={**start, name: x}, fixed={name: x}, hesse=False, on_failure="flag", **fit_kwargs)
+        if not cond.converged:
+            raise ConvergenceError(f"neyman_interval: the profile fit at {name} = {x:.6g} failed: {cond.message}")
+        t = max(2.0 * (cond.nll - min(free.nll, cond.nll)), 0.0)
+        return t - crit(likelihood, {name: x}, cond.values, cond.nll, fit_kwargs), t, cond.values
+
+    start = {k: v for k, v in free.values.items() if k not in fixed_all}
+    points: dict[float, tuple[float, dict]] = {}
+    if scan is not None:
+        q = np.asarray(scan["twice_delta_nll"], dtype=float)
+        if q.shape != x_grid.shape or not np.allclose(np.asarray(scan[name], dtype=float), x_grid):
+            raise InvalidInputError("neyman_interval: scan and belt grids differ")
+    lo_grid, hi_grid = float(x_grid.min()), float(x_grid.max())
+    x_best = float(free.values[name])
+    current = dict(start)
+    for x in sorted({*x_grid.tolist()} | ({x_best} if lo_grid <= x_best <= hi_grid else set())):
+        nearest_start = current if x != x_best else start
+        try:
+            d, _, values = evaluate(x, nearest_start)
+        except ConvergenceError:
+            points[x] = (math.inf, nearest_start)  # a failed fit is never accepted
+            continue
+        points[x] = (d, {k: v for k, v in values.items() if k not in fixed_all})
+        current = points[x][1]
+    xs = np.array(sorted(points))
+    ds = np.array([points[x][0] for x in xs])
+    if x_best in points and ds[np.searchsorted(xs, x_best)] <= 0:
+        i_best = int(np.searchsorted(xs, x_best))
+    else:
+        accepted = np.flatnonzero(ds <= 0)
+        if not accepted.size:
+            raise InvalidInputError(
+                f"neyman_interval: neither the best fit {name} = {x_best:.6g} nor any grid point is accepted at cl {cl} "
+                f"(smallest t_obs − c = {np.min(ds):.3g}): the belt's grid does not reach the interval — extend it")
+        i_best = int(accepted[np.argmin(np.abs(xs[accepted] - x_best))])
+    tol = xtol if xtol is not None else 1e-7 * max(hi_grid - lo_grid, 1e-300)
+
+    def end(direction: int) -> tuple[float, bool]:
+        i = i_best
+        while 0 <= i + direction < len(xs) and ds[i + direction] <= 0:
+            i += direction
+        if not 0 <= i + direction < len(xs):
+            return float(xs[i]), False
+        a, b = float(xs[i]), float(xs[i + direction])
+        seed_values = points[xs[i]][1]
+        root = optimize.brentq(lambda x: evaluate(x, seed_values)[0] if x not in (a, b) else points[x][0] if math.isfinite(points[x][0]) else 1e300,
+                               a, b, xtol=tol, rtol=4 * np.finfo(float).eps, maxiter=200)
+        return float(root), True
+
+    low, low_closed = end(-1)
+    high, high_closed = end(+1)
+    outside = (xs < low - tol) | (xs > high + tol)
+    if np.any((ds <= 0) & outside):
+        warnings.warn(f"neyman_interval: grid points of {name} outside [{low:.6g}, {high:.6g}] are accepted too "
+                      f"({xs[(ds <= 0) & outside].tolist()}): the Neyman set is not one interval", stacklevel=2)
+    return Interval(name, x_best, low, high, cl, low_closed, high_closed, "neyman")
 
 
-def neyman_region(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan=None, **fit_kwargs: Any):
+def neyman_region(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan=None, construction: str | None = None,
+                  gamma: float = 0.01, margin: float | None = None, **fit_kwargs: Any):
     """The Neyman confidence set of two (or more) tested parameters on the belt's grid.
 
     t_obs is profiled on the belt's grid (or taken from ``scan``, a :func:`~sbihep.fit.scan.profile_scan`
-    on that grid).
+    on that grid).  For a nuisance belt, c(θ_k; D) is the ``construction``'s at each node
+    (see :mod:`sbihep.fit.neyman_nuisance`), from the scan's profiled nuisances.
 
     Returns:
         ``xarray.Dataset`` on the belt's grid: ``accepted`` (bool: t_obs ≤ c_α and the fit converged),
@@ -197,24 +373,30 @@ def neyman_region(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan=N
     """
     import xarray as xr
 
-    crit = belt["critical_value"].sel(cl=cl, method="nearest")
-    if abs(float(crit["cl"]) - cl) > 1e-9:
-        raise InvalidInputError(f"neyman_region: cl {cl} is not in the belt's {belt['cl'].values.tolist()}")
-    names = list(crit.dims)
+    names, nuisances = _belt_names(belt)
+    crit_of = _DataCritical(belt, cl, construction, gamma, margin, "neyman_region")
     if scan is None:
         scan = profile_scan(likelihood, {n: np.asarray(belt[n], dtype=float) for n in names}, **fit_kwargs)
     q = scan["twice_delta_nll"]
     if list(q.dims) != names or any(not np.allclose(np.asarray(scan[n]), np.asarray(belt[n])) for n in names):
         raise InvalidInputError(f"neyman_region: the scan's grid {list(q.dims)} differs from the belt's {names}")
+    shape = tuple(q.shape)
+    crit = np.empty(shape)
+    profiled = np.asarray(scan["profiled"].transpose(*names, "parameter"), dtype=float)
+    nll = np.asarray(scan["nll"], dtype=float)
+    for idx in np.ndindex(*shape):
+        point = {n: float(belt[n].values[i]) for n, i in zip(names, idx)}
+        values = dict(zip(likelihood.names, profiled[idx].tolist()))
+        crit[idx] = crit_of(likelihood, point, values, float(nll[idx]), fit_kwargs)
     converged = np.asarray(scan["converged"], dtype=bool)
-    margin = np.where(converged, np.asarray(q, dtype=float) - np.asarray(crit, dtype=float), np.nan)
+    margin_ = np.where(converged, np.asarray(q, dtype=float) - crit, np.nan)
     coords = {n: np.asarray(belt[n]) for n in names}
     ds = xr.Dataset(
         {
-            "accepted": (names, np.nan_to_num(margin, nan=np.inf) <= 0),
-            "margin": (names, margin),
+            "accepted": (names, np.nan_to_num(margin_, nan=np.inf) <= 0),
+            "margin": (names, margin_),
             "twice_delta_nll": (names, np.asarray(q, dtype=float)),
-            "critical_value": (names, np.asarray(crit, dtype=float)),
+            "critical_value": (names, crit),
         },
         coords=coords,
         attrs={"cl": float(cl), "method": "neyman"},
@@ -240,16 +422,10 @@ def neyman_contours(region) -> list[np.ndarray]:
     return [np.asarray(line) for line in gen.lines(0.0)]
 
 
-def _zero(x0, x1, d0, d1) -> float:
-    if not math.isfinite(d0) or not math.isfinite(d1):
-        return float(x0 if math.isfinite(d0) and d0 <= 0 else x1)
-    return float(x0 - d0 * (x1 - x0) / (d1 - d0))
-
-
 def _toy_interval(likelihood: Likelihood, belt, theta: Mapping[str, float], cl: float, seed: int, index: int,
-                  fit_kwargs: Mapping[str, Any]) -> tuple[float, float]:
-    toy = likelihood.toy(theta, toy_seed(seed, 1_000_003, index))
-    iv = neyman_interval(toy, belt, cl, **fit_kwargs)
+                  stream: str, interval_kwargs: Mapping[str, Any], fit_kwargs: Mapping[str, Any]) -> tuple[float, float]:
+    rng = toy_seed(seed, 1_000_003, index) if stream == "shared" else toy_stream(seed, "neyman_expected", theta, index)
+    iv = neyman_interval(likelihood.toy(theta, rng), belt, cl, **interval_kwargs, **fit_kwargs)
     return iv.low, iv.high
 
 
@@ -261,6 +437,9 @@ def neyman_expected(
     *,
     n_toys: int = 0,
     seed: int = 1,
+    stream: str = "independent",
+    construction: str | None = None,
+    gamma: float = 0.01,
     n_workers: int = 1,
     executor=None,
     client=None,
@@ -269,6 +448,9 @@ def neyman_expected(
 ):
     """Expected Neyman intervals under the hypothesis ``theta`` (all parameters by name).
 
+    Toys are drawn from streams of (seed, θ, toy index) (``stream="shared"``: the old (seed, index));
+    ``construction``/``gamma`` are passed to :func:`neyman_interval`.
+
     Returns:
         ``xarray.Dataset``: ``asimov`` (``end`` = low, high) — the interval on the Asimov data set
         at θ; with ``n_toys`` > 0 also ``band`` (``quantile``, ``end``) — the −2σ…+2σ quantiles
@@ -276,12 +458,14 @@ def neyman_expected(
     """
     import xarray as xr
 
+    check_stream(stream, "neyman_expected")
     full = likelihood.parameters.validate(theta)
-    asimov = neyman_interval(likelihood.asimov(full), belt, cl, **fit_kwargs)
+    interval_kwargs = {"construction": construction, "gamma": gamma}
+    asimov = neyman_interval(likelihood.asimov(full), belt, cl, **interval_kwargs, **fit_kwargs)
     ds = xr.Dataset({"asimov": (("end",), [asimov.low, asimov.high])}, coords={"end": ["low", "high"]},
                     attrs={"cl": cl, "parameter": asimov.parameter})
     if n_toys:
-        jobs = [(likelihood, belt, full, cl, seed, i, fit_kwargs) for i in range(int(n_toys))]
+        jobs = [(likelihood, belt, full, cl, seed, i, stream, interval_kwargs, fit_kwargs) for i in range(int(n_toys))]
         ends = np.array(map_jobs(_toy_interval, jobs, n_workers=n_workers, executor=executor, client=client,
                                  progress=progress, desc="expected intervals"))
         ds["toy_ends"] = (("toy", "end"), ends)
