@@ -145,7 +145,9 @@ def covered(toy: Likelihood, theta: Mapping[str, float], methods: Sequence, *, f
                 iv = method(toy)
             except Exception:  # noqa: BLE001 - a failed interval is counted, not hidden
                 continue
-            out[j] = float(iv.low <= theta[iv.parameter] <= iv.high)
+            # a ConfidenceSet may have gaps: ask it, not its hull
+            inside = iv.contains(theta[iv.parameter]) if hasattr(iv, "contains") else iv.low <= theta[iv.parameter] <= iv.high
+            out[j] = float(inside)
     return out
 
 
