@@ -29,6 +29,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from sbihep._checks import check_counts
 from sbihep.errors import InvalidInputError
 from sbihep.events import eft as eft_math
 from sbihep.events.eventset import EventSet, _parameter_mapping
@@ -156,18 +157,13 @@ def generate(
         per-subprocess :class:`GenerationReport` (JSON attribute ``generation``).
     """
     order = check_order(order)
-    for name, value, low in (
+    check_counts(
         ("n_events", n_events, 1),
         ("chunk_size", chunk_size, 1),
         ("seed", seed, 0),
         ("n_adapt", n_adapt, 0),
         ("n_per_iteration", n_per_iteration, 100),
-    ):
-        integral = isinstance(value, numbers.Integral) or (
-            isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
-        )
-        if isinstance(value, bool) or not integral or value < low:
-            raise InvalidInputError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    )
     if detector_seed is not None and (
         isinstance(detector_seed, bool) or not isinstance(detector_seed, numbers.Integral) or detector_seed < 0
     ):

@@ -27,6 +27,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from sbihep._checks import check_counts
 from sbihep.errors import InvalidInputError, ThresholdError
 from sbihep.physics.phasespace import hadronic_momentum_fractions
 from sbihep.physics.processes.base import EFTOrder, Process, check_order
@@ -315,17 +316,12 @@ def cross_section(
     import vegas
     from tqdm.auto import tqdm
 
-    for name, value, low in (
+    check_counts(
         ("n_evaluations", n_evaluations, 100),
         ("n_adapt", n_adapt, 0),
         ("n_iterations", n_iterations, 1),
         ("seed", seed, 0),
-    ):
-        integral = isinstance(value, numbers.Integral) or (
-            isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
-        )
-        if isinstance(value, bool) or not integral or value < low:
-            raise InvalidInputError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    )
     integrand = PhaseSpaceIntegrand(process, sqrt_s, order, pdf)
     rng = np.random.default_rng(seed)
     integrator = vegas.Integrator([[0.0, 1.0]] * integrand.dim, ran_array_generator=rng.random)
