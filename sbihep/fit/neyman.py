@@ -99,16 +99,16 @@ def neyman_belt(
 
         - ``statistic`` (grid dims, ``toy``): t of every toy (NaN where a fit failed);
         - ``critical_value`` (grid dims, ``cl``): the ``cl`` quantile of the converged toys' t, on
-          the conservative side for discrete t (smallest toy t with F̂ ≥ cl);
+            the conservative side for discrete t (smallest toy t with F̂ ≥ cl);
         - ``n_failed`` (grid dims): toys whose fits failed (left out of the quantiles);
         - ``generated_at`` (grid dims, ``parameter``): where the toys were drawn;
         - with ``nuisance_grid``: ``profiled_nuisance`` (grid dims, ``toy``, ``nuisance``), each
-          toy's ν̂̂ at the tested point;
+            toy's ν̂̂ at the tested point;
         - attrs ``n_toys``, ``seed``, ``stream``, ``tested`` and ``nuisances`` (comma-joined names).
 
     Raises:
         InvalidInputError / UnknownParameterError: a bad grid, a nuisance also tested, ``n_toys`` < 1,
-        a cl outside (0, 1) or an unknown ``stream``.
+            a cl outside (0, 1) or an unknown ``stream``.
     """
     import xarray as xr
 
