@@ -36,12 +36,23 @@ n_per_iteration = 500
 
 
 def _run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    """Invoke the CLI; an exception that escaped the command (a raw traceback for the user) is re-raised, so
+    that the case fails with that exception's own type."""
+    res = runner.invoke(app, [str(a) for a in args])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return res
 
 
-def _is_usage_error(res, *needles):
+def _expect_usage_error(res, *needles):
+    """The command refused with ``error: …`` and exit code 2, naming every needle; a command that succeeded
+    fails the case as "DID NOT RAISE" (a silently accepted mistake)."""
+    if res.exit_code == 0:
+        pytest.fail(f"DID NOT RAISE: the command succeeded\n{res.output}")
     text = res.output
-    return res.exit_code == 2 and "error:" in text and all(n in text for n in needles) and "Traceback" not in text
+    assert res.exit_code == 2 and "error:" in text and "Traceback" not in text, res.output
+    for needle in needles:
+        assert needle in text, res.output
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,46 +95,56 @@ def train_card(tmp_path, events_file):
     return path
 
 
+@pytest.mark.robustness(entry="sbihep train", outcome="error")
+@pytest.mark.data_safety
 def test_train_output_that_is_a_file_is_never_replaced(train_card, tmp_path):
     """issue 19: `sbihep train … -o card.toml` replaced the card by a directory."""
     card = tmp_path / "card.toml"
     card.write_text("precious = true\n")
     res = _run("train", train_card, "-o", card, "-q")
-    assert _is_usage_error(res, "existing file"), res.output
+    _expect_usage_error(res, "existing file")
     assert card.read_text() == "precious = true\n"
 
 
+@pytest.mark.robustness(entry="sbihep train", outcome="error")
+@pytest.mark.data_safety
 def test_train_output_onto_its_own_config_is_refused(train_card):
     text = train_card.read_text()
     res = _run("train", train_card, "-o", train_card, "-q")
-    assert _is_usage_error(res), res.output
+    _expect_usage_error(res)
     assert train_card.read_text() == text
 
 
+@pytest.mark.robustness(entry="sbihep train", outcome="error")
+@pytest.mark.data_safety
 def test_train_output_directory_holding_the_config_is_refused(tmp_path, events_file, train_card):
     out = tmp_path / "run"
     res = _run("train", train_card, "-o", out, "-q")
     assert res.exit_code == 0, res.output
     inner = out / "train.toml"  # the copy the run wrote — now used as the input of a new run into the same folder
     res = _run("train", inner, "-o", out, "-q")
-    assert _is_usage_error(res, "contains the input"), res.output
+    _expect_usage_error(res, "contains the input")
     assert inner.is_file()
 
 
+@pytest.mark.robustness(entry="sbihep train", outcome="error")
+@pytest.mark.data_safety
 def test_train_output_foreign_directory_is_refused(train_card, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     res = _run("train", train_card, "-o", out, "-q")
-    assert _is_usage_error(res, "not an sbihep training output directory"), res.output
+    _expect_usage_error(res, "not an sbihep training output directory")
     assert (out / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.robustness(entry="sbihep train", outcome="error")
 def test_train_output_missing_parent(train_card, tmp_path):
     res = _run("train", train_card, "-o", tmp_path / "no" / "such" / "out", "-q")
-    assert _is_usage_error(res, "does not exist"), res.output
+    _expect_usage_error(res, "does not exist")
 
 
+@pytest.mark.robustness(entry="sbihep train", outcome="error")
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
 def test_train_output_read_only_parent(train_card, tmp_path):
     ro = tmp_path / "ro"
@@ -131,11 +152,12 @@ def test_train_output_read_only_parent(train_card, tmp_path):
     ro.chmod(0o500)
     try:
         res = _run("train", train_card, "-o", ro / "out", "-q")
-        assert _is_usage_error(res, "not writable"), res.output
+        _expect_usage_error(res, "not writable")
     finally:
         ro.chmod(0o700)
 
 
+@pytest.mark.robustness(entry="sbihep train", outcome="correct")
 def test_train_rerun_replaces_its_own_output_and_an_empty_directory(train_card, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -145,6 +167,7 @@ def test_train_rerun_replaces_its_own_output_and_an_empty_directory(train_card, 
     assert res.exit_code == 0, res.output
 
 
+@pytest.mark.robustness(entry="sbihep train", outcome="error")
 @pytest.mark.parametrize(
     "old, new, needles",
     [
@@ -167,10 +190,12 @@ def test_train_card_mistakes_fail_before_any_work(train_card, tmp_path, old, new
     assert old in text
     train_card.write_text(text.replace(old, new))
     res = _run("train", train_card, "-o", tmp_path / "o", "-q")
-    assert _is_usage_error(res, *needles), res.output
+    _expect_usage_error(res, *needles)
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.robustness(entry="run_training", outcome="error")
+@pytest.mark.data_safety
 def test_run_training_api_refuses_a_file_output(train_card, tmp_path):
     from sbihep.estimators.run import load_train_config, run_training
 
@@ -193,6 +218,8 @@ def sim_card(tmp_path):
     return path
 
 
+@pytest.mark.robustness(entry="sbihep simulate", outcome="error")
+@pytest.mark.data_safety
 @pytest.mark.parametrize(
     "target, needles",
     [
@@ -215,10 +242,11 @@ def test_simulate_output_problems_surface_before_generation(sim_card, tmp_path, 
     card = sim_card.read_text().replace("n_events = 40", "n_events = 10000000")  # would take hours if it started
     sim_card.write_text(card)
     res = _run("simulate", sim_card, "-o", tmp_path / target)
-    assert _is_usage_error(res, *needles), res.output
+    _expect_usage_error(res, *needles)
     assert (tmp_path / "notes.nc").read_text() == "my notes" and (tmp_path / "foreign.zarr" / "data.bin").exists()
 
 
+@pytest.mark.robustness(entry="sbihep simulate", outcome="error")
 @pytest.mark.parametrize(
     "old, new, needles",
     [
@@ -247,10 +275,11 @@ def test_simulation_card_mistakes_fail_before_any_work(sim_card, tmp_path, old, 
     assert old in text
     sim_card.write_text(text.replace(old, new).replace("n_events = 40", "n_events = 10000000") if old != "n_events = 40" else text.replace(old, new))
     res = _run("simulate", sim_card, "-o", tmp_path / "ev.nc")
-    assert _is_usage_error(res, *needles), res.output
+    _expect_usage_error(res, *needles)
     assert not (tmp_path / "ev.nc").exists()
 
 
+@pytest.mark.robustness(entry="sbihep simulate", outcome="correct")
 def test_simulate_writes_and_rewrites_its_own_file(sim_card, tmp_path):
     out = tmp_path / "ev.nc"
     assert _run("simulate", sim_card, "-o", out).exit_code == 0
@@ -258,6 +287,7 @@ def test_simulate_writes_and_rewrites_its_own_file(sim_card, tmp_path):
     assert res.exit_code == 0, res.output
 
 
+@pytest.mark.robustness(entry="SimulationCard.from_toml", outcome="correct")
 def test_card_path_with_equals_sign_is_a_path(tmp_path):
     """issue 19: a card path containing `=` was parsed as TOML text."""
     folder = tmp_path / "run=1"
@@ -266,9 +296,10 @@ def test_card_path_with_equals_sign_is_a_path(tmp_path):
     card.write_text(CARD)
     assert SimulationCard.from_toml(str(card)).n_events == 40
     res = _run("simulate", folder / "missing=2.toml", "-o", tmp_path / "x.nc")
-    assert _is_usage_error(res, "no such file"), res.output
+    _expect_usage_error(res, "no such file")
 
 
+@pytest.mark.robustness(entry="read_toml", outcome="error")
 def test_toml_text_needs_an_explicit_form(tmp_path):
     with pytest.raises(InvalidInputError, match="no such file .*TomlText"):
         read_toml('process = "ee_mumu"', "card")
@@ -290,6 +321,8 @@ def test_toml_text_needs_an_explicit_form(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.robustness(entry="sbihep fit", outcome="error")
+@pytest.mark.data_safety
 @pytest.mark.parametrize(
     "target, needles",
     [("r.txt", ["must end in .nc"]), ("adir.nc", ["existing directory"]), ("notes.nc", ["not an sbihep fit result"]),
@@ -299,10 +332,12 @@ def test_fit_output_problems_surface_before_the_fit(tmp_path, target, needles):
     (tmp_path / "adir.nc").mkdir()
     (tmp_path / "notes.nc").write_text("mine")
     res = _run("fit", FIT_EXAMPLE, "-o", tmp_path / target)
-    assert _is_usage_error(res, *needles), res.output
+    _expect_usage_error(res, *needles)
     assert (tmp_path / "notes.nc").read_text() == "mine"
 
 
+@pytest.mark.robustness(entry="sbihep surrogate train", outcome="error")
+@pytest.mark.data_safety
 @pytest.mark.parametrize(
     "target, needles",
     [("m.json", ["must end in .onnx"]), ("adir.onnx", ["existing directory"]), ("other.onnx", ["not an sbihep ONNX surrogate"]),
@@ -315,24 +350,28 @@ def test_surrogate_train_output_problems_surface_before_labelling(tmp_path, targ
     ws = tmp_path / "ws.json"
     ws.write_text("{}")
     res = _run("surrogate", "train", ws, "-o", tmp_path / target, "--n-points", "1000")
-    assert _is_usage_error(res, *needles), res.output
+    _expect_usage_error(res, *needles)
     assert (tmp_path / "other.onnx").read_bytes() == b"someone else's model"
 
 
+@pytest.mark.robustness(entry="sbihep simulate", outcome="error")
+@pytest.mark.data_safety
 def test_symlink_output_is_refused(sim_card, tmp_path):
     real = tmp_path / "real.nc"
     real.write_bytes(b"\x89HDF\r\n\x1a\n")
     link = tmp_path / "link.nc"
     link.symlink_to(real)
     res = _run("simulate", sim_card, "-o", link)
-    assert _is_usage_error(res, "symbolic link"), res.output
+    _expect_usage_error(res, "symbolic link")
 
 
+@pytest.mark.robustness(entry="sbihep simulate", outcome="error")
 def test_empty_output_argument(sim_card):
     res = _run("simulate", sim_card, "-o", "")
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
 
 
+@pytest.mark.robustness(entry="check_output", outcome="error")
 def test_check_output_names_the_argument():
     from sbihep._outputs import check_output
 
@@ -347,6 +386,7 @@ def test_check_output_names_the_argument():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.robustness(entry="sbihep CLI options", outcome="error")
 @pytest.mark.parametrize(
     "args, needle",
     [
@@ -358,5 +398,5 @@ def test_check_output_names_the_argument():
     ],
 )
 def test_cli_numbers_are_range_checked(args, needle):
-    res = runner.invoke(app, args)
+    res = _run(*args)
     assert res.exit_code == 2 and "Traceback" not in res.output and needle in res.output, res.output

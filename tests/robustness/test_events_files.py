@@ -2,7 +2,7 @@
 foreign and tampered EventSet files (netCDF and zarr), bad output paths, killed writes.
 
 Every case asserts one outcome class: an sbihep error naming the argument (or file), a loud warning, or
-the correct result.  Cases are counted by ``OUTCOME`` markers in the parametrisations (see the report).
+the correct result.  Each case carries a ``robustness`` marker with its entry point and outcome class (see conftest.py).
 """
 
 import json
@@ -118,7 +118,7 @@ def _zero_weights():
     _, c = _arrays(); return np.zeros_like(c)
 
 
-BAD_ARRAYS = [  # (kwargs, error, words in the message)  OUTCOME: error
+BAD_ARRAYS = [  # (kwargs, error, words in the message)
     (dict(p=_nan_momenta()), UnphysicalMomentaError, ["momenta", "event 3"]),
     (dict(p=_inf_momenta()), UnphysicalMomentaError, ["momenta", "event 0"]),
     (dict(p=_neginf_momenta()), UnphysicalMomentaError, ["momenta", "event 5"]),
@@ -147,6 +147,7 @@ BAD_ARRAYS = [  # (kwargs, error, words in the message)  OUTCOME: error
 ]
 
 
+@pytest.mark.robustness(entry="EventSet.from_arrays", outcome="error")
 @pytest.mark.parametrize("kwargs,error,words", BAD_ARRAYS)
 def test_from_arrays_rejects_bad_content(kwargs, error, words):
     with pytest.raises(error) as caught:
@@ -155,7 +156,8 @@ def test_from_arrays_rejects_bad_content(kwargs, error, words):
         assert word in str(caught.value)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int64])  # OUTCOME: correct
+@pytest.mark.robustness(entry="EventSet.from_arrays", outcome="correct")
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int64])
 def test_from_arrays_converts_lower_precision_to_float64(dtype):
     """float32 momenta and coefficients used to give a raw torch dtype error in weights()."""
     p, c = _arrays()
@@ -181,43 +183,61 @@ ENTRY_POINTS = {
 }
 
 
-@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+ENTRY_NAMES = {"weights": "EventSet.weights", "sigma": "EventSet.sigma", "log_joint_ratio": "EventSet.log_joint_ratio",
+               "log_joint_ratio_theta1": "EventSet.log_joint_ratio", "joint_score": "EventSet.joint_score",
+               "theta_vector": "EventSet.theta_vector"}
+ENTRY_PARAMS = [pytest.param(e, id=e, marks=pytest.mark.robustness(entry=ENTRY_NAMES[e], outcome="error")) for e in ENTRY_POINTS]
+
+
+@pytest.mark.parametrize("entry", ENTRY_PARAMS)
 @pytest.mark.parametrize("value", BAD_VALUES, ids=[repr(v) for v in BAD_VALUES])
-def test_bad_theta_value_names_the_operator(toy, entry, value):  # OUTCOME: error (60 cases)
+def test_bad_theta_value_names_the_operator(toy, entry, value):
     with pytest.raises(InvalidInputError, match=r"theta\['ca'\]"):
         ENTRY_POINTS[entry](toy, {"ca": value})
 
 
-@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
-def test_unknown_operator_and_non_mapping_theta(toy, entry):  # OUTCOME: error (12 cases)
+@pytest.mark.parametrize("entry", ENTRY_PARAMS)
+def test_unknown_operator_and_non_mapping_theta(toy, entry):
     with pytest.raises(InvalidInputError, match=r"theta.*unknown operator.*'cA'"):
         ENTRY_POINTS[entry](toy, {"cA": 0.1})
     with pytest.raises(InvalidInputError, match="theta must be a mapping"):
         ENTRY_POINTS[entry](toy, [0.1, 0.2])
 
 
+@pytest.mark.robustness(entry="EventSet.sigma", outcome="correct")
 @pytest.mark.parametrize("value", [0.25, np.float32(0.25), np.float64(0.25), torch.tensor(0.25, dtype=torch.float64), 1, np.array(0.25)])
-def test_valid_theta_types_give_the_same_number(toy, value):  # OUTCOME: correct (6 cases)
+def test_valid_theta_types_give_the_same_number(toy, value):
     expected = toy.sigma({"ca": float(value)})
     assert toy.sigma({"ca": value}) == expected
     assert np.isfinite(expected)
 
 
+@pytest.mark.robustness(entry="EventSet.weights", outcome="error")
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), "1", None, True])
-def test_bad_nuisance_value_names_the_nuisance(value):  # OUTCOME: error (5 cases)
+def test_bad_nuisance_value_names_the_nuisance(value):
     events = _with_nuisance()
     with pytest.raises(InvalidInputError, match=r"nuisances\['mu_f'\]"):
         events.weights({"cx": 0.1}, {"mu_f": value})
 
 
-def test_nuisance_unknown_and_negative_weights():  # OUTCOME: error (3 cases), correct (1)
+@pytest.mark.robustness(entry="EventSet.weights", outcome="error")
+def test_nuisance_unknown_or_not_a_mapping():
     events = _with_nuisance()
     with pytest.raises(InvalidInputError, match=r"nuisances.*unknown.*'muf'"):
         events.weights({}, {"muf": 1.0})
     with pytest.raises(InvalidInputError, match="nuisances must be a mapping"):
         events.weights({}, [1.0])
+
+
+@pytest.mark.robustness(entry="EventSet.weights", outcome="correct")
+def test_nuisance_at_one_sigma_is_the_up_variation():
+    events = _with_nuisance()
     w = events.weights({"cx": 0.2}, {"mu_f": 1.0})
     np.testing.assert_allclose(w.numpy(), 1.1 * events.weights({"cx": 0.2}).numpy(), rtol=1e-12)
+
+
+@pytest.mark.robustness(entry="EventSet.weights", outcome="error")
+def test_nuisance_morphing_with_negative_weights():
     # at θ where some nominal weights are negative the exponential morphing is undefined: an error, not NaN
     p, c = _arrays()
     c[:5, 1] = -40.0
@@ -255,7 +275,7 @@ def _tamper(kind):
             "negative_energy": negative_energy, "bad_subprocess": bad_subprocess, "nan_momenta": nan_momenta}[kind]
 
 
-CONTENT_CASES = [  # OUTCOME: error naming the file (12 cases)
+CONTENT_CASES = [
     ("nan_weights", InvalidInputError, "coefficients (eft) must be finite"),
     ("all_negative", InvalidInputError, "not positive"),
     ("inf_momenta", UnphysicalMomentaError, "momenta (z) must be finite"),
@@ -265,6 +285,7 @@ CONTENT_CASES = [  # OUTCOME: error naming the file (12 cases)
 ]
 
 
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
 @pytest.mark.parametrize("suffix", FORMATS)
 @pytest.mark.parametrize("kind,error,words", CONTENT_CASES)
 def test_load_runs_the_from_arrays_checks(toy, tmp_path, suffix, kind, error, words):
@@ -279,17 +300,19 @@ def test_load_runs_the_from_arrays_checks(toy, tmp_path, suffix, kind, error, wo
         EventSet.load(path, lazy=True, chunk_events=64)
 
 
+@pytest.mark.robustness(entry="EventSet.load", outcome="warning")
 @pytest.mark.parametrize("suffix", FORMATS)
-def test_old_files_without_hash_load_with_a_warning(toy, tmp_path, suffix):  # OUTCOME: warning (2)
+def test_old_files_without_hash_load_with_a_warning(toy, tmp_path, suffix):
     path = _write_raw(toy.data, tmp_path / f"old{suffix}")
     with pytest.warns(IntegrityWarning, match="no content hash"):
         back = EventSet.load(path)
     assert back.sigma({"ca": 0.4}) == toy.sigma({"ca": 0.4})
 
 
+@pytest.mark.robustness(entry="EventSet.load", outcome="correct")
 @pytest.mark.parametrize("lazy", [False, True])
 @pytest.mark.parametrize("suffix", FORMATS)
-def test_saved_files_verify_and_round_trip_exactly(tmp_path, suffix, lazy):  # OUTCOME: correct (4)
+def test_saved_files_verify_and_round_trip_exactly(tmp_path, suffix, lazy):
     events = _with_nuisance().with_observables({"m": np.arange(20.0)})
     path = events.save(tmp_path / f"ok{suffix}")
     with warnings.catch_warnings():
@@ -300,7 +323,8 @@ def test_saved_files_verify_and_round_trip_exactly(tmp_path, suffix, lazy):  # O
     assert back.observables().values.tolist() == events.observables().values.tolist()
 
 
-def test_hash_covers_every_variable_kind(tmp_path):  # OUTCOME: correct (1)
+@pytest.mark.robustness(entry="EventSet.save", outcome="correct")
+def test_hash_covers_every_variable_kind(tmp_path):
     events = toy_events(50, seed=1)
     data = events.data.assign(passed=("event", np.arange(50) % 2 == 0), lhe_id=(("event",), np.arange(50, dtype=np.int32)))
     events = EventSet(data)
@@ -321,8 +345,9 @@ def _raw_attrs(path):
 
 # ---- corruption, truncation, tampering -----------------------------------------------------------------
 
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
 @pytest.mark.parametrize("seed", range(8))
-def test_random_bytes_in_a_netcdf_file_never_load_silently(toy, tmp_path, seed):  # OUTCOME: error or identical (8)
+def test_random_bytes_in_a_netcdf_file_never_load_silently(toy, tmp_path, seed):
     """2000 random bytes in the middle of a .nc loaded silently before (momenta changed up to 6.9e305)."""
     path = toy.save(tmp_path / "c.nc")
     raw = bytearray(path.read_bytes())
@@ -339,7 +364,8 @@ def test_random_bytes_in_a_netcdf_file_never_load_silently(toy, tmp_path, seed):
     assert back.data["eft"].values.tobytes() == toy.data["eft"].values.tobytes()
 
 
-def test_corruption_in_data_is_an_integrity_error(toy, tmp_path):  # OUTCOME: error (1)
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
+def test_corruption_in_data_is_an_integrity_error(toy, tmp_path):
     path = toy.save(tmp_path / "d.nc")
     raw = bytearray(path.read_bytes())
     needle = toy.data["eft"].values[10:12].tobytes()
@@ -351,8 +377,9 @@ def test_corruption_in_data_is_an_integrity_error(toy, tmp_path):  # OUTCOME: er
         EventSet.load(path)
 
 
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
 @pytest.mark.parametrize("variable", ["z", "eft", "subprocess", "x"])
-def test_zarr_with_a_deleted_chunk(toy, tmp_path, variable):  # OUTCOME: error (4)
+def test_zarr_with_a_deleted_chunk(toy, tmp_path, variable):
     """A zarr store with a deleted chunk loaded as NaN (or zeros for integers) before."""
     if variable == "subprocess":  # zarr does not store all-fill-value chunks: use two subprocesses
         data = toy.data.assign(subprocess=("event", (np.arange(toy.n_events) % 2).astype(np.int16)))
@@ -365,7 +392,8 @@ def test_zarr_with_a_deleted_chunk(toy, tmp_path, variable):  # OUTCOME: error (
         EventSet.load(path)
 
 
-def test_zarr_chunk_bytes_replaced(toy, tmp_path):  # OUTCOME: error (1)
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
+def test_zarr_chunk_bytes_replaced(toy, tmp_path):
     path = toy.save(tmp_path / "s.zarr")
     shutil.copy(path / "z" / "0.0", tmp_path / "keep")
     other = toy_events(300, seed=99).save(tmp_path / "o.zarr")
@@ -374,8 +402,9 @@ def test_zarr_chunk_bytes_replaced(toy, tmp_path):  # OUTCOME: error (1)
         EventSet.load(path)
 
 
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
 @pytest.mark.parametrize("edit", ["theta_gen", "process", "order_swap", "labels"])
-def test_edited_metadata_is_detected(toy, tmp_path, edit):  # OUTCOME: error (4)
+def test_edited_metadata_is_detected(toy, tmp_path, edit):
     path = toy.save(tmp_path / "m.zarr")
     attrs_file = path / ".zattrs"
     attrs = json.loads(attrs_file.read_text())
@@ -397,7 +426,8 @@ def test_edited_metadata_is_detected(toy, tmp_path, edit):  # OUTCOME: error (4)
         EventSet.load(path)
 
 
-def test_rewritten_values_with_the_old_hash_are_detected(toy, tmp_path):  # OUTCOME: error (1)
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
+def test_rewritten_values_with_the_old_hash_are_detected(toy, tmp_path):
     path = toy.save(tmp_path / "e.nc")
     d = xr.open_dataset(path, engine="h5netcdf").load()
     d["eft"] = d["eft"] * 2.0  # σ doubled, hash attribute kept
@@ -407,8 +437,9 @@ def test_rewritten_values_with_the_old_hash_are_detected(toy, tmp_path):  # OUTC
         EventSet.load(path)
 
 
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
 @pytest.mark.parametrize("garbage", ["not json", json.dumps({"algorithm": "md5", "variables": {}}), json.dumps([1, 2])])
-def test_unreadable_hash_attribute(toy, tmp_path, garbage):  # OUTCOME: error (3)
+def test_unreadable_hash_attribute(toy, tmp_path, garbage):
     d = toy.data.copy()
     d.attrs = {**d.attrs, HASH_ATTR: garbage}
     path = _write_raw(d, tmp_path / "h.nc")
@@ -416,15 +447,17 @@ def test_unreadable_hash_attribute(toy, tmp_path, garbage):  # OUTCOME: error (3
         EventSet.load(path)
 
 
-def test_verify_false_skips_the_checks(toy, tmp_path):  # OUTCOME: correct, documented opt-out (1)
+@pytest.mark.robustness(entry="EventSet.load", outcome="correct")
+def test_verify_false_skips_the_checks(toy, tmp_path):
     path = toy.save(tmp_path / "s.zarr")
     (path / "eft" / "0.0").unlink()
     lazy = EventSet.load(path, lazy=True, verify=False)
     assert lazy.n_events == toy.n_events  # structure only; the content is the caller's responsibility
 
 
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
-def test_truncated_netcdf(toy, tmp_path, fraction):  # OUTCOME: error (3)
+def test_truncated_netcdf(toy, tmp_path, fraction):
     path = toy.save(tmp_path / "t.nc")
     raw = path.read_bytes()
     path.write_bytes(raw[: int(len(raw) * fraction)])
@@ -432,7 +465,8 @@ def test_truncated_netcdf(toy, tmp_path, fraction):  # OUTCOME: error (3)
         EventSet.load(path)
 
 
-def test_foreign_and_broken_files(tmp_path):  # OUTCOME: error (9)
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
+def test_foreign_and_broken_files(tmp_path):
     foreign = tmp_path / "foreign.nc"
     xr.Dataset({"a": ("t", np.arange(3.0))}).to_netcdf(foreign, engine="h5netcdf")
     with pytest.raises(DataFormatError, match="not an EventSet"):
@@ -462,7 +496,8 @@ def test_foreign_and_broken_files(tmp_path):  # OUTCOME: error (9)
         EventSet.load(noise, chunk_events=0)
 
 
-@pytest.mark.parametrize("attr,value,words", [  # OUTCOME: error (4)
+@pytest.mark.robustness(entry="EventSet.load", outcome="error")
+@pytest.mark.parametrize("attr,value,words", [
     ("operators", "[not json", "operators"),
     ("operators", json.dumps("ca"), "operators"),
     ("order", "cubic", "order"),
@@ -479,7 +514,9 @@ def test_broken_structure_in_files(toy, tmp_path, attr, value, words):
 
 # ---- output paths ----------------------------------------------------------------------------------------
 
-def test_save_path_problems_are_reported_before_writing(toy, tmp_path):  # OUTCOME: error, nothing touched (8)
+@pytest.mark.robustness(entry="EventSet.save", outcome="error")
+@pytest.mark.data_safety
+def test_save_path_problems_are_reported_before_writing(toy, tmp_path):
     with pytest.raises(OutputPathError, match="does not exist"):
         toy.save(tmp_path / "no" / "such" / "dir.nc")
     (tmp_path / "plain").write_text("keep me")
@@ -511,7 +548,8 @@ def test_save_path_problems_are_reported_before_writing(toy, tmp_path):  # OUTCO
         toy.save(tmp_path / "events.txt")
 
 
-def test_read_only_folder(toy, tmp_path, monkeypatch):  # OUTCOME: error (1)
+@pytest.mark.robustness(entry="EventSet.save", outcome="error")
+def test_read_only_folder(toy, tmp_path, monkeypatch):
     real_open = os.open
 
     def deny(path, flags, *args):
@@ -525,8 +563,9 @@ def test_read_only_folder(toy, tmp_path, monkeypatch):  # OUTCOME: error (1)
         toy.save(tmp_path / "ro" / "e.nc")
 
 
+@pytest.mark.robustness(entry="EventSet.save", outcome="correct")
 @pytest.mark.parametrize("suffix", FORMATS)
-def test_own_outputs_and_empty_folders_are_replaced(toy, tmp_path, suffix):  # OUTCOME: correct (2)
+def test_own_outputs_and_empty_folders_are_replaced(toy, tmp_path, suffix):
     path = toy_events(40, seed=5).save(tmp_path / f"e{suffix}")
     toy.save(path)
     assert EventSet.load(path).n_events == toy.n_events
@@ -536,7 +575,8 @@ def test_own_outputs_and_empty_folders_are_replaced(toy, tmp_path, suffix):  # O
         assert EventSet.load(tmp_path / "empty.zarr").n_events == toy.n_events
 
 
-def test_check_save_path_for_commands(tmp_path):  # OUTCOME: error (2), correct (1)
+@pytest.mark.robustness(entry="EventSet.check_save_path", outcome="error")
+def test_check_save_path_for_commands(tmp_path):
     with pytest.raises(OutputPathError, match="-o"):
         EventSet.check_save_path(tmp_path / "missing" / "x.nc", what="-o")
     with pytest.raises(OutputPathError, match="-o"):
@@ -545,7 +585,9 @@ def test_check_save_path_for_commands(tmp_path):  # OUTCOME: error (2), correct 
     assert not list(tmp_path.iterdir())  # the write probe leaves nothing behind
 
 
-def test_a_directory_never_replaces_a_file(tmp_path):  # OUTCOME: error, file kept (2)
+@pytest.mark.robustness(entry="atomic writes", outcome="error")
+@pytest.mark.data_safety
+def test_a_directory_never_replaces_a_file(tmp_path):
     """Before, atomic_destination moved a directory onto an existing *file* (``train -o card.toml`` deleted the card)."""
     card = tmp_path / "card.toml"
     card.write_text("seed = 1\n")
@@ -578,7 +620,9 @@ def _temp_name(target: Path, pid: int, kind="tmp", host=None):
     return target.with_name(f".{target.name}.sbihep-{host or _atomic._HOST}-{pid}-{'ab' * 16}.{kind}")
 
 
-def test_stale_temporaries_are_removed_by_the_next_write(toy, tmp_path):  # OUTCOME: correct (5)
+@pytest.mark.robustness(entry="atomic writes", outcome="correct")
+@pytest.mark.data_safety
+def test_stale_temporaries_are_removed_by_the_next_write(toy, tmp_path):
     target = tmp_path / "e.zarr"
     dead = _dead_pid()
     stale_dir = _temp_name(target, dead)
@@ -600,7 +644,9 @@ def test_stale_temporaries_are_removed_by_the_next_write(toy, tmp_path):  # OUTC
     assert all(p.read_text() == "user data" for p in lookalikes)
 
 
-def test_legacy_and_foreign_host_temporaries_by_age(tmp_path):  # OUTCOME: correct (4)
+@pytest.mark.robustness(entry="atomic writes", outcome="correct")
+@pytest.mark.data_safety
+def test_legacy_and_foreign_host_temporaries_by_age(tmp_path):
     target = tmp_path / "f.nc"
     legacy_old = tmp_path / f".f.nc.{'12' * 16}.tmp"
     legacy_new = tmp_path / f".f.nc.{'34' * 16}.tmp"
@@ -616,7 +662,9 @@ def test_legacy_and_foreign_host_temporaries_by_age(tmp_path):  # OUTCOME: corre
     assert legacy_new.exists() and foreign_new.exists()
 
 
-def test_a_stale_old_directory_is_restored_when_the_target_is_missing(toy, tmp_path):  # OUTCOME: correct (2)
+@pytest.mark.robustness(entry="atomic writes", outcome="correct")
+@pytest.mark.data_safety
+def test_a_stale_old_directory_is_restored_when_the_target_is_missing(toy, tmp_path):
     """Killed between moving the old store aside and moving the new one in: the old version comes back."""
     target = tmp_path / "r.zarr"
     toy.save(target)
@@ -652,8 +700,10 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.robustness(entry="atomic writes", outcome="correct")
+@pytest.mark.data_safety
 @pytest.mark.parametrize("kind", ["dir", "file"])
-def test_sigkill_during_a_write(toy, tmp_path, kind):  # OUTCOME: correct (2)
+def test_sigkill_during_a_write(toy, tmp_path, kind):
     target = tmp_path / ("k.zarr" if kind == "dir" else "k.nc")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(target), kind], stdout=subprocess.PIPE, env=env)
@@ -670,7 +720,9 @@ def test_sigkill_during_a_write(toy, tmp_path, kind):  # OUTCOME: correct (2)
     assert EventSet.load(target).n_events == toy.n_events
 
 
-def test_normal_exit_removes_abandoned_temporaries(tmp_path):  # OUTCOME: correct (1)
+@pytest.mark.robustness(entry="atomic writes", outcome="correct")
+@pytest.mark.data_safety
+def test_normal_exit_removes_abandoned_temporaries(tmp_path):
     code = textwrap.dedent(
         f"""
         import threading, time
@@ -700,21 +752,28 @@ def _xs():
                         chi2_per_dof=1.0, seed=0)
 
 
+@pytest.mark.robustness(entry="CrossSection", outcome="error")
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "1", None, True])
-def test_cross_section_rejects_non_finite_theta(value):  # OUTCOME: error (6)
+def test_cross_section_rejects_non_finite_theta(value):
     with pytest.raises(InvalidInputError, match=r"theta\['cA'\]"):
         _xs()({"cA": value})
 
 
-def test_cross_section_valid_and_unknown():  # OUTCOME: correct (1), error (2)
+@pytest.mark.robustness(entry="CrossSection", outcome="correct")
+def test_cross_section_valid_theta():
     assert _xs()({"cA": 2.0}) == pytest.approx((3.0, float(np.sqrt(1e-4 + 4e-4))))
+
+
+@pytest.mark.robustness(entry="CrossSection", outcome="error")
+def test_cross_section_unknown_operator_or_not_a_mapping():
     with pytest.raises(InvalidInputError, match="unknown operator"):
         _xs()({"ca": 1.0})
     with pytest.raises(InvalidInputError, match="theta must be a mapping"):
         _xs()([1.0])
 
 
-@pytest.mark.parametrize("kwargs,name", [  # OUTCOME: error before any integration (5)
+@pytest.mark.robustness(entry="cross_section", outcome="error")
+@pytest.mark.parametrize("kwargs,name", [
     (dict(seed=-3), "seed"), (dict(seed=1.5), "seed"), (dict(n_evaluations=float("nan")), "n_evaluations"),
     (dict(n_adapt=-1), "n_adapt"), (dict(n_iterations=0), "n_iterations"),
 ])
@@ -726,7 +785,8 @@ def test_cross_section_arguments(kwargs, name):
         cross_section(get_process("ee_mumu"), 250.0, progress=False, **kwargs)
 
 
-def test_pdf_below_x_min_warns_once():  # OUTCOME: warning (2)
+@pytest.mark.robustness(entry="PDF.xfxQ", outcome="warning")
+def test_pdf_below_x_min_warns_once():
     from sbihep.physics.pdf import PDF
 
     pdf = PDF.load()
@@ -738,7 +798,8 @@ def test_pdf_below_x_min_warns_once():  # OUTCOME: warning (2)
         pdf.xfxQ(2, 1e-3, 100.0)
 
 
-def test_integrand_far_above_the_grid_warns_up_front():  # OUTCOME: warning (1), correct (1)
+@pytest.mark.robustness(entry="PhaseSpaceIntegrand", outcome="warning")
+def test_integrand_far_above_the_grid_warns_up_front():
     """√s far above the PDF grid gave a cross section with no warning."""
     from sbihep.physics.processes import get_process
     from sbihep.physics.xsec import PhaseSpaceIntegrand
@@ -751,7 +812,8 @@ def test_integrand_far_above_the_grid_warns_up_front():  # OUTCOME: warning (1),
         PhaseSpaceIntegrand(process, 13000.0)
 
 
-@pytest.mark.parametrize("kwargs,name", [  # OUTCOME: error before any work (11)
+@pytest.mark.robustness(entry="generate", outcome="error")
+@pytest.mark.parametrize("kwargs,name", [
     (dict(seed=-3), "seed"), (dict(seed=True), "seed"), (dict(n_per_iteration=2), "n_per_iteration"),
     (dict(n_adapt=-1), "n_adapt"), (dict(n_events=float("nan")), "n_events"), (dict(n_events=0), "n_events"),
     (dict(theta={"cll": float("nan")}), r"theta\['cll'\]"), (dict(theta={"cll": True}), r"theta\['cll'\]"),
@@ -768,7 +830,8 @@ def test_generate_arguments(kwargs, name):
         generate(get_process("ee_mumu"), 250.0, args.pop("n_events"), **args)
 
 
-def test_check_output_path_kinds(tmp_path):  # OUTCOME: error (2)
+@pytest.mark.robustness(entry="check_output_path", outcome="error")
+def test_check_output_path_kinds(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputPathError, match="existing file"):
         check_output_path(tmp_path / "f", kind="directory")
@@ -776,6 +839,7 @@ def test_check_output_path_kinds(tmp_path):  # OUTCOME: error (2)
         check_output_path(tmp_path / "g.txt", suffixes=(".lhe",))
 
 
+@pytest.mark.robustness(entry="sbihep.errors", outcome="correct")
 def test_errors_are_sbihep_errors():
     for cls in (IntegrityError, OutputPathError, UnknownParameterError):
         assert issubclass(cls, SbihepError) and issubclass(cls, ValueError)

@@ -69,6 +69,7 @@ def _edit_config(path: Path, edit) -> None:
     (path / "config.json").write_text(json.dumps(config, indent=2))
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="correct")
 def test_roundtrip_is_exact_and_records_hashes(trained, saved):
     config = json.loads((saved / "config.json").read_text())
     assert config["integrity"]["state_dict_sha256"] == tensor_sha256(trained.network.state_dict())
@@ -79,6 +80,7 @@ def test_roundtrip_is_exact_and_records_hashes(trained, saved):
     assert np.array_equal(again.log_ratio(X, {"theta": 0.5}), trained.log_ratio(X, {"theta": 0.5}))
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 @pytest.mark.parametrize(
     "field, edit",
     [
@@ -99,12 +101,14 @@ def test_edited_config_field_is_refused_by_name(saved, field, edit):
         RatioEstimator.load(saved)
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 def test_deleted_config_field_is_named(saved):
     _edit_config(saved, lambda c: c["network"].pop("hidden"))
     with pytest.raises(IntegrityError, match="network.hidden"):
         RatioEstimator.load(saved)
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 def test_edited_weights_are_refused(saved):
     state = torch.load(saved / "state_dict.pt", weights_only=True)
     key = next(k for k in state if k.endswith("weight"))
@@ -114,6 +118,7 @@ def test_edited_weights_are_refused(saved):
         RatioEstimator.load(saved)
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 def test_verify_false_skips_hashes_but_checks_shapes_against_weights(saved):
     """With the hash check off, a config whose network shape disagrees with the weights still fails by name."""
     _edit_config(saved, lambda c: c["network"].update(hidden=[16]))
@@ -122,6 +127,7 @@ def test_verify_false_skips_hashes_but_checks_shapes_against_weights(saved):
     assert "has shape" in str(info.value) and not isinstance(info.value, IntegrityError)
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="warning")
 def test_legacy_directory_without_hash_warns(saved, trained):
     _edit_config(saved, lambda c: c.pop("integrity"))
     with pytest.warns(IntegrityWarning, match="no content hash"):
@@ -129,18 +135,21 @@ def test_legacy_directory_without_hash_warns(saved, trained):
     assert np.array_equal(again.log_ratio(X, {"theta": 0.5}), trained.log_ratio(X, {"theta": 0.5}))
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 def test_incomplete_legacy_config_is_a_data_format_error(saved):
     _edit_config(saved, lambda c: (c.pop("integrity"), c.pop("network")))
     with pytest.warns(IntegrityWarning), pytest.raises(DataFormatError, match="lacks the field 'network'"):
         RatioEstimator.load(saved)
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 def test_unknown_activation_in_legacy_config_is_named(saved):
     _edit_config(saved, lambda c: (c.pop("integrity"), c["network"].update(activation="gelu")))
     with pytest.warns(IntegrityWarning), pytest.raises(DataFormatError, match="activation"):
         RatioEstimator.load(saved)
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 @pytest.mark.parametrize("how", ["truncate", "garbage", "empty", "json_list"])
 def test_broken_estimator_files(saved, how):
     if how == "truncate":
@@ -156,12 +165,14 @@ def test_broken_estimator_files(saved, how):
         RatioEstimator.load(saved)
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 def test_non_tensor_state_is_refused(saved):
     torch.save({"a": 1}, saved / "state_dict.pt")
     with pytest.raises(DataFormatError, match="dict of tensors"):
         read_estimator(saved, "ratio")
 
 
+@pytest.mark.robustness(entry="RatioEstimator.load", outcome="error")
 def test_missing_directory_names_path(tmp_path):
     with pytest.raises(InvalidInputError, match="not a saved estimator"):
         RatioEstimator.load(tmp_path / "nothing")
@@ -178,6 +189,7 @@ def _fit(sample, **kw):
     return est
 
 
+@pytest.mark.robustness(entry="Estimator.fit(checkpoint=)", outcome="error")
 def test_resume_with_other_data_of_the_same_shape_is_refused(sample, tmp_path):
     """issue 19: resuming a checkpoint with different data of the same shape was accepted."""
     ckpt = tmp_path / "ckpt.pt"
@@ -188,6 +200,7 @@ def test_resume_with_other_data_of_the_same_shape_is_refused(sample, tmp_path):
         _fit(other, checkpoint=ckpt)
 
 
+@pytest.mark.robustness(entry="Estimator.fit(checkpoint=)", outcome="error")
 def test_resume_names_the_changed_option(sample, tmp_path):
     ckpt = tmp_path / "ckpt.pt"
     _fit(sample, checkpoint=ckpt, callback=lambda epoch, h: epoch == 0)
@@ -196,6 +209,7 @@ def test_resume_names_the_changed_option(sample, tmp_path):
         est.fit(sample, "carl", epochs=3, batch_size=32, quiet=True, seed=0, checkpoint=ckpt)
 
 
+@pytest.mark.robustness(entry="Estimator.fit(checkpoint=)", outcome="correct")
 def test_resume_with_the_same_data_is_bit_identical(sample, tmp_path):
     ckpt = tmp_path / "ckpt.pt"
     straight = _fit(sample)
@@ -205,6 +219,7 @@ def test_resume_with_the_same_data_is_bit_identical(sample, tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.robustness(entry="Estimator.fit(checkpoint=)", outcome="error")
 @pytest.mark.parametrize("how", ["truncate", "garbage", "empty", "foreign"])
 def test_broken_checkpoint_is_a_data_format_error(sample, tmp_path, how):
     """issue 19: a truncated checkpoint raised a raw torch exception."""
@@ -223,11 +238,13 @@ def test_broken_checkpoint_is_a_data_format_error(sample, tmp_path, how):
         _fit(sample, checkpoint=ckpt)
 
 
+@pytest.mark.robustness(entry="Estimator.fit(checkpoint=)", outcome="error")
 def test_checkpoint_path_that_is_a_directory(sample, tmp_path):
     with pytest.raises(InvalidInputError, match="checkpoint"):
         _fit(sample, checkpoint=tmp_path)
 
 
+@pytest.mark.robustness(entry="Estimator.fit(device=)", outcome="error")
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", torch.device("cuda")])
 def test_cuda_without_cuda_names_the_device(sample, device):
@@ -236,12 +253,14 @@ def test_cuda_without_cuda_names_the_device(sample, device):
         _fit(sample, device=device)
 
 
+@pytest.mark.robustness(entry="Estimator.fit(device=)", outcome="error")
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", 3.5, "meta"])
 def test_bad_device_names_the_argument(device):
     with pytest.raises(InvalidInputError, match="device"):
         resolve_device(device)
 
 
+@pytest.mark.robustness(entry="estimators.train", outcome="error")
 def test_train_function_device_check_before_work():
     model = torch.nn.Linear(1, 1)
     data = {"x": torch.zeros(10, 1)}
@@ -301,6 +320,7 @@ def _edited(path: Path, tmp_path: Path, field: str, edit) -> Path:
     return out
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="correct")
 def test_fresh_surrogate_loads_without_warnings(surrogate_file):
     from sbihep.surrogates.loader import SurrogateLikelihood
 
@@ -311,6 +331,7 @@ def test_fresh_surrogate_loads_without_warnings(surrogate_file):
     assert abs(t[0, 0]) < 0.3 and abs(t[1, 0] - 2.0) < 0.3  # (x − 2)²/2
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood.evaluate", outcome="error")
 @pytest.mark.parametrize("bad", [[[math.nan]], [[math.inf]], [[1.0], [-math.inf]], np.array([[np.nan]])])
 def test_non_finite_input_is_refused(surrogate, bad):
     """issue 19: a NaN input gave a NaN output."""
@@ -318,12 +339,14 @@ def test_non_finite_input_is_refused(surrogate, bad):
         surrogate.evaluate(bad)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood.evaluate", outcome="error")
 @pytest.mark.parametrize("bad", [[["a"]], "text", [[1.0, 2.0]], np.zeros((2, 1, 1))])
 def test_wrong_typed_or_shaped_input(surrogate, bad):
     with pytest.raises(ShapeError, match="x: "):
         surrogate.evaluate(bad)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood.cls", outcome="error")
 @pytest.mark.parametrize("mu", [math.nan, [1.0, math.nan], math.inf, -math.inf])
 def test_cls_of_non_finite_mu_is_refused(surrogate, mu):
     """issue 19: cls(NaN) returned CLs = 1.0."""
@@ -331,6 +354,7 @@ def test_cls_of_non_finite_mu_is_refused(surrogate, mu):
         surrogate.cls(mu)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood.upper_limit", outcome="error")
 @pytest.mark.parametrize("level", [2, 1.0, 0.0, -0.1, math.nan, math.inf, "0.05", True])
 def test_upper_limit_level_outside_0_1_is_refused(surrogate, level):
     """issue 19: upper_limit(level=2) returned 0.0."""
@@ -338,18 +362,21 @@ def test_upper_limit_level_outside_0_1_is_refused(surrogate, level):
         surrogate.upper_limit(level=level)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood.upper_limit", outcome="error")
 @pytest.mark.parametrize("rtol", [0.0, -1.0, math.nan, 2.0])
 def test_upper_limit_rtol_is_checked(surrogate, rtol):
     with pytest.raises(InvalidInputError, match="rtol"):
         surrogate.upper_limit(rtol=rtol)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood.upper_limit", outcome="error")
 @pytest.mark.parametrize("direction", [[math.nan], [-1.0], [0.0], [1.0, 1.0], ["x"]])
 def test_bad_direction_is_refused(surrogate, direction):
     with pytest.raises(InvalidInputError, match="direction"):
         surrogate.upper_limit(direction=direction)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood.upper_limit", outcome="correct")
 def test_upper_limit_is_correct_on_the_gaussian_toy(surrogate):
     """Correct result: CLs of a Gaussian likelihood with σ = 1 (t_obs = (μ−2)², so μ̂ = 2) at the surrogate's accuracy."""
     from sbihep.surrogates.asymptotics import cls_from_q
@@ -361,11 +388,13 @@ def test_upper_limit_is_correct_on_the_gaussian_toy(surrogate):
     assert float(cls_from_q(0.0, 0.0)["CLs"]) == 1.0  # scalars work too (0-d inputs crashed in normal_cdf)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood.evaluate", outcome="warning")
 def test_outside_the_box_is_a_loud_extrapolation_warning(surrogate):
     with pytest.warns(ExtrapolationWarning, match="outside the training bounds"):
         surrogate.evaluate([[9.0]])
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="error")
 @pytest.mark.parametrize(
     "field, edit",
     [
@@ -385,6 +414,7 @@ def test_edited_metadata_is_refused_by_field(surrogate_file, tmp_path, field, ed
         SurrogateLikelihood(_edited(surrogate_file, tmp_path, field, edit))
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="error")
 def test_edited_graph_bytes_are_refused(surrogate_file, tmp_path):
     """A change of the graph that the test vectors do not see (a node renamed) is caught by the file hash."""
     from sbihep.surrogates.loader import SurrogateLikelihood
@@ -397,6 +427,7 @@ def test_edited_graph_bytes_are_refused(surrogate_file, tmp_path):
         SurrogateLikelihood(out)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="warning")
 def test_deleted_integrity_record_warns(surrogate_file, tmp_path):
     from sbihep.surrogates.loader import SurrogateLikelihood
 
@@ -410,6 +441,7 @@ def test_deleted_integrity_record_warns(surrogate_file, tmp_path):
         SurrogateLikelihood(out)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="error")
 @pytest.mark.parametrize("field", ["inputs", "mode", "nll"])
 def test_incomplete_metadata_names_the_field(surrogate_file, tmp_path, field):
     """issue 19: incomplete surrogate metadata raised a raw KeyError."""
@@ -425,6 +457,7 @@ def test_incomplete_metadata_names_the_field(surrogate_file, tmp_path, field):
         SurrogateLikelihood(out, verify=False)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="error")
 @pytest.mark.parametrize(
     "edit, match",
     [
@@ -443,6 +476,7 @@ def test_malformed_inputs_metadata_is_named(surrogate_file, tmp_path, edit, matc
         SurrogateLikelihood(_edited(surrogate_file, tmp_path, "inputs", edit), verify=False)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="error")
 def test_mode_mu_with_two_inputs_is_inconsistent(tmp_path):
     from sbihep.surrogates.loader import SurrogateLikelihood
     from sbihep.surrogates.network import MLPConfig, train_ensemble
@@ -456,6 +490,7 @@ def test_mode_mu_with_two_inputs_is_inconsistent(tmp_path):
         SurrogateLikelihood(_edited(path, tmp_path, "mode", lambda v: "mu"), verify=False)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="error")
 @pytest.mark.parametrize("how", ["truncate", "garbage", "empty"])
 def test_broken_onnx_file(surrogate_file, tmp_path, how):
     from sbihep.surrogates.loader import SurrogateLikelihood
@@ -467,6 +502,7 @@ def test_broken_onnx_file(surrogate_file, tmp_path, how):
         SurrogateLikelihood(out)
 
 
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="error")
 def test_flipped_byte_in_the_weights_is_refused(surrogate_file, tmp_path):
     """2 bytes changed in the middle of the file: refused (test vectors or file hash), never loaded."""
     from sbihep.surrogates.loader import SurrogateLikelihood
@@ -481,6 +517,7 @@ def test_flipped_byte_in_the_weights_is_refused(surrogate_file, tmp_path):
         SurrogateLikelihood(out)
 
 
+@pytest.mark.robustness(entry="SbihepOnnxBackend", outcome="error")
 def test_spey_backend_bad_n_grid(surrogate_file):
     pytest.importorskip("spey")
     from sbihep.surrogates.spey import SbihepOnnxBackend
@@ -526,6 +563,7 @@ def _nle_samples(numpy_seed: int) -> list[float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.robustness(entry="fit_posterior", outcome="correct")
 def test_nle_samples_are_identical_across_processes():
     """issue 19: sbi's MCMC sampler drew from numpy's global RNG, which sample(seed=…) did not seed —
     two identical runs in two processes gave different samples."""
@@ -537,6 +575,7 @@ def test_nle_samples_are_identical_across_processes():
     assert len(a) == 20 and a == b
 
 
+@pytest.mark.robustness(entry="fit_posterior", outcome="correct")
 def test_sampling_seeds_and_restores_numpys_global_rng():
     pytest.importorskip("sbi")
     import random
@@ -555,6 +594,7 @@ def test_sampling_seeds_and_restores_numpys_global_rng():
     assert (np.random.random(), random.random()) == (expect_np, expect_py)  # the caller's streams are untouched
 
 
+@pytest.mark.robustness(entry="fit_posterior", outcome="error")
 @pytest.mark.parametrize("seed", [-3, 1.5, "0", True])
 def test_fit_posterior_bad_seed_names_the_argument(seed):
     pytest.importorskip("sbi")
@@ -564,12 +604,14 @@ def test_fit_posterior_bad_seed_names_the_argument(seed):
         P.fit_posterior("npe", P.GaussianToySimulator(), n_simulations=10, seed=seed, quiet=True)
 
 
+@pytest.mark.robustness(entry="estimators.train", outcome="error")
 @pytest.mark.parametrize("seed", [-3, 1.5, True, "0"])
 def test_train_bad_seed_names_the_argument(seed):
     with pytest.raises(InvalidInputError, match="seed"):
         train(torch.nn.Linear(1, 1), lambda m, b: m(b["x"]).mean(), {"x": torch.zeros(10, 1)}, seed=seed, quiet=True, device="cpu")
 
 
+@pytest.mark.robustness(entry="SurrogateEnsemble.load", outcome="error")
 @pytest.mark.parametrize("how", ["missing", "config", "weights", "shape"])
 def test_surrogate_ensemble_directory_problems(tmp_path, how):
     from sbihep.surrogates.network import MLPConfig, SurrogateEnsemble
@@ -588,6 +630,7 @@ def test_surrogate_ensemble_directory_problems(tmp_path, how):
         SurrogateEnsemble.load(d)
 
 
+@pytest.mark.robustness(entry="add_integrity_record", outcome="correct")
 def test_add_integrity_record_to_a_shipped_model(tmp_path):
     """The shipped models predate the record: they load with a warning until stamped; stamping keeps every output."""
     from sbihep.surrogates.loader import SurrogateLikelihood
@@ -609,6 +652,7 @@ def test_add_integrity_record_to_a_shipped_model(tmp_path):
 ROOT_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
+@pytest.mark.robustness(entry="load_posterior", outcome="error")
 def test_saved_sbi_posterior_is_verified_on_load(tmp_path):
     pytest.importorskip("sbi")
     from sbihep.estimators import posterior as P

@@ -51,13 +51,15 @@ def lhe_file(events, tmp_path_factory):
     return write_lhe(events, tmp_path_factory.mktemp("lhe") / "ee.lhe")
 
 
-def test_round_trip_still_exact(events, lhe_file):  # OUTCOME: correct (1)
+@pytest.mark.robustness(entry="read_lhe", outcome="correct")
+def test_round_trip_still_exact(events, lhe_file):
     back = read_lhe(lhe_file)
     assert back.operators == ["cll", "cle", "cee"]
     assert back.sigma({"cle": 0.3}) == pytest.approx(events.sigma({"cle": 0.3}), rel=1e-10)
 
 
-@pytest.mark.parametrize("operators,hint", [  # OUTCOME: error with did-you-mean (8)
+@pytest.mark.robustness(entry="read_lhe", outcome="error")
+@pytest.mark.parametrize("operators,hint", [
     (["cLL"], "'cLL' → did you mean 'cll'"),
     (["CLL"], "did you mean 'cll'"),
     (["Cee"], "did you mean 'cee'"),
@@ -74,7 +76,8 @@ def test_unknown_operators_raise_with_the_file_s_names(lhe_file, operators, hint
     assert hint in str(caught.value) and str(lhe_file) in str(caught.value)
 
 
-@pytest.mark.parametrize("operators,words", [  # OUTCOME: error (4)
+@pytest.mark.robustness(entry="read_lhe", outcome="error")
+@pytest.mark.parametrize("operators,words", [
     (["cll"], "also sets ['cee', 'cle']"),
     ("cll", "list of operator names"),
     (["cll", "cll"], "twice"),
@@ -86,15 +89,21 @@ def test_operators_that_cannot_be_used(lhe_file, operators, words):
     assert words in str(caught.value)
 
 
-def test_operators_with_weights_none_and_empty_operators(lhe_file):  # OUTCOME: error (1), correct (2)
+@pytest.mark.robustness(entry="read_lhe", outcome="error")
+def test_operators_with_weights_none(lhe_file):
     with pytest.raises(InvalidInputError, match="weights='none'"):
         read_lhe(lhe_file, operators=["cll"], weights="none")
+
+
+@pytest.mark.robustness(entry="read_lhe", outcome="correct")
+def test_empty_and_complete_operator_lists(lhe_file):
     nominal_only = read_lhe(lhe_file, operators=[])
     assert nominal_only.operators == []
     assert read_lhe(lhe_file, operators=["cll", "cle", "cee"]).operators == ["cll", "cle", "cee"]
 
 
-@pytest.mark.parametrize("point,words", [  # OUTCOME: error (3)
+@pytest.mark.robustness(entry="read_lhe", outcome="error")
+@pytest.mark.parametrize("point,words", [
     ({"b0": {"cll": float("nan")}}, "benchmarks['b0']['cll']"),
     ({"b0": {"cll": "1"}}, "benchmarks['b0']['cll']"),
     ({"b0": [1.0]}, "benchmarks must be a mapping"),
@@ -119,7 +128,7 @@ def _edit_particle(src: Path, dst: Path, event: int, slot: int, field: int, valu
     return dst
 
 
-MOMENTUM_CASES = [  # (event, slot, field, value, words)  OUTCOME: error naming file and event (13)
+MOMENTUM_CASES = [  # (event, slot, field, value, words)
     (0, 1, 8, "1e300", "space-like"),
     (2, 2, 6, "1e300", "space-like"),
     (1, 0, 9, "1e300", "above the collider energy"),
@@ -136,6 +145,7 @@ MOMENTUM_CASES = [  # (event, slot, field, value, words)  OUTCOME: error naming 
 ]
 
 
+@pytest.mark.robustness(entry="read_lhe", outcome="error")
 @pytest.mark.parametrize("event,slot,field,value,words", MOMENTUM_CASES)
 def test_non_physical_momenta_are_rejected(lhe_file, tmp_path, event, slot, field, value, words):
     """LHE momenta of 1e300 were accepted; a NaN momentum's message named neither file nor event."""
@@ -163,9 +173,10 @@ def _edit_weight(src: Path, dst: Path, event: int, value: str, rwgt: bool) -> Pa
     return dst
 
 
+@pytest.mark.robustness(entry="read_lhe", outcome="error")
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 @pytest.mark.parametrize("rwgt", [False, True])
-def test_non_finite_weights_name_file_and_event(lhe_file, tmp_path, value, rwgt):  # OUTCOME: error (6)
+def test_non_finite_weights_name_file_and_event(lhe_file, tmp_path, value, rwgt):
     path = _edit_weight(lhe_file, tmp_path / "w.lhe", 3, value, rwgt)
     with pytest.raises(DataFormatError) as caught:
         read_lhe(path)
@@ -173,14 +184,16 @@ def test_non_finite_weights_name_file_and_event(lhe_file, tmp_path, value, rwgt)
     assert str(path) in message and "event 3 " in message and "NaN or infinite" in message
 
 
-def test_non_finite_benchmark_in_header(lhe_file, tmp_path):  # OUTCOME: error (1)
+@pytest.mark.robustness(entry="read_lhe", outcome="error")
+def test_non_finite_benchmark_in_header(lhe_file, tmp_path):
     path = tmp_path / "h.lhe"
     path.write_text(lhe_file.read_text().replace("set param_card cll 0.0", "set param_card cll nan", 1))
     with pytest.raises(DataFormatError, match=r"weight 'sbihep_b0' sets \['cll'\] to a non-finite value"):
         read_lhe(path)
 
 
-def test_broken_files(lhe_file, tmp_path):  # OUTCOME: error (7)
+@pytest.mark.robustness(entry="read_lhe", outcome="error")
+def test_broken_files(lhe_file, tmp_path):
     text = lhe_file.read_text()
     cases = {
         "truncated.lhe": text[: len(text) // 2],
@@ -205,7 +218,9 @@ def test_broken_files(lhe_file, tmp_path):  # OUTCOME: error (7)
 
 # ---- writing: output paths ---------------------------------------------------------------------------------
 
-def test_write_lhe_output_paths(events, lhe_file, tmp_path):  # OUTCOME: error, nothing touched (5); correct (1)
+@pytest.mark.robustness(entry="write_lhe", outcome="error")
+@pytest.mark.data_safety
+def test_write_lhe_output_paths(events, lhe_file, tmp_path):
     with pytest.raises(OutputPathError, match=r"\.lhe or \.lhe\.gz"):
         write_lhe(events, tmp_path / "events.nc")
     with pytest.raises(OutputPathError, match="does not exist"):
@@ -222,6 +237,10 @@ def test_write_lhe_output_paths(events, lhe_file, tmp_path):  # OUTCOME: error, 
     gz.write_bytes(gzip.compress(b'<LesHouchesEvents version="3.0">\n<header>MG</header>'))
     with pytest.raises(OutputPathError, match="refusing to replace"):
         write_lhe(events, gz)
+
+
+@pytest.mark.robustness(entry="write_lhe", outcome="correct")
+def test_write_lhe_replaces_its_own_file(events, tmp_path):
     own = write_lhe(events, tmp_path / "own.lhe")
     write_lhe(_ee_events(seed=1), own)  # sbihep's own file is replaced
     assert read_lhe(own).n_events == 8
@@ -240,7 +259,17 @@ def _cli():
     return app
 
 
-@pytest.mark.parametrize("output,words", [  # OUTCOME: error, exit 2, before reading (5)
+def _invoke(args):
+    """Run import-lhe; an exception that escaped the command (a raw traceback) is re-raised as itself."""
+    res = CliRunner().invoke(_cli(), args)
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return res
+
+
+@pytest.mark.robustness(entry="sbihep import-lhe", outcome="error")
+@pytest.mark.data_safety
+@pytest.mark.parametrize("output,words", [
     ("missing/e.nc", "does not exist"),
     ("e.toml", "end in .nc (netCDF) or .zarr"),
     ("adir.nc", "existing directory"),
@@ -252,16 +281,20 @@ def test_import_lhe_bad_output_fails_before_reading(tmp_path, output, words):
     (tmp_path / "card.zarr").write_text("card")
     (tmp_path / "thesis.nc").write_text("thesis")
     # the input does not even exist: the -o problem must be reported first
-    result = CliRunner().invoke(_cli(), ["import-lhe", str(tmp_path / "absent.lhe"), "-o", str(tmp_path / output)])
+    result = _invoke(["import-lhe", str(tmp_path / "absent.lhe"), "-o", str(tmp_path / output)])
     assert result.exit_code == 2
     assert "error: -o" in result.output and words in result.output.replace("\n", " ")
     assert (tmp_path / "card.zarr").read_text() == "card" and (tmp_path / "thesis.nc").read_text() == "thesis"
 
 
-def test_import_lhe_unknown_operator(lhe_file, tmp_path):  # OUTCOME: error exit 2 (1), correct (1)
-    runner = CliRunner()
-    bad = runner.invoke(_cli(), ["import-lhe", str(lhe_file), "--params", "cLL", "-o", str(tmp_path / "e.nc")])
+@pytest.mark.robustness(entry="sbihep import-lhe", outcome="error")
+def test_import_lhe_unknown_operator(lhe_file, tmp_path):
+    bad = _invoke(["import-lhe", str(lhe_file), "--params", "cLL", "-o", str(tmp_path / "e.nc")])
     assert bad.exit_code == 2 and "did you mean 'cll'" in bad.output and not (tmp_path / "e.nc").exists()
-    good = runner.invoke(_cli(), ["import-lhe", str(lhe_file), "-o", str(tmp_path / "e.nc")])
+
+
+@pytest.mark.robustness(entry="sbihep import-lhe", outcome="correct")
+def test_import_lhe_converts(lhe_file, tmp_path):
+    good = _invoke(["import-lhe", str(lhe_file), "-o", str(tmp_path / "e.nc")])
     assert good.exit_code == 0, good.output
     assert EventSet.load(tmp_path / "e.nc").operators == ["cll", "cle", "cee"]
