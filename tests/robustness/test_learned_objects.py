@@ -632,11 +632,18 @@ def test_surrogate_ensemble_directory_problems(tmp_path, how):
 
 @pytest.mark.robustness(entry="add_integrity_record", outcome="correct")
 def test_add_integrity_record_to_a_shipped_model(tmp_path):
-    """The shipped models predate the record: they load with a warning until stamped; stamping keeps every output."""
+    """A model without the record (as the shipped ones were before they were stamped) loads with a warning;
+    stamping keeps every output, and a stamped model then refuses edits."""
     from sbihep.surrogates.loader import SurrogateLikelihood
     from sbihep.surrogates.onnx import add_integrity_record
 
-    shipped = ROOT_MODELS / "1912.08479_ERJR_500p0_0p0.onnx"
+    model = onnx.load(str(ROOT_MODELS / "1912.08479_ERJR_500p0_0p0.onnx"))
+    kept = [p for p in model.metadata_props if p.key != "sbihep.integrity"]
+    assert len(kept) < len(model.metadata_props)  # the shipped file carries its record
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    shipped = tmp_path / "unstamped.onnx"
+    onnx.save(model, str(shipped))
     with pytest.warns(IntegrityWarning):
         old = SurrogateLikelihood(shipped)
     stamped = add_integrity_record(shipped, tmp_path / "stamped.onnx")
@@ -650,6 +657,17 @@ def test_add_integrity_record_to_a_shipped_model(tmp_path):
 
 
 ROOT_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+@pytest.mark.robustness(entry="SurrogateLikelihood", outcome="correct")
+@pytest.mark.parametrize("name", sorted(p.name for p in ROOT_MODELS.glob("*.onnx")))
+def test_shipped_models_load_without_integrity_warning(name):
+    """The shipped models carry their sbihep.integrity record (they loaded with an IntegrityWarning before)."""
+    from sbihep.surrogates.loader import SurrogateLikelihood
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IntegrityWarning)
+        SurrogateLikelihood(ROOT_MODELS / name)
 
 
 @pytest.mark.robustness(entry="load_posterior", outcome="error")
