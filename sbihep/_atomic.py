@@ -1,9 +1,12 @@
 """Atomic writes: a file or directory appears at its path complete, or not at all.
 
 A write goes to a hidden sibling temporary ``.<name>.sbihep-<host>-<pid>-<uuid>.tmp`` that is moved onto
-the target when complete; replacing an existing directory (a zarr store, an estimator folder) first moves
-the old one aside to ``.<name>.sbihep-<host>-<pid>-<uuid>.old``.  A process killed mid-write (SIGKILL,
-power loss) cannot clean up, so leftovers are handled by the *next* write to the same target
+the target when complete.  An existing directory (a zarr store, an estimator folder) is replaced by
+swapping the two in one step where the system can (Linux ``renameat2(RENAME_EXCHANGE)``, ext4, xfs, btrfs,
+tmpfs), so the target always holds a complete version; elsewhere the old one is first moved aside to
+``.<name>.sbihep-<host>-<pid>-<uuid>.old`` and the new one moved in (two steps: a process killed between
+them leaves the target missing until the next write restores it, see below).  A process killed mid-write
+(SIGKILL, power loss) cannot clean up, so leftovers are handled by the *next* write to the same target
 (:func:`remove_stale_temporaries`, called by :func:`atomic_destination` before the body runs):
 
 * a temporary whose writer is gone — same host and its process id no longer exists — is deleted; a
@@ -23,6 +26,7 @@ by an ``atexit`` hook.  :func:`check_output_path` checks an output path before a
 from __future__ import annotations
 
 import atexit
+import ctypes
 import errno
 import hashlib
 import os
@@ -48,6 +52,36 @@ LEGACY_STALE_SECONDS = 3600.0
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _ACTIVE: set[Path] = set()
 _LOCK = threading.Lock()
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_renameat2: object = None  # None: not looked up yet; False: unavailable
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2`` with ``RENAME_EXCHANGE``).
+
+    Returns False where the C library or the file system does not offer it (the caller then falls back
+    to two renames); other failures raise OSError.
+    """
+    global _renameat2
+    if _renameat2 is None:
+        try:
+            function = ctypes.CDLL(None, use_errno=True).renameat2
+            function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            function.restype = ctypes.c_int
+            _renameat2 = function
+        except (AttributeError, OSError, TypeError):
+            _renameat2 = False
+    if _renameat2 is False:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _remove(path: Path) -> None:
@@ -224,8 +258,9 @@ def check_output_path(
 def atomic_destination(path: str | os.PathLike, *, is_own: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield a temporary sibling path to write to; on success move it onto ``path``.
 
-    Works for files (one atomic ``os.replace``) and directories such as zarr stores (the old
-    directory is moved aside first, then removed).  If the body raises, the temporary is deleted
+    Works for files (one atomic ``os.replace``) and directories such as zarr stores (swapped with
+    the old directory in one step where the system can, else the old one is moved aside first; the
+    old version is then removed).  If the body raises, the temporary is deleted
     and ``path`` is left as it was.  Stale temporaries of earlier, interrupted writes to ``path``
     are removed first (:func:`remove_stale_temporaries`).
 
@@ -254,7 +289,9 @@ def atomic_destination(path: str | os.PathLike, *, is_own: Callable[[Path], bool
                 f"{str(path)!r} is {_describe(path)}; sbihep will not replace it with {_describe(tmp)} "
                 "(nothing was replaced)"
             )
-        if tmp.is_dir() and path.exists():
+        if tmp.is_dir() and path.exists() and _exchange(tmp, path):
+            pass  # the target holds the new version; tmp the previous one (removed below, or as stale by the next write)
+        elif tmp.is_dir() and path.exists():
             old = _sibling(path, "old")
             with _LOCK:
                 _ACTIVE.add(old)

@@ -85,11 +85,28 @@ class SurrogateEnsemble(nn.Module):
         return mean.double().cpu().numpy(), std.double().cpu().numpy()
 
     def save(self, directory: str | Path) -> None:
-        """Write ``config.json`` + ``weights.pt`` (a state_dict of tensors; no pickled objects)."""
+        """Write ``config.json`` + ``weights.pt`` (a state_dict of tensors; no pickled objects).
+
+        The directory appears complete or not at all (:func:`sbihep._atomic.atomic_destination`): a
+        killed save leaves the previous version in place and no partial directory.  An existing
+        ``directory`` is replaced only when it is empty or an earlier save (config.json and weights.pt
+        and nothing else).
+
+        Raises:
+            OutputPathError: ``directory`` holds anything else (nothing is replaced).
+        """
+        from sbihep._atomic import atomic_destination
+
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "config.json").write_text(json.dumps({"sbihep_version": __version__, **asdict(self.config)}, indent=1))
-        torch.save({k: v.cpu() for k, v in self.state_dict().items()}, d / "weights.pt")
+        d.parent.mkdir(parents=True, exist_ok=True)
+
+        def is_own(path: Path) -> bool:
+            return path.is_dir() and {p.name for p in path.iterdir()} <= {"config.json", "weights.pt"}
+
+        with atomic_destination(d, is_own=is_own) as tmp:
+            tmp.mkdir()
+            (tmp / "config.json").write_text(json.dumps({"sbihep_version": __version__, **asdict(self.config)}, indent=1))
+            torch.save({k: v.cpu() for k, v in self.state_dict().items()}, tmp / "weights.pt")
 
     @classmethod
     def load(cls, directory: str | Path) -> "SurrogateEnsemble":

@@ -18,8 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -246,15 +244,10 @@ def add_integrity_record(path: str | Path, output: str | Path | None = None) -> 
 
 
 def _write_atomic(blob: bytes, path: Path) -> None:
+    """Write ``blob`` to ``path`` through :func:`sbihep._atomic.atomic_destination` (a killed export leaves
+    no partial file, and its hidden temporary is removed by the next write to ``path``)."""
+    from sbihep._atomic import atomic_destination
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_destination(path) as tmp:
+        tmp.write_bytes(blob)
