@@ -24,6 +24,7 @@ __all__ = [
     "IntegrityWarning",
     "PDFExtrapolationWarning",
     "GridResolutionWarning",
+    "PrecisionWarning",
 ]
 
 
@@ -101,3 +102,7 @@ class PDFExtrapolationWarning(ExtrapolationWarning):
 
 class GridResolutionWarning(UserWarning):
     """A contour read off a grid whose spacing cannot resolve it to the requested accuracy."""
+
+
+class PrecisionWarning(UserWarning):
+    """A result computed in lower precision than the float64 sbihep promises (e.g. a dependency that forces complex64)."""

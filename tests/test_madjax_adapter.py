@@ -83,3 +83,39 @@ def test_missing_jax_gives_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)
     with pytest.raises(ImportError, match=r"sbihep\[madjax\]"):
         require_jax()
+
+
+def test_adapter_reports_its_precision(adapter, momenta):
+    """issue 19: the adapter claimed float64 while madjax's wavefunctions force complex64; it now records
+    what the |M|² was computed in."""
+    adapter.matrix_element2(momenta[:4])
+    assert adapter.precision == "complex128"
+
+
+def test_real_madjax_wavefunctions_run_in_complex128():
+    """With real madjax installed (github.com/madjax-hep/madjax; the PyPI 'madjax' 0.0.1 is an empty
+    placeholder), its spinors and polarisation vectors come out complex128 inside the adapter's evaluation
+    (madjax_patch.complex forces complex64 otherwise) and agree with the complex64 ones to single precision."""
+    wavefunctions = pytest.importorskip("madjax.wavefunctions", reason="real madjax (not the PyPI placeholder) is not installed")
+    import jax
+    import jax.numpy as jnp
+
+    from sbihep.physics.madjax import _madjax_complex128
+
+    try:  # recent madjax takes its own vector type
+        from madjax.phasespace.vectors import _Vector as wrap
+    except ImportError:  # pragma: no cover - older layouts take arrays
+        def wrap(v):
+            return v
+
+    p = [125.0, 30.0, -40.0, 111.8033988749895]
+    with jax.enable_x64(True):
+        single = [jnp.asarray(c) for c in wavefunctions.oxxxxx(wrap(jnp.asarray(p)), 0.0, 1, 1)[2:]]
+        with _madjax_complex128(()):
+            double = [jnp.asarray(c) for c in wavefunctions.oxxxxx(wrap(jnp.asarray(p)), 0.0, 1, 1)[2:]]
+            vector = [jnp.asarray(c) for c in wavefunctions.vxxxxx(wrap(jnp.asarray(p)), 91.0, 1, 1)[2:]]
+    assert all(c.dtype == jnp.complex128 for c in double + vector)
+    assert any(c.dtype == jnp.complex64 for c in single)
+    for a, b in zip(single, double):
+        assert abs(complex(a.ravel()[0]) - complex(b.ravel()[0])) <= 1e-6 * max(1.0, abs(complex(b.ravel()[0])))
+    assert wavefunctions.complex is not _madjax_complex128  # restored afterwards

@@ -10,13 +10,21 @@ package with
   → helicity-summed, spin- and colour-averaged |M|² (jax) at one phase-space point p, the n
   four-momenta (E, px, py, pz) in GeV.
 
-:class:`MadjaxProcess` evaluates ``smatrix`` with ``jax.vmap`` over events (float64 via
-``jax.enable_x64``), hands the result to torch through DLPack (numpy as fallback), and obtains the
+:class:`MadjaxProcess` evaluates ``smatrix`` with ``jax.vmap`` over events, hands the result to torch
+through DLPack (numpy as fallback), and obtains the
 exact EFT decomposition |M|²(θ) = A₀ + θ·A + θᵀQθ by evaluating at the basis points θ = 0, ±h e_i
 and h(e_i + e_j) (i < j) — 1 + n(n+3)/2 evaluations — with every operator θ_i bound to a
 param-card entry (``operators={"cll": ("eecontact", 1), …}``).  This is exact for a model whose
 |M|² is quadratic in the operators (dimension-6 insertions at O(Λ⁻⁴)); ``check=True`` verifies it
 at one more point.  jax is the optional extra ``sbihep[madjax]``; it is imported lazily.
+
+Precision: the evaluation runs under ``jax.enable_x64`` (float64 momenta and parameters), but madjax's
+own wavefunction helpers build every spinor and polarisation vector with ``madjax_patch.complex``, which
+forces complex64 — with it the float64 |M|² carries relative errors of order 1e-6.  The adapter therefore
+evaluates with that ``complex`` rebound to a complex128 version in madjax's modules and the package's
+own (only while it evaluates); :attr:`MadjaxProcess.precision` records what the |M|² was computed in
+(``"complex128"``; ``"complex64"`` when the package's output still came back in single precision, which
+also raises a :class:`~sbihep.errors.PrecisionWarning`).
 
 The matrix elements are not differentiable through torch in the momenta (they are computed by jax);
 |M|² at θ is differentiable in θ (it is evaluated from the decomposition in torch).
@@ -24,16 +32,18 @@ The matrix elements are not differentiable through torch in the momenta (they ar
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from sbihep.errors import InvalidInputError, ShapeError
+from sbihep.errors import InvalidInputError, PrecisionWarning, ShapeError
 from sbihep.physics.couplings import DEFAULT_SM, SMInputs
 from sbihep.physics.phasespace import rambo, two_to_two
 from sbihep.physics.processes.base import Amplitudes, EFTDecomposition, EFTOrder, PartonicChannel, Process, check_order
@@ -176,6 +186,9 @@ class MadjaxProcess(Process):
         self._channels = tuple(channels) if channels else None
         self.n_random = 2 if n == 4 else 4 * (n - 2)
         self._evaluate_jit = None
+        self._package_modules = tuple(m for m in (processes_module, self._parameters_module) if m is not None)
+        #: what the last |M|² evaluation was computed in: "complex128" or "complex64" (None before the first)
+        self.precision: str | None = None
 
     # ---- Process interface ----------------------------------------------------------------
     def external_masses(self) -> tuple[float, ...]:
@@ -257,7 +270,7 @@ class MadjaxProcess(Process):
     def _evaluate(self, momenta: torch.Tensor, thetas: np.ndarray) -> torch.Tensor:
         """|M|² at each θ row: momenta (N, n, 4), thetas (B, n_ops) → (B, N) float64."""
         jax = self._jax
-        with jax.enable_x64(True):
+        with jax.enable_x64(True), _madjax_complex128(self._package_modules):
             if self._evaluate_jit is None:
                 matrix = self._matrix
                 self._evaluate_jit = jax.jit(jax.vmap(lambda p, model: matrix.smatrix(p, model), in_axes=(0, None)))
@@ -266,8 +279,20 @@ class MadjaxProcess(Process):
             for theta in thetas:
                 model = self._model_parameters(theta)
                 out = self._evaluate_jit(p, model)
+                self._note_precision(out)
                 rows.append(_to_torch(out))
         return torch.stack(rows).to(torch.float64)
+
+    def _note_precision(self, out) -> None:
+        single = str(getattr(out, "dtype", "float64")) in ("float32", "complex64", "float16", "bfloat16")
+        precision = "complex64" if single else "complex128"
+        if single and self.precision != "complex64":
+            warnings.warn(
+                f"{self.name}: the madjax package returned |M|² in single precision ({out.dtype}) although it ran "
+                "under jax.enable_x64: expect relative errors of order 1e-6 in the matrix elements",
+                PrecisionWarning, stacklevel=4,
+            )
+        self.precision = precision
 
     def _polynomial(self, momenta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if momenta.ndim != 3 or momenta.shape[1:] != (len(self._masses), 4):
@@ -301,6 +326,44 @@ class MadjaxProcess(Process):
                     f"vs direct {float(direct[i]):.6g} at θ = {check_point.tolist()}); check the operator entries"
                 )
         return f0, linear, quadratic
+
+
+def _complex128(*v):
+    """madjax_patch.complex with complex128 instead of complex64 (same calling convention)."""
+    import jax.numpy as jnp
+
+    if len(v) == 1:
+        return jnp.asarray(v, dtype=jnp.complex128)
+    return jnp.asarray(v[0] + 1j * v[1], dtype=jnp.complex128)
+
+
+@contextlib.contextmanager
+def _madjax_complex128(package_modules):
+    """While evaluating, rebind madjax's ``complex`` (which forces complex64) to :func:`_complex128` in
+    madjax's modules and the package's; restored afterwards.  A no-op without madjax."""
+    patch = sys.modules.get("madjax.madjax_patch")
+    if patch is None:
+        try:
+            patch = importlib.import_module("madjax.madjax_patch")
+        except ImportError:
+            patch = None
+    original = getattr(patch, "complex", None) if patch is not None else None
+    if original is None:
+        yield
+        return
+    names = ("madjax", f"{package_modules[0].__name__.split('.')[0]}." if package_modules else "\0")
+    swapped = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "madjax" or name.startswith(names)):
+            continue
+        if getattr(module, "complex", None) is original:
+            module.complex = _complex128
+            swapped.append(module)
+    try:
+        yield
+    finally:
+        for module in swapped:
+            module.complex = original
 
 
 def _to_torch(array) -> torch.Tensor:
