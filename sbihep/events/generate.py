@@ -157,6 +157,9 @@ def generate(
         per-subprocess :class:`GenerationReport` (JSON attribute ``generation``).
     """
     order = check_order(order)
+    if not isinstance(process, Process):
+        raise InvalidInputError(f"process must be a Process (e.g. sbihep.physics.processes.get_process('ee_mumu')), "
+                                f"got {type(process).__name__} {process!r}")
     check_counts(
         ("n_events", n_events, 1),
         ("chunk_size", chunk_size, 1),
