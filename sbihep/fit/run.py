@@ -51,7 +51,8 @@ _MODEL = {"kind": str, "events": str, "generate": dict, "lumi_ifb": _NUMBER, "lu
 _MODEL_SURROGATE = ("kind", "file", "data")
 _GENERATE = {"process": str, "sqrt_s_gev": _NUMBER, "n_events": int, "seed": int, "systematics": list,
              "n_adapt": int, "n_per_iteration": int, "chunk_size": int, "n_workers": int, "order": str,
-             "theta": dict, "unweighted": bool}  # fmt: skip
+             "theta": dict, "unweighted": bool, "observables": list, "detector": str, "detector_seed": int,
+             "max_overweight": _NUMBER}  # fmt: skip
 _GENERATE_MIN = {"n_events": 1, "n_adapt": 1, "n_per_iteration": 100, "chunk_size": 1, "n_workers": 1}
 _DATA = {"asimov": dict, "toy_seed": int}
 _SCAN_AXIS = {"low": _NUMBER, "high": _NUMBER, "points": int}
@@ -149,6 +150,13 @@ def _check_generate(g: dict, w: str) -> None:
         _fail(w, f"'systematics' must be a list of strings, got {bad[0]!r} in it")
     for name, value in g.get("theta", {}).items():
         _finite(value, f"{w} theta", name)
+    bad = [s for s in g.get("observables", []) if not isinstance(s, str)]
+    if bad:
+        _fail(w, f"'observables' must be a list of strings, got {bad[0]!r} in it")
+    if "detector_seed" in g:
+        _seed(g["detector_seed"], w, "detector_seed")
+    if "max_overweight" in g and not 0 <= _finite(g["max_overweight"], w, "max_overweight") < 1:
+        _fail(w, f"'max_overweight' must lie in [0, 1), got {g['max_overweight']!r}")
 
 
 def _check_data(data: dict, where: str) -> None:
@@ -202,7 +210,12 @@ def check_config(config: Mapping[str, Any], where: str = "fit config") -> None:
     Raises:
         InvalidInputError: naming the table and key (unknown keys with a did-you-mean).
     """
-    check_table(config, _TOP, where)
+    if not isinstance(config, Mapping):
+        _fail(where, f"must be a table of sections, got {type(config).__name__}")
+    unknown = [k for k in config if k not in _TOP]
+    if unknown:
+        _fail(where, f"unknown section [{unknown[0]}]{did_you_mean(unknown[0], _TOP)}; known: {sorted(_TOP)}")
+    check_table(dict(config), _TOP, where)
     if "model" not in config:
         _fail(where, "the [model] section is required")
     _check_model(config["model"], where)
@@ -239,6 +252,8 @@ def _names_used(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _check_names(names, operators, config: Mapping[str, Any], pois: bool = True) -> None:
+    if pois:
+        _check_ranges(config)
     names = list(names)
     used = list(_names_used(config))
     if pois:
@@ -248,6 +263,27 @@ def _check_names(names, operators, config: Mapping[str, Any], pois: bool = True)
         if name not in allowed:
             raise UnknownParameterError(f"fit config {where}: {name!r} is not a parameter of the model{did_you_mean(name, allowed)}; "
                                         f"it has {list(allowed)}")
+
+
+def _check_ranges(config: Mapping[str, Any]) -> None:
+    """[data] asimov values and the [scan] / [neyman] ranges must lie within the POI bounds of ``pois``."""
+    pois = config["model"].get("pois", {})
+
+    def inside(where, name, values):
+        if name in pois:
+            low, high = pois[name]
+            bad = [v for v in values if not low <= v <= high]
+            if bad:
+                _fail(f"fit config {where}", f"{name!r} = {bad[0]!r} lies outside its bounds [{low}, {high}] set in [model] pois")
+
+    for name, value in config.get("data", {}).get("asimov", {}).items():
+        inside("[data] asimov", name, [value])
+    for name, axis in config.get("scan", {}).items():
+        if isinstance(axis, Mapping):
+            inside(f"[scan] {name}", name, [axis["low"], axis["high"]])
+    if "neyman" in config:
+        ny = config["neyman"]
+        inside("[neyman]", ny["parameter"], [ny["low"], ny["high"]])
 
 
 def _check_generate_names(model: Mapping[str, Any]) -> None:
@@ -266,6 +302,20 @@ def _check_generate_names(model: Mapping[str, Any]) -> None:
     if unknown:
         _fail("fit config [model.generate] theta", f"{unknown[0]!r} is not an operator of {g['process']!r}"
                                                    f"{did_you_mean(unknown[0], process.operators)}")
+    if "detector" in g:
+        from sbihep.events.detector import Detector
+
+        Detector(g["detector"])
+    observables = g.get("observables", [])
+    if observables and "detector" not in g:
+        from sbihep.events.observables import parse
+
+        for name in observables:
+            parse(name, process.roles())
+    for name in model.get("bins", {}):
+        if name not in observables:
+            _fail("fit config [model] bins", f"{name!r} is not one of the observables [model.generate] computes"
+                                             f"{did_you_mean(name, observables)}; it computes {observables}")
     return process
 
 
