@@ -21,7 +21,8 @@ from sbihep._toml import TomlText
 from sbihep.cli import app
 from sbihep.errors import DataFormatError, InvalidInputError, SbihepError
 from sbihep.events.detector import Detector, DetectorCard, builtin_cards
-from sbihep.fit.run import build_likelihood, check_config, load_config, run_config
+from sbihep.fit import run as fit_run
+from sbihep.fit.run import build_likelihood, load_config, run_config
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -295,7 +296,7 @@ def test_fit_runs_with_the_luminosity_nuisance(tmp_path):
 @pytest.mark.robustness(entry="sbihep fit (config)", outcome="correct")
 def test_the_example_config_is_accepted():
     config = load_config(ROOT / "examples" / "fit_wh_exact.toml")
-    check_config(config)
+    fit_run.check_config(config)
     assert config["neyman"]["n_toys"] == 30
 
 
@@ -305,7 +306,7 @@ def test_load_config_accepts_text_and_rejects_non_tables():
     with pytest.raises(DataFormatError, match="not valid TOML"):
         load_config(TomlText("[model"))
     with pytest.raises(InvalidInputError, match="must be a table of sections"):
-        check_config([("model", {})])
+        fit_run.check_config([("model", {})])
 
 
 # ---------------------------------------------------------------------------------------------
