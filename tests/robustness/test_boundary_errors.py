@@ -183,7 +183,7 @@ CASES = [
     ("generate theta NaN", lambda c: _gen(c, theta={"cll": float("nan")}), InvalidInputError, ["cll"]),
     ("generate detector unknown", lambda c: _gen(c, detector="defualt"), InvalidInputError, ["did you mean 'default'"]),  # issue 19
     ("generate reco observable", lambda c: _gen(c, detector="default", observables=["foo(l)"]), InvalidInputError, ["foo"]),
-    ("generate observables string", lambda c: _gen(c, observables="pt(mu-)"), InvalidInputError, ["observables"]),  # issue 19
+    ("generate observables string", lambda c: _gen(c, observables="pt(mu-)"), InvalidInputError, ["observables"]),
     ("generate max_overweight", lambda c: _gen(c, max_overweight=-1), InvalidInputError, ["max_overweight"]),
     ("generate detector_seed -1", lambda c: _gen(c, detector="default", detector_seed=-1), InvalidInputError, ["detector_seed"]),
     ("generate order", lambda c: _gen(c, order="cubic"), InvalidInputError, ["order"]),
@@ -479,7 +479,7 @@ def _cli(*args):
 
 @pytest.mark.robustness(entry="sbihep xsec", outcome="error")
 @pytest.mark.parametrize("args, needle", [
-    (["xsec", "ee_mumu", "--option", "flavour=tau", "--n-eval", "200"], "flavour"),  # issue 19 (TypeError message without the option's role)
+    (["xsec", "ee_mumu", "--option", "flavour=tau", "--n-eval", "200"], "flavour"),
     (["xsec", "w_lv", "--option", "chrge=1", "--n-eval", "200"], "did you mean 'charge'"),  # issue 19
     (["xsec", "ee_mumu", "--set", "cLL=1", "--n-eval", "200"], "cLL"),
     (["xsec", "ee_mumu", "--set", "cll=abc", "--n-eval", "200"], "cll"),
@@ -509,3 +509,50 @@ def test_simulate_cli_names_are_checked_before_generation(tmp_path, monkeypatch,
     res = _cli("simulate", card, "-o", tmp_path / "ev.nc")
     assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output and needle in res.output, res.output
     assert not (tmp_path / "ev.nc").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# every command with -o: the output path is checked before any work, and nothing foreign is replaced
+# ---------------------------------------------------------------------------------------------
+
+_SIM_CARD = 'process = "ee_mumu"\nsqrt_s_gev = 250.0\nn_events = 100000000\n'
+_FIT_CARD = ('[model]\nlumi_ifb = 1.0\n[model.generate]\nprocess = "ee_mumu"\nsqrt_s_gev = 250.0\n'
+             'n_events = 100000000\n')
+
+
+def _command(kind, tmp_path, output):
+    if kind == "simulate":
+        (tmp_path / "sim.toml").write_text(_SIM_CARD)
+        return ["simulate", tmp_path / "sim.toml", "-o", output]
+    if kind == "fit":
+        (tmp_path / "fit.toml").write_text(_FIT_CARD)
+        return ["fit", tmp_path / "fit.toml", "-o", output]
+    if kind == "import-lhe":
+        (tmp_path / "ev.lhe").write_text("<LesHouchesEvents version=\"3.0\">\n</LesHouchesEvents>\n")
+        return ["import-lhe", tmp_path / "ev.lhe", "-o", output]
+    (tmp_path / "ws.json").write_text("{}")
+    return ["surrogate", "train", tmp_path / "ws.json", "-o", output, "--n-points", "1000"]
+
+
+_SUFFIX = {"simulate": ".nc", "fit": ".nc", "import-lhe": ".nc", "surrogate train": ".onnx"}
+
+
+@pytest.mark.robustness(entry="CLI -o", outcome="error")
+@pytest.mark.parametrize("problem", ["foreign file", "existing directory", "missing parent", "wrong suffix", "parent is a file"])
+@pytest.mark.parametrize("kind", ["simulate", "fit", "import-lhe", "surrogate train"])
+def test_every_output_option_is_checked_first_and_never_replaces_a_foreign_file(tmp_path, monkeypatch, kind, problem):
+    if kind == "surrogate train":
+        pytest.importorskip("pyhf")
+    _no_generation(monkeypatch)
+    suffix = _SUFFIX[kind]
+    foreign = tmp_path / f"notes{suffix}"
+    foreign.write_bytes(b"my own notes, not an sbihep output\n")
+    (tmp_path / f"adir{suffix}").mkdir()
+    (tmp_path / "plain").write_text("x")
+    target = {"foreign file": foreign, "existing directory": tmp_path / f"adir{suffix}",
+              "missing parent": tmp_path / "no" / "such" / f"out{suffix}", "wrong suffix": tmp_path / "out.txt",
+              "parent is a file": tmp_path / "plain" / f"out{suffix}"}[problem]
+    res = _cli(*_command(kind, tmp_path, target))
+    assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output, res.output
+    assert foreign.read_bytes() == b"my own notes, not an sbihep output\n"
+    assert (tmp_path / f"adir{suffix}").is_dir() and (tmp_path / "plain").read_text() == "x"

@@ -187,10 +187,16 @@ NAMES = [
 
 @pytest.mark.robustness(entry="sbihep fit (config)", outcome="error")
 @pytest.mark.parametrize("old, new, needles", NAMES, ids=[c[1][:40] for c in NAMES])
-def test_fit_config_names_are_checked_before_generation(tmp_path, old, new, needles):
+def test_fit_config_names_are_checked_before_generation(tmp_path, monkeypatch, old, new, needles):
     """issue 19: a wrong parameter name in [data]/[scan]/[neyman] surfaced only after the events were
-    generated (as a KeyError / UnknownParameterError at the end); with 2·10⁸ events the run would take
-    days, so an error here proves it came first."""
+    generated (as a KeyError / UnknownParameterError at the end); event generation is replaced by a trap
+    here, so an sbihep error proves the check came first."""
+    import sbihep.events.generate as gen
+
+    def started(*args, **kwargs):
+        raise AssertionError("event generation started before the bad name was reported")
+
+    monkeypatch.setattr(gen, "_adapt_map", started)
     path = _config(tmp_path, old, new)
     config = load_config(path)
     start = time.perf_counter()
