@@ -374,12 +374,12 @@ def run_config(config: Mapping[str, Any], base: Path = Path(".")):
     """Run every requested step; returns (Dataset of results, list of summary rows).
 
     Raises:
-        InvalidInputError: a mistake in ``config`` (:func:`check_config`), found before any work.
+        InvalidInputError: a mistake in ``config`` (:func:`check_config`, run by :func:`build_likelihood`),
+            found before any work.
     """
     import xarray as xr
 
-    check_config(config)
-    lik = build_likelihood(config, base)
+    lik = build_likelihood(config, base)  # checks the whole config (check_config) before any work
     best = minimize(lik)
     out = best.to_dataset()
     rows = [(n, best.values[n], best.errors[n], "", "") for n in lik.names]
