@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-from sbihep.errors import InvalidInputError
+from sbihep.errors import OutputPathError
 
 __all__ = [
     "check_output",
@@ -73,34 +73,34 @@ def check_output(
         what: what is written, for the messages (``"EventSet file"``).
         argument: the option's name, for the messages.
     Raises:
-        InvalidInputError: naming ``argument`` and the path.
+        OutputPathError: naming ``argument`` and the path (an InvalidInputError).
     """
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
-        raise InvalidInputError(f"{argument}: need a path for the {what}, got {path!r}")
+        raise OutputPathError(f"{argument}: need a path for the {what}, got {path!r}")
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise InvalidInputError(f"{argument}: {str(path)!r} must end in {' or '.join(suffixes)} (the {what}), not {path.suffix or 'no suffix'!r}")
+        raise OutputPathError(f"{argument}: {str(path)!r} must end in {' or '.join(suffixes)} (the {what}), not {path.suffix or 'no suffix'!r}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
-        raise InvalidInputError(f"{argument}: the folder {str(parent)!r} for {str(path)!r} does not exist")
+        raise OutputPathError(f"{argument}: the folder {str(parent)!r} for {str(path)!r} does not exist")
     if not parent.is_dir():
-        raise InvalidInputError(f"{argument}: {str(parent)!r} (the parent of {str(path)!r}) is not a folder")
+        raise OutputPathError(f"{argument}: {str(parent)!r} (the parent of {str(path)!r}) is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidInputError(f"{argument}: the folder {str(parent)!r} is not writable")
+        raise OutputPathError(f"{argument}: the folder {str(parent)!r} is not writable")
     if not (path.exists() or path.is_symlink()):
         return path
     if path.is_symlink():
-        raise InvalidInputError(f"{argument}: {str(path)!r} is a symbolic link; refusing to replace it (give another path)")
+        raise OutputPathError(f"{argument}: {str(path)!r} is a symbolic link; refusing to replace it (give another path)")
     if kind == "file" and path.is_dir():
-        raise InvalidInputError(f"{argument}: {str(path)!r} is an existing directory, not a {what}; refusing to replace it")
+        raise OutputPathError(f"{argument}: {str(path)!r} is an existing directory, not a {what}; refusing to replace it")
     if kind == "directory" and not path.is_dir():
-        raise InvalidInputError(f"{argument}: {str(path)!r} is an existing file, not a directory; refusing to replace it "
+        raise OutputPathError(f"{argument}: {str(path)!r} is an existing file, not a directory; refusing to replace it "
                                 f"with the {what} (give a new directory name)")
     if kind == "directory" and not any(path.iterdir()):
         return path
     if is_ours is None or not is_ours(path):
-        raise InvalidInputError(f"{argument}: {str(path)!r} exists and is not an sbihep {what}; refusing to replace it "
+        raise OutputPathError(f"{argument}: {str(path)!r} exists and is not an sbihep {what}; refusing to replace it "
                                 "(delete it yourself or give another path)")
     if not os.access(path, os.W_OK):
-        raise InvalidInputError(f"{argument}: {str(path)!r} is read-only")
+        raise OutputPathError(f"{argument}: {str(path)!r} is read-only")
     return path

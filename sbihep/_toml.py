@@ -70,9 +70,15 @@ def read_toml(source: str | Path, what: str) -> tuple[dict, str]:
 
 
 def did_you_mean(name: str, allowed) -> str:
-    """`` (did you mean 'x'?)`` for the closest allowed name, or ``""``."""
-    close = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """`` (did you mean 'x'?)`` for the closest allowed name, or ``""`` (case-insensitive: ``cLL`` → ``cll``)."""
+    lowered: dict[str, str] = {}
+    for a in allowed:
+        lowered.setdefault(str(a).lower(), str(a))
+    key = str(name).lower()
+    if key in lowered and lowered[key] != str(name):
+        return f" (did you mean {lowered[key]!r}?)"
+    close = difflib.get_close_matches(key, list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def _type_name(expected) -> str:

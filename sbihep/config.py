@@ -139,7 +139,7 @@ class SimulationCard:
                                     f"available: {sorted(PROCESSES)}")
         try:
             return get_process(self.process, **self.process_options)
-        except TypeError as exc:  # an option the constructor does not take
+        except (TypeError, InvalidInputError) as exc:  # an option the constructor does not take, or a bad value
             raise InvalidInputError(f"simulation card [process_options]: {exc}") from exc
 
     def check(self):

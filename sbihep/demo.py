@@ -49,6 +49,7 @@ import xarray as xr
 from sbihep._atomic import atomic_destination
 from sbihep._version import __version__
 from sbihep.errors import InvalidInputError, ShapeError
+from sbihep.events.eventset import HASH_ATTR, content_hash
 from sbihep.params import Parameter, ParameterSpace
 
 __all__ = [
@@ -431,6 +432,7 @@ def write_constraints(scans: Mapping[str, xr.Dataset], areas: Mapping[str, float
     ds["cHW"].attrs["units"] = ds["cHWtil"].attrs["units"] = "TeV^-2"
     ds.attrs.update({f"area_95cl_{m}": float(a) for m, a in areas.items()})
     ds.attrs.update({k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in attrs.items()})
+    ds.attrs[HASH_ATTR] = content_hash(ds)  # the digest EventSet files carry; check with verify_content_hash
     path = Path(path)
     with atomic_destination(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")

@@ -9,6 +9,7 @@ turns named θ into the ordered vectors that numerical code needs.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator, Literal, Mapping
 
@@ -66,7 +67,12 @@ class Parameter:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise InvalidInputError(f"Parameter: name must be a Python identifier, got {self.name!r}")
-        low, high = (float(b) for b in self.bounds)
+        try:
+            low, high = (float(b) for b in self.bounds)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"Parameter {self.name!r}: bounds must be a pair of numbers (low, high), got {self.bounds!r}") from None
+        if isinstance(self.sm_value, bool) or not isinstance(self.sm_value, numbers.Real) or math.isnan(self.sm_value):
+            raise InvalidInputError(f"Parameter {self.name!r}: sm_value must be a number, got {self.sm_value!r}")
         object.__setattr__(self, "bounds", (low, high))
         if math.isnan(low) or math.isnan(high) or not low < high:
             raise InvalidInputError(f"Parameter {self.name!r}: bounds must satisfy low < high, got {self.bounds}")

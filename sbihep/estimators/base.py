@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from sbihep._atomic import atomic_destination
+from sbihep._checks import check_counts
 from sbihep._version import __version__
 from sbihep.errors import (
     DataFormatError,
@@ -237,6 +238,7 @@ class PersistentEstimator:
         self.space = space
         self.hidden = [int(h) for h in hidden]
         self.activation = activation
+        check_counts(("seed", seed, 0))
         self.seed = int(seed)
 
     def config(self) -> dict:

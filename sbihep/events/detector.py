@@ -83,7 +83,7 @@ from typing import Any, Sequence
 
 import torch
 
-from sbihep._toml import read_toml
+from sbihep._toml import did_you_mean, read_toml
 from sbihep.errors import InvalidInputError, ShapeError
 from sbihep.events.observables import pseudorapidity
 
@@ -211,7 +211,8 @@ def _section_from_table(section: str, table: Any):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise InvalidInputError(f"detector card: unknown key(s) {unknown} in [{section}]; allowed: {sorted(fields)}")
+        raise InvalidInputError(f"detector card: unknown key(s) {unknown} in [{section}]{did_you_mean(unknown[0], fields)}; "
+                                f"allowed: {sorted(fields)}")
     missing = [name for name in fields if name not in table]
     if missing:
         raise InvalidInputError(f"detector card: [{section}] is missing required field(s) {missing}")
@@ -234,10 +235,13 @@ class DetectorCard:
     @classmethod
     def from_dict(cls, data: dict) -> "DetectorCard":
         """Build from the parsed TOML table (strict: see the module docstring)."""
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"detector card must be a table, got {type(data).__name__}")
         allowed = {"name", "description", *_SECTIONS}
         unknown = sorted(set(data) - allowed)
         if unknown:
-            raise InvalidInputError(f"detector card: unknown top-level key(s) or section(s) {unknown}; allowed: {sorted(allowed)}")
+            raise InvalidInputError(f"detector card: unknown top-level key(s) or section(s) {unknown}{did_you_mean(unknown[0], allowed)}; "
+                                    f"allowed: {sorted(allowed)}")
         missing = [key for key in ("name", *_SECTIONS) if key not in data]
         if missing:
             raise InvalidInputError(f"detector card: missing required section(s) or field(s) {missing}")
@@ -258,7 +262,7 @@ class DetectorCard:
         """A card shipped with sbihep (``builtin_cards()`` lists them)."""
         path = CARD_DIRECTORY / f"{name}.toml"
         if not isinstance(name, str) or not path.is_file():
-            raise InvalidInputError(f"no built-in detector card {name!r}; available: {builtin_cards()}")
+            raise InvalidInputError(f"no built-in detector card {name!r}{did_you_mean(name, builtin_cards())}; available: {builtin_cards()}")
         return cls.from_toml(path)
 
     def to_toml(self) -> str:
@@ -280,7 +284,7 @@ class DetectorCard:
         data = tomllib.loads(self.to_toml())
         for section, changes in sections.items():
             if section not in _SECTIONS:
-                raise InvalidInputError(f"detector card has no section {section!r}; sections: {list(_SECTIONS)}")
+                raise InvalidInputError(f"detector card has no section {section!r}{did_you_mean(section, _SECTIONS)}; sections: {list(_SECTIONS)}")
             data[section].update(changes)
         return DetectorCard.from_dict(data)
 
@@ -390,6 +394,9 @@ class Detector:
             self.card = card
         elif isinstance(card, str) and card in builtin_cards():
             self.card = DetectorCard.builtin(card)
+        elif isinstance(card, str) and "\n" not in card and not card.lower().endswith(".toml") and not Path(card).is_file():
+            raise InvalidInputError(f"detector card {card!r}: no built-in card of that name{did_you_mean(card, builtin_cards())} "
+                                    f"(built-in: {builtin_cards()}) and no such file")
         elif isinstance(card, (str, Path)):
             self.card = DetectorCard.from_toml(card)
         else:

@@ -59,7 +59,7 @@ from sbihep.errors import (
 from sbihep.events import eft as eft_math
 from sbihep.params import GaussianConstraint, Parameter, ParameterSpace
 
-__all__ = ["EventSet", "LORENTZ", "HASH_ATTR"]
+__all__ = ["EventSet", "LORENTZ", "HASH_ATTR", "content_hash", "verify_content_hash"]
 
 LORENTZ = ("E", "px", "py", "pz")
 _REQUIRED_VARS = ("z", "eft", "subprocess")
@@ -594,6 +594,31 @@ def _update(hasher, arr: np.ndarray) -> None:
     else:
         arr = np.ascontiguousarray(arr)
         hasher.update(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+
+
+def content_hash(data: xr.Dataset) -> str:
+    """The content digest :meth:`EventSet.save` records under :data:`HASH_ATTR` (JSON text: SHA-256 of
+    every variable, every coordinate and of the other attributes), for any dataset sbihep writes
+    (e.g. the demo's constraint file).  Store it with ``ds.attrs[HASH_ATTR] = content_hash(ds)``."""
+    return json.dumps(_content_hash(data.assign_attrs({k: v for k, v in data.attrs.items() if k != HASH_ATTR}), _ZARR_CHUNK_EVENTS))
+
+
+def verify_content_hash(data: xr.Dataset, where: str = "") -> None:
+    """Check a loaded dataset against the digest in its :data:`HASH_ATTR` attribute (see :func:`content_hash`).
+
+    Raises:
+        IntegrityError: no readable digest, or the content no longer matches it (names what changed).
+    """
+    prefix = f"{where}: " if where else ""
+    try:
+        expected = json.loads(data.attrs[HASH_ATTR])
+        if expected.get("algorithm") != _HASH_ALGORITHM or not isinstance(expected.get("variables"), dict):
+            raise ValueError
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise IntegrityError(f"{prefix}no readable content hash in the attribute {HASH_ATTR!r}") from None
+    stripped = data.copy(deep=False)
+    stripped.attrs = {k: v for k, v in data.attrs.items() if k != HASH_ATTR}
+    _compare_hash(expected, _content_hash(stripped, _ZARR_CHUNK_EVENTS), prefix)
 
 
 def _content_hash(data: xr.Dataset, chunk_events: int) -> dict:

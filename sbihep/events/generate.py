@@ -157,6 +157,9 @@ def generate(
         per-subprocess :class:`GenerationReport` (JSON attribute ``generation``).
     """
     order = check_order(order)
+    if not isinstance(process, Process):
+        raise InvalidInputError(f"process must be a Process (e.g. sbihep.physics.processes.get_process('ee_mumu')), "
+                                f"got {type(process).__name__} {process!r}")
     check_counts(
         ("n_events", n_events, 1),
         ("chunk_size", chunk_size, 1),
@@ -170,6 +173,13 @@ def generate(
         raise InvalidInputError(f"detector_seed must be a non-negative integer or None, got {detector_seed!r}")
     if isinstance(max_overweight, bool) or not isinstance(max_overweight, numbers.Real) or not 0 <= max_overweight < 1:
         raise InvalidInputError(f"max_overweight must be a number in [0, 1), got {max_overweight!r}")
+    if observables is not None and (isinstance(observables, str) or not all(isinstance(o, str) for o in observables)):
+        raise InvalidInputError(f"observables must be a list of names, got {observables!r}")
+    if observables and detector is None:  # parton level: check the names against the roles before any event
+        from sbihep.events.observables import parse
+
+        for name in observables:
+            parse(name, process.roles())
     if isinstance(systematics, str):
         raise InvalidInputError(f"systematics must be a tuple of names, got the string {systematics!r}")
     n_events, chunk_size, seed, n_adapt, n_per_iteration = map(int, (n_events, chunk_size, seed, n_adapt, n_per_iteration))

@@ -18,7 +18,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from sbihep.errors import InvalidInputError, ShapeError
+from sbihep._checks import check_real
+from sbihep._toml import did_you_mean
+from sbihep.errors import InvalidInputError, ShapeError, UnknownParameterError
 from sbihep.events import eft as eft_math
 from sbihep.fit.unbinned import lumi_parameter
 from sbihep.params import Parameter, ParameterSpace
@@ -49,10 +51,12 @@ class BinnedTerm:
         n_bins = self.coefficients.shape[0]
         if self.counts.shape != (n_bins,):
             raise ShapeError(f"BinnedTerm: counts must have shape ({n_bins},), got {self.counts.shape}")
-        if np.any(self.counts < 0):
-            raise InvalidInputError("BinnedTerm: counts must be ≥ 0")
-        if not (math.isfinite(lumi_ifb) and lumi_ifb > 0):
-            raise InvalidInputError(f"BinnedTerm: lumi_ifb must be finite and > 0, got {lumi_ifb!r}")
+        bad = np.flatnonzero(~np.isfinite(self.counts) | (self.counts < 0))
+        if bad.size:
+            raise InvalidInputError(f"BinnedTerm: counts must be finite and ≥ 0; bin {int(bad[0])} is {self.counts[bad[0]]!r}")
+        check_real("BinnedTerm: lumi_ifb", lumi_ifb, positive=True)
+        if lumi_uncertainty is not None:
+            check_real("BinnedTerm: lumi_uncertainty", lumi_uncertainty)
         if lumi_uncertainty is not None and not 0 < lumi_uncertainty < 1:
             raise InvalidInputError(f"BinnedTerm: lumi_uncertainty must lie in (0, 1), got {lumi_uncertainty!r}")
         self.operators, self.order, self.nuisances = tuple(operators), order, tuple(nuisances)
@@ -81,7 +85,19 @@ class BinnedTerm:
         if not 1 <= len(bins) <= 2:
             raise InvalidInputError(f"BinnedTerm.from_eventset: bins must name 1 or 2 observables, got {list(bins)}")
         x = eventset.observables()
-        edges = {name: np.asarray(e, dtype=float) for name, e in bins.items()}
+        known = [str(o) for o in x["observable"].values]
+        edges = {}
+        for name, e in bins.items():
+            if name not in known:
+                raise UnknownParameterError(f"BinnedTerm.from_eventset: bins name the observable {name!r}, which the EventSet does not have"
+                                            f"{did_you_mean(name, known)}; it has {known}")
+            try:
+                edges[name] = np.asarray(e, dtype=float)
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"BinnedTerm.from_eventset: the bin edges of {name!r} must be numbers, got {e!r}") from None
+            if edges[name].ndim != 1 or edges[name].size < 2 or not np.all(np.isfinite(edges[name])) or np.any(np.diff(edges[name]) <= 0):
+                raise InvalidInputError(f"BinnedTerm.from_eventset: the bin edges of {name!r} must be ≥ 2 finite, strictly increasing "
+                                        f"numbers, got {e!r}")
         index = np.zeros(eventset.n_events, dtype=np.int64)
         inside = np.ones(eventset.n_events, dtype=bool)
         n_total = 1

@@ -51,6 +51,7 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
+from sbihep._checks import check_counts
 from sbihep.errors import ConvergenceError, InvalidInputError, OutOfBoundsError, UnknownParameterError
 from sbihep.fit.likelihood import Likelihood
 
@@ -274,6 +275,8 @@ def minimize(
     bounds = np.array([space[n].bounds for n in free], dtype=float)
     free_idx = np.array([names.index(n) for n in free])
     base = np.array([x0_named[n] for n in names], dtype=float)
+    if not isinstance(seed, np.random.Generator) and seed is not None:
+        check_counts(("minimize: seed", seed, 0))
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     starts = [base[free_idx]] + [_random_start(base[free_idx], bounds, rng) for _ in range(n_starts - 1)]
 

@@ -33,10 +33,25 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from sbihep.errors import DataFormatError, InvalidInputError
+from sbihep._toml import did_you_mean
+from sbihep.errors import DataFormatError, InvalidInputError, UnknownParameterError
 from sbihep.params import Parameter, ParameterSpace
 
-__all__ = ["PyhfTerm"]
+__all__ = ["PyhfTerm", "PYHF_MIN_VERSION"]
+
+#: the oldest pyhf whose model internals (constraint layout, suggested_fixed) PyhfTerm is written against
+PYHF_MIN_VERSION = (0, 7, 6)
+
+
+def _check_pyhf_version(version: str) -> None:
+    """Raise InvalidInputError for a pyhf older than :data:`PYHF_MIN_VERSION` or a version string it cannot read."""
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(version))
+    wanted = ".".join(map(str, PYHF_MIN_VERSION))
+    if match is None:
+        raise InvalidInputError(f"PyhfTerm: cannot read the pyhf version {version!r}; sbihep needs pyhf ≥ {wanted}")
+    found = tuple(int(g or 0) for g in match.groups())
+    if found < PYHF_MIN_VERSION:
+        raise InvalidInputError(f"PyhfTerm: pyhf {version} is not supported; sbihep needs pyhf ≥ {wanted} (pip install -U pyhf)")
 
 
 def _load_json(obj: Any, argument: str) -> Any:
@@ -68,12 +83,15 @@ class PyhfTerm:
 
     Raises:
         DataFormatError: a workspace or patchset that fails pyhf's schema, or a model pyhf cannot build.
-        InvalidInputError: a patch name not in the patchset, or pyhf not on its numpy backend.
+        InvalidInputError: a patch name not in the patchset, a measurement the workspace does not have,
+            observed data that are not finite or negative (naming the channel and bin), pyhf not on its
+            numpy backend, or a pyhf older than :data:`PYHF_MIN_VERSION`.
     """
 
     def __init__(self, workspace: Any, patch: Any = None, *, patchset: Any = None, measurement: str | None = None):
         import pyhf
 
+        _check_pyhf_version(getattr(pyhf, "__version__", "unknown"))
         if pyhf.tensorlib.name != "numpy":
             raise InvalidInputError(f"PyhfTerm needs pyhf's numpy backend; the current one is {pyhf.tensorlib.name!r}")
         spec = _load_json(workspace, "workspace")
@@ -86,6 +104,10 @@ class PyhfTerm:
             ws = pyhf.Workspace(spec)
         except pyhf.exceptions.InvalidSpecification as exc:
             raise DataFormatError(f"PyhfTerm: workspace fails pyhf's schema: {exc}") from None
+        missing = sorted({c["name"] for c in spec.get("channels", [])} - {o.get("name") for o in spec.get("observations", [])})
+        if missing:
+            raise DataFormatError(f"PyhfTerm: the workspace has no observations for channel(s) {missing}; "
+                                  f"observations are given for {sorted(o.get('name') for o in spec.get('observations', []))}")
         try:
             model = ws.model(measurement_name=measurement)
             data = ws.data(model)
@@ -135,6 +157,7 @@ class PyhfTerm:
         expected = config.nmaindata + config.nauxdata
         if data.shape != (expected,):
             raise InvalidInputError(f"PyhfTerm: data has shape {data.shape}, expected ({expected},) (main + aux)")
+        self._check_data(config, data)
         bounds, init, fixed = config.suggested_bounds(), config.suggested_init(), config.suggested_fixed()
         names: list[str] = [""] * config.npars
         pyhf_names: list[str] = [""] * config.npars
@@ -165,8 +188,41 @@ class PyhfTerm:
         self.fixed: dict[str, float] = {n: float(v) for n, v, f in zip(names, init, fixed) if f}
         self.poi: str | None = names[config.poi_index] if config.poi_index is not None else None
 
+    @staticmethod
+    def _check_data(config: Any, data: np.ndarray) -> None:
+        """Main data must be finite counts ≥ 0 (named by channel and bin); auxiliary data finite."""
+        offset = 0
+        for channel in config.channels:
+            n = int(config.channel_nbins[channel])
+            counts = data[offset:offset + n]
+            bad = np.flatnonzero(~np.isfinite(counts) | (counts < 0))
+            if bad.size:
+                k = int(bad[0])
+                raise InvalidInputError(f"PyhfTerm: observed data of channel {channel!r} bin {k} is {counts[k]!r}; "
+                                        f"observed counts must be finite and ≥ 0 ({bad.size} bad bin(s) in this channel)")
+            offset += n
+        aux = data[config.nmaindata:]
+        bad = np.flatnonzero(~np.isfinite(aux))
+        if bad.size:
+            raise InvalidInputError(f"PyhfTerm: auxiliary data entry {int(bad[0])} is {aux[bad[0]]!r}; auxiliary data must be finite")
+
     def _vector(self, theta: Mapping[str, float]) -> np.ndarray:
-        return np.fromiter((theta[n] for n in self.parameters.names), dtype=np.float64, count=len(self.parameters))
+        if not isinstance(theta, Mapping):
+            raise InvalidInputError(f"PyhfTerm: theta must be a mapping of parameter name to value, got {type(theta).__name__}")
+        missing = [n for n in self.parameters.names if n not in theta]
+        unknown = [n for n in theta if n not in self.parameters]
+        if missing:
+            hint = f"; unknown {unknown[:3]}{did_you_mean(unknown[0], self.parameters.names)}" if unknown else ""
+            raise UnknownParameterError(f"PyhfTerm: theta must give every parameter of the model by name; missing {missing[:5]}"
+                                        f"{' …' if len(missing) > 5 else ''}{hint}")
+        try:
+            out = np.fromiter((theta[n] for n in self.parameters.names), dtype=np.float64, count=len(self.parameters))
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"PyhfTerm: theta values must be numbers, got {dict(theta)!r}") from None
+        if not np.all(np.isfinite(out)):
+            bad = [n for n, v in zip(self.parameters.names, out) if not np.isfinite(v)]
+            raise InvalidInputError(f"PyhfTerm: theta[{bad[0]!r}] must be finite, got {theta[bad[0]]!r}")
+        return out
 
     def nll(self, theta: Mapping[str, float]) -> float:
         """−ln L = −logpdf (main Poisson + auxiliary constraint terms, constants kept)."""

@@ -39,6 +39,7 @@ import numpy as np
 
 import warnings
 
+from sbihep._checks import check_real
 from sbihep.errors import InvalidInputError, ShapeError, ToyPoolWarning
 from sbihep.fit.morphing import EventSetMorphing
 from sbihep.params import GaussianConstraint, Parameter, ParameterSpace
@@ -199,8 +200,9 @@ class UnbinnedTerm:
     ) -> None:
         if not isinstance(parameters, ParameterSpace):
             raise InvalidInputError(f"UnbinnedTerm: parameters must be a ParameterSpace, got {type(parameters).__name__}")
-        if not (math.isfinite(lumi_ifb) and lumi_ifb > 0):
-            raise InvalidInputError(f"UnbinnedTerm: lumi_ifb must be finite and > 0, got {lumi_ifb!r}")
+        check_real("UnbinnedTerm: lumi_ifb", lumi_ifb, positive=True)
+        if lumi_uncertainty is not None:
+            check_real("UnbinnedTerm: lumi_uncertainty", lumi_uncertainty)
         if lumi_uncertainty is not None and not (math.isfinite(lumi_uncertainty) and 0 < lumi_uncertainty < 1):
             raise InvalidInputError(f"UnbinnedTerm: lumi_uncertainty must lie in (0, 1), got {lumi_uncertainty!r}")
         self.log_ratio, self.sigma_pb, self.toys = log_ratio, sigma_pb, toys

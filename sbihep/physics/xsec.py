@@ -154,7 +154,12 @@ class PhaseSpaceIntegrand:
     def __init__(
         self, process: Process, sqrt_s: float, order: EFTOrder = "quadratic", pdf=None, subprocess: str | None = None
     ) -> None:
+        if not isinstance(process, Process):
+            raise InvalidInputError(f"process must be a Process (e.g. sbihep.physics.processes.get_process('ee_mumu')), "
+                                    f"got {type(process).__name__} {process!r}")
         self.process = process
+        if isinstance(sqrt_s, bool) or not isinstance(sqrt_s, numbers.Real):
+            raise InvalidInputError(f"sqrt_s must be a number (GeV), got {type(sqrt_s).__name__} {sqrt_s!r}")
         self.sqrt_s = float(sqrt_s)
         self.order = check_order(order)
         if not (math.isfinite(self.sqrt_s) and self.sqrt_s > 0):
@@ -176,6 +181,8 @@ class PhaseSpaceIntegrand:
                 from sbihep.physics.pdf import PDF
 
                 pdf = PDF.load()
+            if not callable(getattr(pdf, "xfxQ_all", None)):
+                raise InvalidInputError(f"pdf must be a sbihep.physics.pdf.PDF (e.g. PDF.load()), got {type(pdf).__name__} {pdf!r}")
             self.pdf = pdf
             self._warn_below_grid()
         self._groups = self._group_channels()

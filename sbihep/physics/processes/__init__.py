@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from sbihep.errors import UnknownParameterError
+from sbihep.errors import InvalidInputError, UnknownParameterError
 from sbihep.physics.processes.base import Amplitudes, EFTDecomposition, PartonicChannel, Process
 from sbihep.physics.processes.ee_mumu import EEToMuMu
 from sbihep.physics.processes.ttbar import TTbar
@@ -43,4 +43,16 @@ def get_process(name: str, **options) -> Process:
         cls = PROCESSES[name]
     except KeyError:
         raise UnknownParameterError(f"unknown process {name!r}; available: {sorted(PROCESSES)}") from None
+    import inspect
+
+    from sbihep._toml import did_you_mean
+
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError:
+        allowed = [n for n, p in inspect.signature(cls).parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        unknown = [k for k in options if k not in allowed]
+        name0 = unknown[0] if unknown else next(iter(options), "")
+        raise InvalidInputError(f"process {name!r}: unknown option {name0!r}{did_you_mean(name0, allowed)}; "
+                                f"it takes {allowed or 'no options'}") from None
     return cls(**options)

@@ -263,6 +263,9 @@ class Process(ABC):
     def check_momenta(self, momenta: torch.Tensor) -> None:
         """Shape, finiteness, positive energy, mass shell and momentum conservation."""
         check_momenta(momenta, self.external_masses(), name=f"{self.name} momenta", n_particles=self.n_external)
+        if momenta.dtype != torch.float64:
+            raise ShapeError(f"{self.name} momenta must be float64 (the amplitudes are complex128), got {momenta.dtype}; "
+                             "convert with momenta.double()")
         total = momenta[:, :2].sum(1) - momenta[:, 2:].sum(1)
         scale = momenta[:, :2, 0].sum(1)
         bad = total.abs().amax(-1) > 1e-8 * scale
