@@ -8,5 +8,26 @@ Modules: :mod:`~sbihep.physics.ufo.objects` (sbihep's UFO object library), :mod:
 """
 
 from sbihep.physics.ufo.model import CouplingDecomposition, ModelValues, UFOModel, load_ufo
+from sbihep.physics.ufo.process_spec import (
+    DecayChain,
+    OrderConstraint,
+    ProcessNode,
+    ProcessSpec,
+    Subprocess,
+    default_multiparticles,
+    parse_process,
+)
 
-__all__ = ["load_ufo", "UFOModel", "ModelValues", "CouplingDecomposition"]
+__all__ = [
+    "load_ufo",
+    "UFOModel",
+    "ModelValues",
+    "CouplingDecomposition",
+    "parse_process",
+    "ProcessSpec",
+    "ProcessNode",
+    "Subprocess",
+    "DecayChain",
+    "OrderConstraint",
+    "default_multiparticles",
+]

@@ -411,19 +411,25 @@ class UFOModel:
         return self._chain.output_names
 
     def coupling_decomposition(self, operators: Sequence[str], *, check: bool = True, rtol: float = 1e-9,
-                               nonlinear: str = "raise") -> CouplingDecomposition:
+                               nonlinear: str = "raise", max_pairs: int = 30, n_random: int = 4,
+                               seed: int = 2024) -> CouplingDecomposition:
         """Every coupling as c₀ + Σᵢ θᵢ cᵢ, θ = the external parameters ``operators`` (Wilson coefficients).
 
         The constant is the value at θ = 0 (all other inputs at the model's values; the operators' own
         current values are ignored), cᵢ = (c(+eᵢ) − c(−eᵢ))/2 with the whole internal-parameter chain
-        evaluated at each point.  With ``check``, the linear form must reproduce c(eᵢ) and c(eᵢ + eⱼ)
-        (all pairs i < j) to ``rtol`` relative to max(|c₀|, |cᵢ|, |cⱼ|).
+        evaluated at each point.  With ``check``, the linear form must reproduce c(eᵢ), c(eᵢ + eⱼ) (all
+        pairs i < j, when there are at most ``max_pairs`` operators) and c(θᵣ) at ``n_random`` seeded
+        random θᵣ ∈ [−1, 1]ⁿ, to ``rtol`` relative to the size of the terms.  (θ = 1 is a unit Wilson
+        coefficient: SMEFTsim divides it by LambdaSMEFT².)
 
         Args:
             operators: names of external parameters (e.g. ``["cHW", "cHWB"]``).
             check: run the linearity check.
             rtol: tolerance of the check.
             nonlinear: ``"raise"`` (default) or ``"warn"`` when a coupling fails the check.
+            max_pairs: the number of operators up to which all pairs eᵢ + eⱼ are checked.
+            n_random: random points checked.
+            seed: seed of the random points.
 
         Raises:
             UnknownParameterError: an operator that is not an external parameter.
@@ -448,11 +454,13 @@ class UFOModel:
             e = np.zeros(n)
             e[i] = 1.0
             points += [e, -e]
-        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)] if check else []
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)] if check and n <= max_pairs else []
         for i, j in pairs:
             e = np.zeros(n)
             e[i] = e[j] = 1.0
             points.append(e)
+        randoms = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n_random if check else 0, n))
+        points.extend(randoms)
         theta = np.array(points)  # (P, n)
         x = np.repeat(base[:, None], len(points), axis=1)
         for k, o in enumerate(ops):
@@ -476,6 +484,11 @@ class UFOModel:
                     v = values[:, 1 + 2 * n + k]
                     s = np.maximum(np.maximum(np.abs(c0), np.abs(lin[i])), np.abs(lin[j]))
                     bad |= np.abs(v - (c0 + lin[i] + lin[j])) > rtol * s + 1e-300
+                start = 1 + 2 * n + len(pairs)
+                for k, t in enumerate(randoms):
+                    v = values[:, start + k]
+                    s = np.abs(c0) + np.abs(t) @ np.abs(lin)
+                    bad |= np.abs(v - (c0 + t @ lin)) > rtol * s + 1e-300
             return c0, lin, bad
 
         c0, clin, cbad = split(couplings)
