@@ -324,7 +324,9 @@ class ChainCompiler:
             im = np.abs(np.imag(value))
             scale = np.maximum(np.abs(np.real(value)), 1e-300)
             with np.errstate(all="ignore"):
-                rel = float(np.nanmax(im / scale)) if value.size else 0.0
+                ratio = im / scale
+            ratio = ratio[np.isfinite(ratio)]
+            rel = float(ratio.max()) if ratio.size else 0.0
             if rel > 0:
                 self.max_discarded_imag[name] = max(rel, self.max_discarded_imag.get(name, 0.0))
 
