@@ -41,12 +41,27 @@ __all__ = [
 ]
 
 #: cmath functions an expression may call (as ``cmath.<name>``), mapped to their numpy versions.
+def _complex_domain(fn: Callable) -> Callable:
+    """Like cmath: the argument is taken as complex, so sqrt(−1) = i and log(−1) = iπ (numpy on real
+    arrays would give nan)."""
+
+    def wrapped(z):
+        return fn(np.asarray(z, dtype=np.complex128))
+
+    wrapped.__name__ = getattr(fn, "__name__", "f")
+    return wrapped
+
+
 CMATH_FUNCTIONS: dict[str, Callable] = {
-    "sqrt": np.sqrt, "exp": np.exp, "log": np.log, "log10": np.log10,
-    "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
-    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh,
-    "atanh": np.arctanh, "phase": np.angle,
+    name: _complex_domain(fn)
+    for name, fn in {
+        "sqrt": np.sqrt, "exp": np.exp, "log": np.log, "log10": np.log10,
+        "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+        "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh,
+        "atanh": np.arctanh,
+    }.items()
 }  # fmt: skip
+CMATH_FUNCTIONS["phase"] = np.angle
 _CMATH_CONSTANTS = {"pi": np.pi, "e": np.e}
 
 
@@ -71,9 +86,7 @@ STANDARD_FUNCTIONS: dict[str, Callable] = {
     "acsc": lambda z: np.arcsin(_as_complex(1.0 / np.real(z))),
     "theta_function": lambda x, y, z: _where(x, y, z),
     "cond": lambda c, a, b: np.where(c == 0.0, a, b),
-    "reglog": lambda z: np.where(z == 0.0, 0.0, np.log(np.where(z == 0.0, 1.0, np.real(z)))),
-    "reglogp": lambda z: np.where(z == 0.0, 0.0, np.log(np.where(z == 0.0, 1.0, np.real(z)))),
-    "reglogm": lambda z: np.where(z == 0.0, 0.0, np.log(np.where(z == 0.0, 1.0, np.real(z)))),
+    "reglog": lambda z: np.where(z == 0.0, 0.0, np.log(_as_complex(np.where(z == 0.0, 1.0, np.real(z))))),
     "Theta": lambda x: np.where(np.real(x) > 0, 1.0, 0.0),
     "Kronecker": lambda a, b: np.where(a == b, 1.0, 0.0),
 }
@@ -189,11 +202,25 @@ class _Checker(ast.NodeTransformer):
             return ast.copy_location(ast.Call(ast.Name(_PREFIX + node.attr, ast.Load()), [node.value], []), node)
         self.refuse(node, f"the attribute {ast.unparse(node)!r}")
 
+    def check_callee(self, node):
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id not in self.functions and func.id not in _BUILTINS:
+                self.refuse(node, f"the call of {func.id!r}")
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            ok = (func.value.id == "cmath" and func.attr in CMATH_FUNCTIONS) or (
+                func.value.id in self.arguments and func.attr == "conjugate")
+            if not ok:
+                self.refuse(node, f"the call {ast.unparse(func)!r}")
+        else:
+            self.refuse(node, f"the call {ast.unparse(func)!r}")
+
     def visit_Call(self, node):
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             self.refuse(node, "a call with keyword or starred arguments")
-        args = [self.visit(a) for a in node.args]
         func = node.func
+        self.check_callee(node)
+        args = [self.visit(a) for a in node.args]
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
             if func.value.id == "cmath" and func.attr in CMATH_FUNCTIONS:
                 target = _PREFIX + "cm_" + func.attr

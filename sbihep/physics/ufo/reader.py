@@ -183,7 +183,10 @@ class _Interpreter:
                     self.refuse(stmt, fname, f"'import {name}'")
                 else:
                     if not self.exists(name):
-                        raise ImportError(name) if in_try else ModelFormatError(f"{where}: the model has no module {name!r}")
+                        if in_try:
+                            raise ImportError(name)
+                        raise UnsafeModelError(f"{where}: 'import {name}' imports a module that is not part of the "
+                                               "model; a UFO file may import only the model's own modules and cmath")
                     ns.bindings[alias.asname or name] = self.load(name, where)
         elif isinstance(stmt, ast.Assign):
             if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
@@ -231,7 +234,8 @@ class _Interpreter:
         if module in _OPAQUE_MODULES or "." in module or not self.is_model_module(module):
             self.refuse(stmt, fname, f"'from {module} import …'")
         if not self.exists(module):
-            raise ModelFormatError(f"{where}: the model has no module {module!r}")
+            raise UnsafeModelError(f"{where}: 'from {module} import …' imports a module that is not part of the "
+                                   "model; a UFO file may import only the model's own modules and cmath")
         other = self.load(module, where)
         for alias in stmt.names:
             if alias.name == "*":
