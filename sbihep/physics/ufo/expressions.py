@@ -69,6 +69,12 @@ def _as_complex(x):
     return np.asarray(x, dtype=np.complex128)
 
 
+def _pow(a, b):
+    if isinstance(b, (int, float)) and float(b).is_integer() and abs(b) <= 8:
+        return _as_complex(a) ** int(b)  # exact repeated multiplication for the common small powers
+    return np.power(_as_complex(a), b)
+
+
 def _where(cond, a, b):
     return np.where(np.real(cond) != 0 if np.iscomplexobj(cond) else cond, a, b)
 
@@ -161,11 +167,10 @@ class _Checker(ast.NodeTransformer):
     def visit_BinOp(self, node):
         if not isinstance(node.op, _BINOPS):
             self.refuse(node, f"the operator {type(node.op).__name__}")
-        if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and isinstance(node.right.value, (int, float)):
-            if abs(node.right.value) > 64:
-                self.refuse(node, f"the exponent {node.right.value}")
         node.left = self.visit(node.left)
         node.right = self.visit(node.right)
+        if isinstance(node.op, ast.Pow):  # in numpy complex arithmetic: no unbounded Python integers (9**9**9)
+            return ast.copy_location(ast.Call(ast.Name(_PREFIX + "pow", ast.Load()), [node.left, node.right], []), node)
         return node
 
     def visit_UnaryOp(self, node):
@@ -253,6 +258,7 @@ def _helpers(functions: Mapping[str, Callable]) -> dict[str, object]:
     env[_PREFIX + "real"] = np.real
     env[_PREFIX + "imag"] = np.imag
     env[_PREFIX + "asarray"] = _as_complex
+    env[_PREFIX + "pow"] = _pow
     return env
 
 
