@@ -215,7 +215,7 @@ def default_multiparticles(model: UFOModel) -> dict[str, tuple[int, ...]]:
 _TOKEN = re.compile(
     r"(?P<order>[A-Za-z][A-Za-z0-9_]*(?:\^2)?(?:<=|>=|==|=|<|>)-?\d+)"
     r"|(?P<sym>\$\$|\$|>|,|\(|\)|/)"
-    r"|(?P<label>[^\s>,()/$=<]+)"
+    r"|(?P<label>[A-Za-z0-9_+\-~*@]+)"
     r"|(?P<space>\s+)"
     r"|(?P<bad>.)"
 )
