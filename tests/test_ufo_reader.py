@@ -111,6 +111,12 @@ def test_sm_couplings_match_hand_values_and_sbihep(u35):
     # W–lepton: (e+, ve, W-) with Gamma P_L: −i g/√2, sbihep's wh_lvbb vertex i g_w with g_w = −g/√2
     assert "GC_125" in vertex(u35, ["e+", "ve", "W-"])["FFV3"]
     assert v["GC_125"] == pytest.approx(1j * (-sm.g / math.sqrt(2)), rel=1e-13)
+    # h W W (Metric): i g m_W, as sbihep's wh_lvbb SM diagram; cHW with VVS4 = 4i v/Λ² [P(1,2)P(2,1) − P·P g],
+    # i.e. i G [(k₊·k₋)(ε₊·ε₋) − (k₊·ε₋)(k₋·ε₊)] with G = −4v/Λ², wh_lvbb's normalisation
+    hww = vertex(u35, ["W-", "W+", "H"])
+    assert "GC_283" in hww["VVS3"] and v["GC_283"] == pytest.approx(1j * sm.g * sm.m_W, rel=1e-13)
+    d = u35.coupling_decomposition(["cHW"])
+    assert "GC_266" in hww["VVS4"] and d.linear[0, d.index("GC_266")] == pytest.approx(4j * sm.vev / 1e6, rel=1e-13)
 
 
 @needs_smeftsim

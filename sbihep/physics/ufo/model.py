@@ -16,9 +16,14 @@ A param card only sets values (nothing fixed, nothing removed).
 Wilson coefficients: :meth:`UFOModel.coupling_decomposition` writes every coupling as
 c(θ) = c₀ + Σᵢ θᵢ cᵢ for a chosen set of external parameters θ (SMEFTsim's couplings are linear in its
 Wilson coefficients, which enter divided by LambdaSMEFT²), evaluating the *whole* chain of internal
-parameters at each probe point, since internal parameters depend on the Wilson coefficients too (in
-SMEFTsim: the input shifts dGf, dMZ2, dMH2, dgw, dg1, dkH, the width shifts dWZ, dWW, dWH, dWT, gHaa-type
-loop factors are θ-independent; ``coupling_decomposition(...).theta_dependent_parameters`` lists them).
+parameters at each probe point, since internal parameters depend on the Wilson coefficients too.
+Found in SMEFTsim 3.0.2 (m_W scheme; ``coupling_decomposition(...).theta_dependent_parameters`` lists
+them for any model): the input shifts dGf = (2cHl3 − cll1)v²/Λ², dMZ2, dMH2, dgw, dg1, dkH and what is
+built from them (vevT, barlam, gwsh, g1sh), the linear width corrections dWZ, dWW, dWH, dWT, dWHb, dWHc,
+dWHta, the complex coefficients cX = cXRe + i cXIm; in the top model also the Yukawas yb0, yt0.  The loop
+factors gHaa, gHza, gHgg* do not depend on θ.  Every coupling of both models is exactly linear in all
+Wilson coefficients (85 in U35, 275 in top); the one internal parameter that is not is ``vev`` =
+(1 − 3cH v²/(8λΛ²))·vevT, a product of two linear factors, which no coupling uses beyond linear order.
 """
 
 from __future__ import annotations
