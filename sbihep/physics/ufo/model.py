@@ -516,10 +516,11 @@ def load_ufo(path: str | Path, restriction: str | Path | None = None, param_card
 
     Args:
         path: the model folder (with ``__init__.py``, ``particles.py`` …).  Nothing in it is executed.
-        restriction: None; a file name inside the model folder (``"restrict_massless.dat"``, or
-            ``"massless"`` for ``restrict_massless.dat``); or a path to a restriction card.
-        param_card: None or a path (or a file name inside the model folder) of a param card whose values
-            are applied after the restriction.
+        restriction: None; a bare file name, looked up in the model folder first (``"restrict_massless.dat"``,
+            or ``"massless"`` for ``restrict_massless.dat``), then in the working directory; or a path
+            (with a directory part) to a restriction card.
+        param_card: None or a param card (found the same way) whose values are applied after the
+            restriction.
 
     Returns:
         A :class:`UFOModel`.
@@ -533,10 +534,12 @@ def load_ufo(path: str | Path, restriction: str | Path | None = None, param_card
 
     def locate(card: str | Path, what: str) -> Path:
         c = Path(card).expanduser()
-        for candidate in (c, path / c, path / f"restrict_{c}.dat"):
+        bare = not c.is_absolute() and len(c.parts) == 1
+        candidates = (path / c, path / f"restrict_{c}.dat", c) if bare else (c,)
+        for candidate in candidates:
             if candidate.is_file():
                 return candidate
-        raise ModelFormatError(f"{what}: no card {str(card)!r} (looked for {c}, {path / c}, {path / f'restrict_{c}.dat'})")
+        raise ModelFormatError(f"{what}: no card {str(card)!r} (looked for {', '.join(map(str, candidates))})")
 
     if restriction is not None:
         model = model.restrict(locate(restriction, "restriction"))
