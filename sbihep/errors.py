@@ -25,6 +25,9 @@ __all__ = [
     "PDFExtrapolationWarning",
     "GridResolutionWarning",
     "PrecisionWarning",
+    "ModelFormatError",
+    "UnsafeModelError",
+    "NonlinearCouplingWarning",
 ]
 
 
@@ -106,3 +109,16 @@ class GridResolutionWarning(UserWarning):
 
 class PrecisionWarning(UserWarning):
     """A result computed in lower precision than the float64 sbihep promises (e.g. a dependency that forces complex64)."""
+class ModelFormatError(DataFormatError):
+    """A UFO model directory (or a restriction / param card) that sbihep cannot read: a construct outside
+    what UFO files use (the message names file:line), a missing file, or an inconsistent object."""
+
+
+class UnsafeModelError(ModelFormatError):
+    """A UFO model file that asks for something a model file has no business doing (importing ``os``,
+    calling ``__import__``, attribute access outside the model's own modules …); it is refused unexecuted."""
+
+
+class NonlinearCouplingWarning(UserWarning):
+    """A UFO coupling (or internal parameter) that is not linear in the chosen Wilson coefficients: its
+    decomposition c₀ + Σ θᵢ cᵢ does not reproduce its value at θ = eᵢ + eⱼ."""
