@@ -109,6 +109,8 @@ class GridResolutionWarning(UserWarning):
 
 class PrecisionWarning(UserWarning):
     """A result computed in lower precision than the float64 sbihep promises (e.g. a dependency that forces complex64)."""
+
+
 class ModelFormatError(DataFormatError):
     """A UFO model directory (or a restriction / param card) that sbihep cannot read: a construct outside
     what UFO files use (the message names file:line), a missing file, or an inconsistent object."""
