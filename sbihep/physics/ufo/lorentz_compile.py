@@ -1,0 +1,452 @@
+"""Compile a UFO Lorentz structure into batched tensor contractions (vertex amplitudes and off-shell currents).
+
+For given leg spins, :func:`compile_lorentz` turns a structure (a string or a
+:class:`~sbihep.physics.ufo.lorentz_expr.LorentzExpression`) into a :class:`CompiledLorentz` that
+evaluates, on wavefunctions with arbitrary (broadcasting) batch axes — events × helicities —
+
+* :meth:`CompiledLorentz.amplitude`: the structure with every leg contracted with its wavefunction;
+* :meth:`CompiledLorentz.vertex_current`: the same with one leg left open (amputated current);
+* :meth:`CompiledLorentz.offshell`: that current times the propagator of the open leg.
+
+How it is evaluated (the ALOHA idea, done numerically): the structure is a multilinear form in the
+legs' wavefunctions and in the momenta that appear in it.  At compile time the whole expression,
+all terms together, is reduced to one dense constant tensor per momentum signature, stacked into a
+matrix C of shape (F, 4^k) (k legs with an index, F = 1 + Σ 4^d over the momentum monomials of
+degree d).  At run time the momentum features [1, p_a, p_a⊗p_b, …] are one (…, F) tensor, the
+momentum dependence is one matrix product with C, and each leg is one broadcast multiply-and-sum
+over a length-4 axis.  So a structure costs a handful of tensor operations whatever its number of
+terms, with helicities as a batch axis and no Python loop over events or helicities.
+
+Conventions
+-----------
+* Legs are numbered from 0 in this API; leg i is the UFO leg i+1 of the structure string.
+* Momenta: ``momenta[i]`` is the momentum of leg i flowing *into* the vertex (UFO convention:
+  all momenta incoming), real (*b, 4).  For an external incoming particle it is its momentum p,
+  for an external outgoing particle −p; for an internal line, the momentum the line brings in.
+* Metric (+, −, −, −); every Lorentz index of the structure is contracted with the metric; vector
+  wavefunctions and vector currents are contravariant four-vectors (as in helas).
+* Epsilon: ε^{0123} = −1 (ε_{0123} = +1), the convention of :mod:`sbihep.physics.lorentz`.
+* Fermion flow: a spin-½ leg whose Dirac index is the *column* (second) index of a matrix in the
+  structure is a ψ slot and takes a column spinor (u of an incoming fermion, v of an outgoing
+  antifermion); a leg whose index is the *row* (first) index is a ψ̄ slot and takes a row spinor
+  (ū outgoing fermion, v̄ incoming antifermion).  So ``Gamma(3,2,1)`` is ψ̄₂ γ^μ ψ₁ ε₃μ; the
+  SMEFTsim vertex ``[e__plus__, e__minus__, a]`` with FFV1 = ``Gamma(3,2,1)`` takes the e⁻ line's
+  column spinor on leg 0 and its row spinor on leg 1 (MadGraph reads the fermion labels of a UFO
+  vertex as outgoing: "e+" on leg 0 ≡ an incoming e⁻).  :attr:`CompiledLorentz.slots` lists the slot
+  of every leg ("column", "row", "vector", "scalar").  Majorana flow (``C``) is parsed but not
+  treated specially.
+* No coupling and no factor i: the Feynman rule of a UFO vertex is Σ coupling × structure (the
+  UFO couplings carry the i); the caller multiplies.  Propagators carry their i (see
+  :mod:`sbihep.physics.ufo.propagators`).
+* Off-shell currents: the current of open leg k carries the momentum Q = Σ_{j≠k} momenta[j]
+  *out of* this vertex, i.e. Q is its incoming momentum at the next vertex, where it is used like an
+  external wavefunction: a vector current like ε of an incoming boson, a column result (open leg
+  was a ψ̄ slot) like u of an incoming fermion, S(Q)·V; a row result (open leg was a ψ slot)
+  like ū, V·S(−Q) (the fermion arrow points into this vertex).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
+from sbihep.physics.ufo import propagators
+from sbihep.physics.ufo.lorentz_expr import LorentzExpression, parse_structure
+
+__all__ = [
+    "EPSILON_0123_UPPER",
+    "CompiledLorentz",
+    "compile_lorentz",
+    "lorentz_tensor",
+]
+
+CDTYPE = torch.complex128
+#: ε^{0123} (upper indices); ε_{0123} = −ε^{0123}.
+EPSILON_0123_UPPER = -1.0
+
+_SPINS = {1: "scalar", 2: "fermion", 3: "vector"}
+
+
+# --------------------------------------------------------------------------------------
+# Constant tensors, all Lorentz indices upper (chiral basis, as sbihep.physics.helas)
+# --------------------------------------------------------------------------------------
+def _constants() -> dict[str, torch.Tensor]:
+    from sbihep.physics import helas
+
+    eye4 = torch.eye(4, dtype=CDTYPE)
+    gamma, gamma5 = helas.GAMMA, helas.GAMMA5
+    metric = torch.diag(torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64)).to(CDTYPE)
+    eps = torch.zeros(4, 4, 4, 4, dtype=CDTYPE)
+    for perm in itertools.permutations(range(4)):
+        inversions = sum(1 for i in range(4) for j in range(i + 1, 4) if perm[i] > perm[j])
+        eps[perm] = EPSILON_0123_UPPER * (-1.0) ** inversions
+    sigma = 0.5j * (torch.einsum("mab,nbc->mnac", gamma, gamma) - torch.einsum("nab,mbc->mnac", gamma, gamma))
+    return {
+        "Gamma": gamma,  # [μ, i, j]
+        "Gamma5": gamma5,
+        "ProjM": 0.5 * (eye4 - gamma5),
+        "ProjP": 0.5 * (eye4 + gamma5),
+        "Identity": eye4,
+        "IdentityL": eye4,
+        "C": 1j * gamma[2] @ gamma[0],
+        "Sigma": sigma,  # [μ, ν, i, j]
+        "Metric": metric,  # g^{μν}
+        "Epsilon": eps,  # ε^{μνρσ}
+        "P": eye4,  # δ^μ_slot: P(μ, n) = p_n^μ, the slot is contracted with p_n's components
+    }
+
+
+_CONST = _constants()
+_METRIC_DIAG = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64)
+
+
+def lorentz_tensor(name: str) -> torch.Tensor:
+    """The constant tensor of a UFO Lorentz factor, all Lorentz indices upper (e.g. ``"Gamma"`` → (4, 4, 4))."""
+    if name not in _CONST:
+        raise InvalidInputError(f"lorentz_tensor: unknown factor {name!r}; known: {sorted(_CONST)}")
+    return _CONST[name].clone()
+
+
+# --------------------------------------------------------------------------------------
+# Compile time: expression → dense tensors per momentum signature
+# --------------------------------------------------------------------------------------
+def _slots(expr: LorentzExpression, spins: tuple[int, ...]) -> tuple[str, ...]:
+    """The slot of every leg: "scalar", "vector", "row" or "column"; checks indices against spins."""
+    n = len(spins)
+    src = expr.source
+    for i, s in enumerate(spins):
+        if s not in _SPINS:
+            raise InvalidInputError(
+                f"compile_lorentz: spin {s} of leg {i} not supported (1 scalar, 2 spin-½, 3 vector; ghosts, "
+                f"spin 3/2 and spin 2 are not); structure {src!r}"
+            )
+    roles: dict[int, set[str]] = {}
+    for t in expr.terms:
+        legs_here = set()
+        for f in t.factors:
+            if f.name == "P" and f.args[1] > n:
+                raise DataFormatError(f"Lorentz structure {src!r}: P(·,{f.args[1]}) refers to leg {f.args[1]} of a {n}-leg vertex")
+            for pos, (a, k) in enumerate(zip(f.args, f.kinds)):
+                if k == "leg" or a < 0:
+                    continue
+                if a > n:
+                    raise DataFormatError(f"Lorentz structure {src!r}: index {a} refers to leg {a} of a {n}-leg vertex")
+                legs_here.add(a)
+                spin = spins[a - 1]
+                if k == "L":
+                    if spin != 3:
+                        raise DataFormatError(f"Lorentz structure {src!r}: leg {a} has a Lorentz index but spin {spin}")
+                    roles.setdefault(a, set()).add("vector")
+                else:
+                    if spin != 2:
+                        raise DataFormatError(f"Lorentz structure {src!r}: leg {a} has a spinor index but spin {spin}")
+                    # spinor slots: the first of a (i, j) pair is the row, the second the column
+                    spinor_positions = [p for p, kk in enumerate(f.kinds) if kk == "S"]
+                    roles.setdefault(a, set()).add("row" if pos == spinor_positions[0] else "column")
+        needed = {i + 1 for i, s in enumerate(spins) if s in (2, 3)}
+        if legs_here != needed:
+            raise DataFormatError(
+                f"Lorentz structure {src!r} with spins {list(spins)}: term {t} has open indices {sorted(legs_here)}, "
+                f"expected exactly legs {sorted(needed)}"
+            )
+    out = []
+    for i, s in enumerate(spins):
+        if s == 1:
+            out.append("scalar")
+            continue
+        r = roles.get(i + 1, set())
+        if len(r) != 1:
+            if not r:  # structure identically zero: any consistent choice
+                out.append("vector" if s == 3 else "column")
+                continue
+            raise DataFormatError(f"Lorentz structure {src!r}: leg {i + 1} is a row index in some terms and a column index in others")
+        out.append(r.pop())
+    return tuple(out)
+
+
+def _term_tensor(term, index_legs: list[int], label_base: int) -> tuple[tuple[int, ...], torch.Tensor]:
+    """Dense tensor of one term, axes = index legs (in order) + momentum slots (sorted by leg).
+
+    Returns (signature, tensor) where signature is the sorted tuple of (1-based) legs of P factors.
+    """
+    operands: list = []
+    next_label = [label_base]
+
+    def fresh() -> int:
+        next_label[0] += 1
+        return next_label[0]
+
+    leg_label = {leg: fresh() for leg in index_legs}
+    dummy_label: dict[int, int] = {}
+    lorentz_dummy_seen: dict[int, int] = {}
+    slots: list[tuple[int, int]] = []  # (leg, label) of each momentum slot
+    for f in term.factors:
+        labels = []
+        for a, k in zip(f.args, f.kinds):
+            if k == "leg":
+                continue
+            if a > 0:
+                labels.append(leg_label[a])
+            elif k == "L":
+                if a in lorentz_dummy_seen:  # second occurrence: lower it with a metric factor
+                    lab = fresh()
+                    operands += [_CONST["Metric"], [lorentz_dummy_seen[a], lab]]
+                    labels.append(lab)
+                else:
+                    lab = fresh()
+                    lorentz_dummy_seen[a] = lab
+                    labels.append(lab)
+            else:
+                if a not in dummy_label:
+                    dummy_label[a] = fresh()
+                labels.append(dummy_label[a])
+        if f.name == "P":
+            slot = fresh()
+            slots.append((f.args[1], slot))
+            labels.append(slot)
+        operands += [_CONST[f.name], labels]
+    # metric factors of Lorentz pairs use g^{μν}; a contraction needs g_{μν}: numerically equal (diagonal ±1)
+    slots.sort()
+    out_labels = [leg_label[leg] for leg in index_legs] + [lab for _, lab in slots]
+    if operands:
+        tensor = torch.einsum(*operands, out_labels)
+    else:
+        tensor = torch.ones((), dtype=CDTYPE)
+    return tuple(leg for leg, _ in slots), term.coefficient * tensor
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Constant data to evaluate with one leg open (or none)."""
+
+    open_leg: int | None
+    contract_legs: tuple[int, ...]  # 0-based legs with an index, contracted in this order
+    scalar_legs: tuple[int, ...]  # 0-based scalar legs (multiplied in), open one excluded
+    signatures: tuple[tuple[int, ...], ...]  # 0-based legs of each momentum monomial (excluding the constant)
+    matrix: torch.Tensor  # (F, 4^m) with m = number of index legs (incl. the open one, last)
+    constant_only: bool
+
+
+class CompiledLorentz:
+    """A UFO Lorentz structure compiled for given leg spins.
+
+    Build with :func:`compile_lorentz`.  All methods take ``wavefunctions`` and ``momenta`` as
+    sequences indexed by leg (0-based); entries for the open leg (and momenta the structure does not
+    use, for :meth:`amplitude`) may be None.  Wavefunction shapes: (*b,) for a scalar, (*b, 4) for
+    spinors and vectors, with any broadcastable batch axes (events × helicities); momenta (*b, 4)
+    real, broadcastable against them.
+
+    Attributes:
+        name: the UFO name (e.g. "FFV1"), informational.
+        spins: UFO spins 2s+1 of the legs.
+        slots: per leg, "scalar", "vector", "row" (ψ̄ slot) or "column" (ψ slot).
+        expression: the parsed structure.
+        n_terms: number of expanded terms.
+    """
+
+    def __init__(self, expression: LorentzExpression, spins: Sequence[int], name: str = "") -> None:
+        self.name = name
+        self.spins = tuple(int(s) for s in spins)
+        self.expression = expression
+        self.n_terms = len(expression.terms)
+        self.slots = _slots(expression, self.spins)
+        self.n_legs = len(self.spins)
+        self._index_legs = [i + 1 for i, s in enumerate(self.spins) if s in (2, 3)]  # 1-based
+        # signature → dense tensor, axes (index legs in leg order) + momentum slots
+        groups: dict[tuple[int, ...], torch.Tensor] = {}
+        shape = (4,) * len(self._index_legs)
+        for term in expression.terms:
+            sig, tensor = _term_tensor(term, self._index_legs, 0)
+            groups[sig] = groups[sig] + tensor if sig in groups else tensor
+        if not groups:
+            groups[()] = torch.zeros(shape, dtype=CDTYPE)
+        self._groups = groups
+        self._plans: dict[int | None, _Plan] = {}
+        self._device_cache: dict[tuple[int | None, str], torch.Tensor] = {}
+        self.momentum_legs = tuple(sorted({leg - 1 for sig in groups for leg in sig}))
+
+    def __repr__(self) -> str:
+        return f"CompiledLorentz({self.name or self.expression.source!r}, spins={list(self.spins)}, slots={list(self.slots)})"
+
+    # ---- plans ------------------------------------------------------------------------
+    def _plan(self, open_leg: int | None) -> _Plan:
+        if open_leg in self._plans:
+            return self._plans[open_leg]
+        index_legs0 = [leg - 1 for leg in self._index_legs]
+        contract = [i for i in index_legs0 if i != open_leg]
+        order = contract + ([open_leg] if open_leg in index_legs0 else [])
+        perm_legs = [index_legs0.index(i) for i in order]
+        m = len(index_legs0)
+        blocks = []
+        signatures = []
+        for sig, tensor in sorted(self._groups.items(), key=lambda kv: (len(kv[0]), kv[0])):
+            t = tensor
+            # lower the contracted vector legs (wavefunctions are contravariant); a momentum slot
+            # takes the contravariant components of p directly (P(μ, n) = δ^μ_s p_n^s)
+            for ax, leg in enumerate(index_legs0):
+                if self.slots[leg] == "vector" and leg != open_leg:
+                    t = t * _METRIC_DIAG.to(CDTYPE).reshape([-1 if a == ax else 1 for a in range(t.ndim)])
+            t = t.permute(list(range(m, m + len(sig))) + perm_legs)
+            blocks.append(t.reshape(4 ** len(sig), 4**m))
+            if sig:
+                signatures.append(tuple(leg - 1 for leg in sig))
+        has_const = () in self._groups
+        if not has_const:
+            blocks.insert(0, torch.zeros(1, 4**m, dtype=CDTYPE))
+        matrix = torch.cat(blocks, 0).contiguous()
+        plan = _Plan(
+            open_leg=open_leg,
+            contract_legs=tuple(contract),
+            scalar_legs=tuple(i for i, s in enumerate(self.spins) if s == 1 and i != open_leg),
+            signatures=tuple(signatures),
+            matrix=matrix,
+            constant_only=not signatures,
+        )
+        self._plans[open_leg] = plan
+        return plan
+
+    def _matrix(self, plan: _Plan, device: torch.device) -> torch.Tensor:
+        key = (plan.open_leg, str(device))
+        if key not in self._device_cache:
+            self._device_cache[key] = plan.matrix.to(device)
+        return self._device_cache[key]
+
+    # ---- evaluation -------------------------------------------------------------------
+    def _check_leg(self, leg: int) -> int:
+        if not isinstance(leg, int) or not 0 <= leg < self.n_legs:
+            raise InvalidInputError(f"{self!r}: leg must be an integer in [0, {self.n_legs}), got {leg!r}")
+        return leg
+
+    def _inputs(self, wavefunctions, momenta, open_leg):
+        if len(wavefunctions) != self.n_legs:
+            raise ShapeError(f"{self!r}: expected {self.n_legs} wavefunctions (None for the open leg), got {len(wavefunctions)}")
+        if momenta is None:
+            momenta = [None] * self.n_legs
+        if len(momenta) != self.n_legs:
+            raise ShapeError(f"{self!r}: expected {self.n_legs} momenta (None where not needed), got {len(momenta)}")
+        for i, w in enumerate(wavefunctions):
+            if i == open_leg:
+                continue
+            if not isinstance(w, torch.Tensor):
+                raise ShapeError(f"{self!r}: wavefunction of leg {i} must be a tensor, got {type(w).__name__}")
+            want_vec = self.spins[i] != 1
+            if want_vec and (w.ndim == 0 or w.shape[-1] != 4):
+                raise ShapeError(f"{self!r}: wavefunction of leg {i} ({self.slots[i]}) needs a last axis of 4, got {tuple(w.shape)}")
+        momenta = list(momenta)
+        if open_leg is not None:
+            others = [momenta[j] for j in range(self.n_legs) if j != open_leg]
+            if any(p is None for p in others):
+                raise ShapeError(f"{self!r}: offshell currents need the momenta of all other legs")
+            total = others[0]
+            for p in others[1:]:
+                total = total + p
+            momenta[open_leg] = -total
+        for leg in self.momentum_legs:
+            p = momenta[leg]
+            if p is None:
+                raise ShapeError(f"{self!r}: the structure uses the momentum of leg {leg}; pass it")
+            if p.is_complex() or p.shape[-1] != 4:
+                raise ShapeError(f"{self!r}: momentum of leg {leg} must be real (*b, 4), got {p.dtype} {tuple(p.shape)}")
+        return list(wavefunctions), momenta
+
+    def _contract(self, plan: _Plan, wavefunctions, momenta) -> torch.Tensor:
+        ref = next(x for x in (*wavefunctions, *momenta) if isinstance(x, torch.Tensor))
+        device = ref.device
+        matrix = self._matrix(plan, device)
+        if plan.constant_only:
+            t = matrix[0]  # (4^m,)
+        else:
+            feats = []
+            for sig in plan.signatures:
+                f = momenta[sig[0]].to(CDTYPE)
+                for leg in sig[1:]:
+                    g = momenta[leg].to(CDTYPE)
+                    f = (f[..., :, None] * g[..., None, :]).flatten(-2)
+                feats.append(f)
+            batch = torch.broadcast_shapes(*(f.shape[:-1] for f in feats))
+            feats = [f.expand(*batch, f.shape[-1]) for f in feats]
+            f0 = torch.ones(*batch, 1, dtype=CDTYPE, device=device)
+            t = torch.cat([f0, *feats], -1) @ matrix  # (*bm, 4^m)
+        for leg in plan.contract_legs:
+            w = wavefunctions[leg]
+            if t.ndim == 1:
+                t = w @ t.reshape(4, -1)
+            else:
+                t = (t.unflatten(-1, (4, -1)) * w[..., :, None]).sum(-2)
+        for leg in plan.scalar_legs:
+            s = wavefunctions[leg]
+            t = t * s[..., None]
+        return t
+
+    def amplitude(self, wavefunctions: Sequence[torch.Tensor], momenta: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """The structure contracted with every leg's wavefunction → (*b,) complex128 (no coupling, no i)."""
+        wavefunctions, momenta = self._inputs(wavefunctions, momenta, None)
+        plan = self._plan(None)
+        return self._contract(plan, wavefunctions, momenta)[..., 0]
+
+    def vertex_current(
+        self, leg: int, wavefunctions: Sequence[torch.Tensor | None], momenta: Sequence[torch.Tensor | None] | None = None
+    ) -> torch.Tensor:
+        """The amputated current of the open ``leg`` (no propagator, no coupling).
+
+        Returns (*b, 4) for a vector leg (contravariant V^μ; the amplitude is V·ε with the metric),
+        a spinor leg (the amplitude is Σ_a V_a w_a with the leg's spinor w: a column slot gives
+        row components, a row slot column components), or (*b,) for a scalar leg (amplitude V·s).
+        The open leg's momentum, if the structure uses it, is −Σ of the others.
+        """
+        leg = self._check_leg(leg)
+        wavefunctions, momenta = self._inputs(wavefunctions, momenta, leg)
+        t = self._contract(self._plan(leg), wavefunctions, momenta)
+        return t[..., 0] if self.spins[leg] == 1 else t
+
+    def offshell(
+        self,
+        leg: int,
+        wavefunctions: Sequence[torch.Tensor | None],
+        momenta: Sequence[torch.Tensor | None],
+        mass: float = 0.0,
+        width: float = 0.0,
+    ) -> torch.Tensor:
+        """The off-shell wavefunction of ``leg``: :meth:`vertex_current` times the propagator.
+
+        Its momentum is Q = Σ_{j≠leg} momenta[j] (the incoming momentum at the next vertex).  Vector:
+        P^{μν}(Q) V_ν (unitary gauge, −i g^{μν}/Q² if massless); scalar: iV/D; row slot (column
+        result): S(Q)·V; column slot (row result): V·S(−Q).  mass, width in GeV.
+        """
+        leg = self._check_leg(leg)
+        current = self.vertex_current(leg, wavefunctions, momenta)
+        others = [momenta[j] for j in range(self.n_legs) if j != leg]
+        q = others[0]
+        for p in others[1:]:
+            q = q + p
+        slot = self.slots[leg]
+        if slot == "vector":
+            return propagators.vector_propagator(current, q, mass, width)
+        if slot == "scalar":
+            return propagators.scalar_propagator(current, q, mass, width)
+        if slot == "row":
+            return propagators.fermion_propagator_column(current, q, mass, width)
+        return propagators.fermion_propagator_row(current, -q, mass, width)
+
+
+def compile_lorentz(structure: str | LorentzExpression, spins: Sequence[int], name: str = "") -> CompiledLorentz:
+    """Compile a UFO Lorentz structure for the given leg spins.
+
+    Args:
+        structure: the UFO ``structure`` string, or an already parsed expression.
+        spins: UFO spins 2s+1 of the legs (1 scalar, 2 spin-½, 3 vector), in UFO leg order.
+        name: the UFO name, kept for messages.
+    Returns:
+        A :class:`CompiledLorentz`.
+    Raises:
+        DataFormatError: the structure does not parse, or its indices do not match the spins.
+        InvalidInputError: a spin other than 1, 2 or 3.
+    """
+    expr = structure if isinstance(structure, LorentzExpression) else parse_structure(structure)
+    if not spins:
+        raise InvalidInputError("compile_lorentz: spins must list at least one leg")
+    return CompiledLorentz(expr, spins, name)
