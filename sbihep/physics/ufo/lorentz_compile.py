@@ -51,6 +51,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
@@ -213,22 +214,65 @@ def _term_tensor(term, index_legs: list[int], label_base: int) -> tuple[tuple[in
     slots.sort()
     out_labels = [leg_label[leg] for leg in index_legs] + [lab for _, lab in slots]
     if operands:
-        tensor = torch.einsum(*operands, out_labels)
+        with torch.backends.opt_einsum.flags(strategy="greedy"):  # "auto" spends ms searching paths
+            tensor = torch.einsum(*operands, out_labels)
     else:
         tensor = torch.ones((), dtype=CDTYPE)
     return tuple(leg for leg, _ in slots), term.coefficient * tensor
 
 
+def _tensor_train(tensor: torch.Tensor, dims: list[int], max_exact_rank: int = 16, rtol: float = 1e-14) -> list[torch.Tensor]:
+    """Tensor-train factorisation of ``tensor`` (shape (d_0, …, d_{L-1}, d_out)) into cores.
+
+    Returns cores G_i of shape (r_{i-1}, d_i, r_i) with r_{-1} = 1; the last core has shape
+    (r_{L-2}, d_{L-1}, d_out).  At each cut the unfolding's all-zero rows are dropped exactly (a
+    0/1 selection core, no rounding): Dirac structures are sparse (chiral projectors halve the
+    rank), so this is all they need.  Only if more than ``max_exact_rank`` rows remain (vertices
+    with five or six vectors) is the rank compressed further by an SVD, dropping singular values
+    below rtol × the largest (the rounding noise of an exactly low-rank tensor).
+    """
+    d_out = tensor.shape[-1]
+    cores = []
+    rank = 1
+    rem = tensor.reshape(1, -1)
+    for d in dims[:-1]:
+        mat = rem.reshape(rank * d, -1)
+        nonzero = (mat != 0).any(-1).nonzero()[:, 0]
+        if nonzero.numel() == 0:  # identically zero structure
+            nonzero = torch.zeros(1, dtype=torch.long)
+        if nonzero.numel() <= max_exact_rank:
+            keep = nonzero.numel()
+            core = torch.zeros(rank * d, keep, dtype=mat.dtype)
+            core[nonzero, torch.arange(keep)] = 1.0
+            rem = mat[nonzero]
+        else:
+            u, sv, vh = (torch.from_numpy(x) for x in np.linalg.svd(mat[nonzero].numpy(), full_matrices=False))
+            keep = max(1, int((sv > rtol * float(sv[0])).sum())) if float(sv[0]) > 0 else 1
+            core = torch.zeros(rank * d, keep, dtype=mat.dtype)
+            core[nonzero] = u[:, :keep]
+            rem = sv[:keep, None].to(vh.dtype) * vh[:keep]
+        cores.append(core.reshape(rank, d, keep))
+        rank = keep
+    cores.append(rem.reshape(rank, dims[-1], d_out))
+    return cores
+
+
 @dataclass(frozen=True)
 class _Plan:
-    """Constant data to evaluate with one leg open (or none)."""
+    """Constant data to evaluate with one leg open (or none): a tensor train over the inputs.
+
+    The inputs are, in order, the momentum features (if the structure uses momenta) and the
+    contracted legs; the last core carries the open leg's axis (or a length-1 axis).
+    """
 
     open_leg: int | None
     contract_legs: tuple[int, ...]  # 0-based legs with an index, contracted in this order
     scalar_legs: tuple[int, ...]  # 0-based scalar legs (multiplied in), open one excluded
     signatures: tuple[tuple[int, ...], ...]  # 0-based legs of each momentum monomial (excluding the constant)
-    matrix: torch.Tensor  # (F, 4^m) with m = number of index legs (incl. the open one, last)
-    constant_only: bool
+    feature_core: torch.Tensor | None  # (F, r0), or None without momenta
+    leg_cores: tuple[torch.Tensor, ...]  # per contracted leg: (r, 4, r'); the first is (4, r') when constant
+    output_dim: int  # 4 (open spinor/vector leg) or 1
+    constant: torch.Tensor | None  # (1, output_dim) when there is nothing to contract
 
 
 class CompiledLorentz:
@@ -297,22 +341,48 @@ class CompiledLorentz:
         has_const = () in self._groups
         if not has_const:
             blocks.insert(0, torch.zeros(1, 4**m, dtype=CDTYPE))
-        matrix = torch.cat(blocks, 0).contiguous()
+        matrix = torch.cat(blocks, 0)  # (F, 4^m), columns: contracted legs then the open one
+        n_contract = len(contract)
+        out_dim = 4 if open_leg in index_legs0 else 1
+        dims = ([matrix.shape[0]] if signatures else []) + [4] * n_contract
+        full = matrix.reshape(dims + [out_dim]) if signatures else matrix[0].reshape([4] * n_contract + [out_dim])
+        feature_core = None
+        leg_cores: list[torch.Tensor] = []
+        if not dims:  # nothing to contract: the vertex is a constant (e.g. SSS '1' with the scalars multiplied in)
+            leg_cores = []
+            feature_core = None
+            constant = full.reshape(1, out_dim)
+        else:
+            cores = _tensor_train(full, dims)
+            constant = None
+            if signatures:
+                feature_core = cores[0].reshape(cores[0].shape[1], cores[0].shape[2])  # (F, r0)
+                leg_cores = list(cores[1:])
+            else:
+                first = cores[0]  # (1, 4, r1): contracting a constant row, a plain matrix
+                leg_cores = [first.reshape(4, first.shape[2])] + list(cores[1:])
         plan = _Plan(
             open_leg=open_leg,
             contract_legs=tuple(contract),
             scalar_legs=tuple(i for i, s in enumerate(self.spins) if s == 1 and i != open_leg),
             signatures=tuple(signatures),
-            matrix=matrix,
-            constant_only=not signatures,
+            feature_core=feature_core if signatures else None,
+            leg_cores=tuple(c.contiguous() for c in leg_cores),
+            output_dim=out_dim,
+            constant=constant,
         )
         self._plans[open_leg] = plan
         return plan
 
-    def _matrix(self, plan: _Plan, device: torch.device) -> torch.Tensor:
+    def _cores(self, plan: _Plan, device: torch.device):
         key = (plan.open_leg, str(device))
         if key not in self._device_cache:
-            self._device_cache[key] = plan.matrix.to(device)
+            constant = plan.constant
+            self._device_cache[key] = (
+                None if plan.feature_core is None else plan.feature_core.to(device),
+                tuple(c.to(device) for c in plan.leg_cores),
+                None if constant is None else constant.to(device),
+            )
         return self._device_cache[key]
 
     # ---- evaluation -------------------------------------------------------------------
@@ -337,10 +407,10 @@ class CompiledLorentz:
             if want_vec and (w.ndim == 0 or w.shape[-1] != 4):
                 raise ShapeError(f"{self!r}: wavefunction of leg {i} ({self.slots[i]}) needs a last axis of 4, got {tuple(w.shape)}")
         momenta = list(momenta)
-        if open_leg is not None:
+        if open_leg is not None and self.momentum_legs:
             others = [momenta[j] for j in range(self.n_legs) if j != open_leg]
             if any(p is None for p in others):
-                raise ShapeError(f"{self!r}: offshell currents need the momenta of all other legs")
+                raise ShapeError(f"{self!r}: a current of a structure with momenta needs the momenta of all other legs")
             total = others[0]
             for p in others[1:]:
                 total = total + p
@@ -355,31 +425,38 @@ class CompiledLorentz:
 
     def _contract(self, plan: _Plan, wavefunctions, momenta) -> torch.Tensor:
         ref = next(x for x in (*wavefunctions, *momenta) if isinstance(x, torch.Tensor))
-        device = ref.device
-        matrix = self._matrix(plan, device)
-        if plan.constant_only:
-            t = matrix[0]  # (4^m,)
+        feature_core, leg_cores, constant = self._cores(plan, ref.device)
+        if constant is not None:  # no index legs and no momenta
+            t = constant[0]  # (out_dim,)
         else:
-            feats = []
-            for sig in plan.signatures:
-                f = momenta[sig[0]].to(CDTYPE)
-                for leg in sig[1:]:
-                    g = momenta[leg].to(CDTYPE)
-                    f = (f[..., :, None] * g[..., None, :]).flatten(-2)
-                feats.append(f)
-            batch = torch.broadcast_shapes(*(f.shape[:-1] for f in feats))
-            feats = [f.expand(*batch, f.shape[-1]) for f in feats]
-            f0 = torch.ones(*batch, 1, dtype=CDTYPE, device=device)
-            t = torch.cat([f0, *feats], -1) @ matrix  # (*bm, 4^m)
-        for leg in plan.contract_legs:
-            w = wavefunctions[leg]
-            if t.ndim == 1:
-                t = w @ t.reshape(4, -1)
-            else:
-                t = (t.unflatten(-1, (4, -1)) * w[..., :, None]).sum(-2)
+            x = None  # running tensor (*b, r); None while it is the constant start of the train
+            if feature_core is not None:
+                feats = []
+                for sig in plan.signatures:
+                    f = momenta[sig[0]].to(CDTYPE)
+                    for leg in sig[1:]:
+                        g = momenta[leg].to(CDTYPE)
+                        f = (f[..., :, None] * g[..., None, :]).flatten(-2)
+                    feats.append(f)
+                batch = torch.broadcast_shapes(*(f.shape[:-1] for f in feats))
+                feats = [f.expand(*batch, f.shape[-1]) for f in feats]
+                # the constant feature (first row of the core) is added instead of a column of ones
+                x = feature_core[0] + torch.cat(feats, -1) @ feature_core[1:]
+            for i, leg in enumerate(plan.contract_legs):
+                w = wavefunctions[leg]
+                core = leg_cores[i]
+                if x is None:  # constant start: (4, r') matrix
+                    x = w @ core
+                    continue
+                r, _, r_next = core.shape
+                if r_next < r:  # contract x into the core first: traffic ∝ 4 r'
+                    y = (x @ core.reshape(r, 4 * r_next)).unflatten(-1, (4, r_next))
+                    x = (y * w[..., :, None]).sum(-2)
+                else:  # outer product first: traffic ∝ 4 r
+                    x = (x[..., :, None] * w[..., None, :]).flatten(-2) @ core.reshape(r * 4, r_next)
+            t = x
         for leg in plan.scalar_legs:
-            s = wavefunctions[leg]
-            t = t * s[..., None]
+            t = t * wavefunctions[leg][..., None]
         return t
 
     def amplitude(self, wavefunctions: Sequence[torch.Tensor], momenta: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
@@ -418,8 +495,10 @@ class CompiledLorentz:
         result): S(Q)·V; column slot (row result): V·S(−Q).  mass, width in GeV.
         """
         leg = self._check_leg(leg)
+        others = [momenta[j] for j in range(self.n_legs) if j != leg] if momenta is not None else [None]
+        if any(p is None for p in others):
+            raise ShapeError(f"{self!r}: offshell currents need the momenta of all other legs")
         current = self.vertex_current(leg, wavefunctions, momenta)
-        others = [momenta[j] for j in range(self.n_legs) if j != leg]
         q = others[0]
         for p in others[1:]:
             q = q + p

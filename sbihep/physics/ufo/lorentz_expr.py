@@ -173,8 +173,29 @@ def _power(base: list[Term], exponent: int, source: str, next_dummy: list[int]) 
     return result
 
 
+_TENSORFUL: set[int] = set()  # ids of the nodes of the tree being parsed that contain a tensor factor
+
+
+def _mark_tensorful(tree: ast.AST) -> set[int]:
+    """ids of every node whose subtree calls a Lorentz factor (so it is not a number)."""
+    marked: set[int] = set()
+
+    def visit(node: ast.AST) -> bool:
+        has = any([visit(child) for child in ast.iter_child_nodes(node)])
+        if isinstance(node, ast.Call) and _call_name(node) in LORENTZ_FACTORS:
+            has = True
+        if has:
+            marked.add(id(node))
+        return has
+
+    visit(tree)
+    return marked
+
+
 def _number(node: ast.AST, source: str) -> complex | None:
     """The value of a purely numeric sub-expression, or None if it contains tensors."""
+    if id(node) in _TENSORFUL:
+        return None
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, complex)) and not isinstance(node.value, bool):
         return complex(node.value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -312,7 +333,12 @@ def parse_structure(structure: str) -> LorentzExpression:
         raise _error(structure, f"not a valid expression ({exc.msg})") from None
     used = [a for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, int) for a in [n.value]]
     next_dummy = [-1000 - max([abs(u) for u in used] + [0])]
-    terms = [t for t in _expand(tree.body, structure, next_dummy) if t.coefficient != 0]
+    _TENSORFUL.clear()
+    _TENSORFUL.update(_mark_tensorful(tree))
+    try:
+        terms = [t for t in _expand(tree.body, structure, next_dummy) if t.coefficient != 0]
+    finally:
+        _TENSORFUL.clear()
     _check_terms(terms, structure)
     return LorentzExpression(tuple(terms), structure)
 
