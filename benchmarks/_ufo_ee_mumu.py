@@ -9,7 +9,9 @@ same Lagrangian) and to time it.  This is what a diagram generator emits for thi
   the muon vertex (leg 0: v(μ⁺), leg 1: ū(μ⁻)).  γ uses FFV1 = Gamma(3,2,1); Z uses FFV3 (γ^μ P_L)
   and FFV5 (γ^μ P_R), fused into one structure with the numeric couplings.
 * contact terms: FFFF4 (LL), FFFF17 (LR) and FFFF18 (RR) on [e⁺, e⁻, μ⁺, μ⁻]; the RL term is
-  FFFF17 with the pairs exchanged ([μ⁺, μ⁻, e⁺, e⁻]), as SMEFTsim itself writes it.
+  FFFF17 with the pairs exchanged ([μ⁺, μ⁻, e⁺, e⁻]), as SMEFTsim itself writes it, relabelled to
+  the same leg order; the four are one compiled vertex with the couplings folded in (structure ×
+  operator matrix), giving the three EFT components in one pass.
 
 UFO couplings carry the factor i (vertex = coupling × structure), so the hand-written
 iγ^μ(g_L P_L + g_R P_R) becomes couplings i·g_L, i·g_R; contact vertices i/Λ².  Helicities: the
@@ -23,7 +25,7 @@ import torch
 from sbihep.physics.couplings import LAMBDA_GEV
 from sbihep.physics.processes.base import Amplitudes
 from sbihep.physics.processes.ee_mumu import HELICITIES, EEToMuMu
-from sbihep.physics.ufo import compile_lorentz, linear_combination, parse_structure
+from sbihep.physics.ufo import compile_lorentz, linear_combination, parse_structure, relabel_legs
 from sbihep.physics.ufo.wavefunctions import fermion_wavefunctions
 
 __all__ = ["STRUCTURES", "UFOEngineEEToMuMu"]
@@ -54,7 +56,12 @@ class UFOEngineEEToMuMu(EEToMuMu):
         self.photon_vertex = compile_lorentz(expr["FFV1"], (2, 2, 3), "FFV1")
         # Z: coupling × structure summed over FFV3, FFV5, fused into one compiled structure
         self.z_vertex = compile_lorentz(linear_combination([(1j * gl_z, expr["FFV3"]), (1j * gr_z, expr["FFV5"])]), (2, 2, 3), "FFV3+FFV5")
-        self.ffff = {k: compile_lorentz(expr[k], (2, 2, 2, 2), k) for k in ("FFFF4", "FFFF17", "FFFF18")}
+        # all contact structures of the e–μ four-lepton vertex in one compiled vertex, the couplings
+        # (structure × operator: LL → cll, LR and RL → cle, RR → cee; i/Λ²) folded into its last core
+        rl = relabel_legs(expr["FFFF17"], {1: 3, 2: 4, 3: 1, 4: 2})
+        self.contact_vertex = compile_lorentz([expr["FFFF4"], expr["FFFF17"], rl, expr["FFFF18"]], (2, 2, 2, 2), "FFFF4|FFFF17|FFFF17'|FFFF18")
+        c = 1j / LAMBDA_GEV**2
+        self.contact_couplings = torch.tensor([[c, 0, 0], [0, c, 0], [0, c, 0], [0, 0, c]], dtype=torch.complex128)
         index = torch.tensor([[(h + 1) // 2 for h in config] for config in HELICITIES])  # ±1 → 1/0
         self._helicity_index = index.T.contiguous()  # (4 legs, H)
 
@@ -76,12 +83,7 @@ class UFOEngineEEToMuMu(EEToMuMu):
         ):
             boson = vertex.offshell(2, [u_e, vbar_e, None], [mom[0], mom[1], None], mass, width)
             diagram = diagram + coupling * coupling * vertex.amplitude([v_mu, ubar_mu, boson])
-        contact_coupling = 1j / LAMBDA_GEV**2
-        wf = [u_e, vbar_e, v_mu, ubar_mu]
-        ll = self.ffff["FFFF4"].amplitude(wf)
-        lr = self.ffff["FFFF17"].amplitude(wf)
-        rl = self.ffff["FFFF17"].amplitude([v_mu, ubar_mu, u_e, vbar_e])
-        rr = self.ffff["FFFF18"].amplitude(wf)
-        components = torch.stack([diagram, contact_coupling * ll, contact_coupling * (lr + rl), contact_coupling * rr])
+        contact = self.contact_vertex.amplitude([u_e, vbar_e, v_mu, ubar_mu], couplings=self.contact_couplings)  # (N, H, 3)
+        components = torch.cat([diagram[None], contact.permute(2, 0, 1)])
         components = (-1j * components)[..., None]  # M = −i × (product of Feynman rules); (K, N, H, 1)
         return Amplitudes(components, torch.ones(1, 1, dtype=torch.float64), average=0.25)

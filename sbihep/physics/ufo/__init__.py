@@ -10,7 +10,7 @@ The evaluation engine of this package (one concept per module):
 """
 
 from sbihep.physics.ufo.lorentz_compile import CompiledLorentz, compile_lorentz
-from sbihep.physics.ufo.lorentz_expr import LorentzExpression, linear_combination, parse_structure
+from sbihep.physics.ufo.lorentz_expr import LorentzExpression, linear_combination, parse_structure, relabel_legs
 from sbihep.physics.ufo.wavefunctions import external_wavefunctions, helicity_values
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "LorentzExpression",
     "parse_structure",
     "linear_combination",
+    "relabel_legs",
     "external_wavefunctions",
     "helicity_values",
 ]

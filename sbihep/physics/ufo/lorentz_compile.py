@@ -292,29 +292,46 @@ class CompiledLorentz:
         n_terms: number of expanded terms.
     """
 
-    def __init__(self, expression: LorentzExpression, spins: Sequence[int], name: str = "") -> None:
+    def __init__(self, expressions: LorentzExpression | Sequence[LorentzExpression], spins: Sequence[int], name: str = "") -> None:
         self.name = name
         self.spins = tuple(int(s) for s in spins)
-        self.expression = expression
-        self.n_terms = len(expression.terms)
-        self.slots = _slots(expression, self.spins)
+        exprs = (expressions,) if isinstance(expressions, LorentzExpression) else tuple(expressions)
+        if not exprs:
+            raise InvalidInputError("compile_lorentz: give at least one structure")
+        self.expressions = exprs
+        self.expression = exprs[0]
+        self.n_structures = len(exprs)
+        self.n_terms = sum(len(e.terms) for e in exprs)
+        slots = [_slots(e, self.spins) for e in exprs]
+        nonzero = [sl for sl, e in zip(slots, exprs) if e.terms]
+        if any(sl != (nonzero or slots)[0] for sl in nonzero):
+            raise DataFormatError(
+                f"compile_lorentz: structures {[e.source for e in exprs]} disagree on which fermion legs are rows and columns"
+            )
+        self.slots = (nonzero or slots)[0]
         self.n_legs = len(self.spins)
         self._index_legs = [i + 1 for i, s in enumerate(self.spins) if s in (2, 3)]  # 1-based
-        # signature → dense tensor, axes (index legs in leg order) + momentum slots
-        groups: dict[tuple[int, ...], torch.Tensor] = {}
+        # signature → dense tensor, axes (index legs in leg order) + momentum slots + structure
         shape = (4,) * len(self._index_legs)
-        for term in expression.terms:
-            sig, tensor = _term_tensor(term, self._index_legs, 0)
-            groups[sig] = groups[sig] + tensor if sig in groups else tensor
-        if not groups:
-            groups[()] = torch.zeros(shape, dtype=CDTYPE)
-        self._groups = groups
+        per_structure: list[dict[tuple[int, ...], torch.Tensor]] = []
+        for e in exprs:
+            groups: dict[tuple[int, ...], torch.Tensor] = {}
+            for term in e.terms:
+                sig, tensor = _term_tensor(term, self._index_legs, 0)
+                groups[sig] = groups[sig] + tensor if sig in groups else tensor
+            per_structure.append(groups)
+        signatures = sorted({sig for g in per_structure for sig in g}, key=lambda sig: (len(sig), sig)) or [()]
+        self._groups = {
+            sig: torch.stack([g.get(sig, torch.zeros(shape + (4,) * len(sig), dtype=CDTYPE)) for g in per_structure], -1)
+            for sig in signatures
+        }
         self._plans: dict[int | None, _Plan] = {}
-        self._device_cache: dict[tuple[int | None, str], torch.Tensor] = {}
-        self.momentum_legs = tuple(sorted({leg - 1 for sig in groups for leg in sig}))
+        self._device_cache: dict[tuple[int | None, str], tuple] = {}
+        self.momentum_legs = tuple(sorted({leg - 1 for sig in self._groups for leg in sig}))
 
     def __repr__(self) -> str:
-        return f"CompiledLorentz({self.name or self.expression.source!r}, spins={list(self.spins)}, slots={list(self.slots)})"
+        label = self.name or " | ".join(e.source for e in self.expressions)
+        return f"CompiledLorentz({label!r}, spins={list(self.spins)}, slots={list(self.slots)})"
 
     # ---- plans ------------------------------------------------------------------------
     def _plan(self, open_leg: int | None) -> _Plan:
@@ -327,23 +344,27 @@ class CompiledLorentz:
         m = len(index_legs0)
         blocks = []
         signatures = []
+        n_s = self.n_structures
         for sig, tensor in sorted(self._groups.items(), key=lambda kv: (len(kv[0]), kv[0])):
-            t = tensor
+            t = tensor  # axes: index legs, momentum slots, structure
             # lower the contracted vector legs (wavefunctions are contravariant); a momentum slot
             # takes the contravariant components of p directly (P(μ, n) = δ^μ_s p_n^s)
             for ax, leg in enumerate(index_legs0):
                 if self.slots[leg] == "vector" and leg != open_leg:
                     t = t * _METRIC_DIAG.to(CDTYPE).reshape([-1 if a == ax else 1 for a in range(t.ndim)])
-            t = t.permute(list(range(m, m + len(sig))) + perm_legs)
-            blocks.append(t.reshape(4 ** len(sig), 4**m))
+            n_slot = len(sig)
+            contract_axes = perm_legs[: len(contract)]
+            open_axes = perm_legs[len(contract) :]
+            t = t.permute(list(range(m, m + n_slot)) + contract_axes + [m + n_slot] + open_axes)
+            blocks.append(t.reshape(4**n_slot, 4**m * n_s))
             if sig:
                 signatures.append(tuple(leg - 1 for leg in sig))
         has_const = () in self._groups
         if not has_const:
-            blocks.insert(0, torch.zeros(1, 4**m, dtype=CDTYPE))
-        matrix = torch.cat(blocks, 0)  # (F, 4^m), columns: contracted legs then the open one
+            blocks.insert(0, torch.zeros(1, 4**m * n_s, dtype=CDTYPE))
+        matrix = torch.cat(blocks, 0)  # (F, 4^m·S), columns: contracted legs, structure, open leg
         n_contract = len(contract)
-        out_dim = 4 if open_leg in index_legs0 else 1
+        out_dim = (4 if open_leg in index_legs0 else 1) * n_s  # the output: (structure, open index)
         dims = ([matrix.shape[0]] if signatures else []) + [4] * n_contract
         full = matrix.reshape(dims + [out_dim]) if signatures else matrix[0].reshape([4] * n_contract + [out_dim])
         feature_core = None
@@ -374,16 +395,27 @@ class CompiledLorentz:
         self._plans[open_leg] = plan
         return plan
 
-    def _cores(self, plan: _Plan, device: torch.device):
+    def _cores(self, plan: _Plan, device: torch.device, couplings: torch.Tensor | None):
         key = (plan.open_leg, str(device))
         if key not in self._device_cache:
-            constant = plan.constant
             self._device_cache[key] = (
                 None if plan.feature_core is None else plan.feature_core.to(device),
                 tuple(c.to(device) for c in plan.leg_cores),
-                None if constant is None else constant.to(device),
+                None if plan.constant is None else plan.constant.to(device),
             )
-        return self._device_cache[key]
+        feature_core, leg_cores, constant = self._device_cache[key]
+        if couplings is None:
+            return feature_core, leg_cores, constant
+
+        def fold(core: torch.Tensor) -> torch.Tensor:  # (..., S·o) → (..., K·o)
+            x = core.unflatten(-1, (self.n_structures, -1))
+            return torch.einsum("...so,sk->...ko", x, couplings).flatten(-2)
+
+        if constant is not None:
+            return feature_core, leg_cores, fold(constant)
+        if leg_cores:
+            return feature_core, leg_cores[:-1] + (fold(leg_cores[-1]),), constant
+        return fold(feature_core), leg_cores, constant
 
     # ---- evaluation -------------------------------------------------------------------
     def _check_leg(self, leg: int) -> int:
@@ -423,9 +455,9 @@ class CompiledLorentz:
                 raise ShapeError(f"{self!r}: momentum of leg {leg} must be real (*b, 4), got {p.dtype} {tuple(p.shape)}")
         return list(wavefunctions), momenta
 
-    def _contract(self, plan: _Plan, wavefunctions, momenta) -> torch.Tensor:
+    def _contract(self, plan: _Plan, wavefunctions, momenta, couplings=None) -> torch.Tensor:
         ref = next(x for x in (*wavefunctions, *momenta) if isinstance(x, torch.Tensor))
-        feature_core, leg_cores, constant = self._cores(plan, ref.device)
+        feature_core, leg_cores, constant = self._cores(plan, ref.device, couplings)
         if constant is not None:  # no index legs and no momenta
             t = constant[0]  # (out_dim,)
         else:
@@ -459,26 +491,68 @@ class CompiledLorentz:
             t = t * wavefunctions[leg][..., None]
         return t
 
-    def amplitude(self, wavefunctions: Sequence[torch.Tensor], momenta: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
-        """The structure contracted with every leg's wavefunction → (*b,) complex128 (no coupling, no i)."""
+    def _couplings(self, couplings) -> tuple[torch.Tensor | None, int | None]:
+        """couplings → (S, K) complex tensor and K (None: no component axis), or (None, None)."""
+        if couplings is None:
+            return None, None
+        c = torch.as_tensor(couplings)
+        c = c.to(CDTYPE) if c.is_complex() or c.is_floating_point() else c.to(torch.float64).to(CDTYPE)
+        if c.shape[:1] != (self.n_structures,) or c.ndim > 2:
+            raise ShapeError(
+                f"{self!r}: couplings must have shape ({self.n_structures},) or ({self.n_structures}, K), got {tuple(c.shape)}"
+            )
+        return (c[:, None], None) if c.ndim == 1 else (c, c.shape[1])
+
+    def _shape_output(self, t: torch.Tensor, open_dim: int, k: int | None, folded: bool) -> torch.Tensor:
+        """(*b, K·o) → (*b,), (*b, 4), (*b, K), (*b, K, 4) as documented in :meth:`amplitude`."""
+        n_out = k if folded else self.n_structures
+        t = t.unflatten(-1, (n_out, open_dim))
+        if (folded and k is None) or (not folded and self.n_structures == 1):
+            t = t[..., 0, :]
+        return t[..., 0] if open_dim == 1 else t
+
+    def amplitude(
+        self,
+        wavefunctions: Sequence[torch.Tensor],
+        momenta: Sequence[torch.Tensor | None] | None = None,
+        couplings=None,
+    ) -> torch.Tensor:
+        """The structure(s) contracted with every leg's wavefunction (no factor i).
+
+        Args:
+            wavefunctions: per leg, (*b,) scalar or (*b, 4) spinor/vector, broadcastable.
+            momenta: per leg, the incoming momentum (*b, 4), real; None where the structure does not use it.
+            couplings: optional (S,) or (S, K) complex, S = number of structures: the result is
+                Σ_s couplings[s, k] · structure_s, folded into the last contraction (differentiable).
+        Returns:
+            (*b,) for a single structure or (S,) couplings; (*b, S) for several structures without
+            couplings; (*b, K) for (S, K) couplings.  complex128.
+        """
+        c, k = self._couplings(couplings)
         wavefunctions, momenta = self._inputs(wavefunctions, momenta, None)
-        plan = self._plan(None)
-        return self._contract(plan, wavefunctions, momenta)[..., 0]
+        return self._shape_output(self._contract(self._plan(None), wavefunctions, momenta, c), 1, k, c is not None)
 
     def vertex_current(
-        self, leg: int, wavefunctions: Sequence[torch.Tensor | None], momenta: Sequence[torch.Tensor | None] | None = None
+        self,
+        leg: int,
+        wavefunctions: Sequence[torch.Tensor | None],
+        momenta: Sequence[torch.Tensor | None] | None = None,
+        couplings=None,
     ) -> torch.Tensor:
-        """The amputated current of the open ``leg`` (no propagator, no coupling).
+        """The amputated current of the open ``leg`` (no propagator, no factor i).
 
         Returns (*b, 4) for a vector leg (contravariant V^μ; the amplitude is V·ε with the metric),
         a spinor leg (the amplitude is Σ_a V_a w_a with the leg's spinor w: a column slot gives
         row components, a row slot column components), or (*b,) for a scalar leg (amplitude V·s).
-        The open leg's momentum, if the structure uses it, is −Σ of the others.
+        With several structures (no couplings) or (S, K) couplings an axis of length S or K comes
+        before the 4: (*b, S|K, 4) or (*b, S|K).  The open leg's momentum, if the structure uses it,
+        is −Σ of the others.
         """
         leg = self._check_leg(leg)
+        c, k = self._couplings(couplings)
         wavefunctions, momenta = self._inputs(wavefunctions, momenta, leg)
-        t = self._contract(self._plan(leg), wavefunctions, momenta)
-        return t[..., 0] if self.spins[leg] == 1 else t
+        t = self._contract(self._plan(leg), wavefunctions, momenta, c)
+        return self._shape_output(t, 1 if self.spins[leg] == 1 else 4, k, c is not None)
 
     def offshell(
         self,
@@ -487,21 +561,26 @@ class CompiledLorentz:
         momenta: Sequence[torch.Tensor | None],
         mass: float = 0.0,
         width: float = 0.0,
+        couplings=None,
     ) -> torch.Tensor:
         """The off-shell wavefunction of ``leg``: :meth:`vertex_current` times the propagator.
 
         Its momentum is Q = Σ_{j≠leg} momenta[j] (the incoming momentum at the next vertex).  Vector:
         P^{μν}(Q) V_ν (unitary gauge, −i g^{μν}/Q² if massless); scalar: iV/D; row slot (column
-        result): S(Q)·V; column slot (row result): V·S(−Q).  mass, width in GeV.
+        result): S(Q)·V; column slot (row result): V·S(−Q).  mass, width in GeV.  Shapes as
+        :meth:`vertex_current`.
         """
         leg = self._check_leg(leg)
         others = [momenta[j] for j in range(self.n_legs) if j != leg] if momenta is not None else [None]
         if any(p is None for p in others):
             raise ShapeError(f"{self!r}: offshell currents need the momenta of all other legs")
-        current = self.vertex_current(leg, wavefunctions, momenta)
+        current = self.vertex_current(leg, wavefunctions, momenta, couplings)
         q = others[0]
         for p in others[1:]:
             q = q + p
+        c, k = self._couplings(couplings)
+        if (c is not None and k is not None) or (c is None and self.n_structures > 1):
+            q = q[..., None, :]  # the component / structure axis
         slot = self.slots[leg]
         if slot == "vector":
             return propagators.vector_propagator(current, q, mass, width)
@@ -512,11 +591,15 @@ class CompiledLorentz:
         return propagators.fermion_propagator_row(current, -q, mass, width)
 
 
-def compile_lorentz(structure: str | LorentzExpression, spins: Sequence[int], name: str = "") -> CompiledLorentz:
-    """Compile a UFO Lorentz structure for the given leg spins.
+def compile_lorentz(
+    structure: str | LorentzExpression | Sequence[str | LorentzExpression], spins: Sequence[int], name: str = ""
+) -> CompiledLorentz:
+    """Compile a UFO Lorentz structure — or all structures of one vertex — for the given leg spins.
 
     Args:
-        structure: the UFO ``structure`` string, or an already parsed expression.
+        structure: the UFO ``structure`` string, an already parsed expression, or a sequence of
+            them (the ``lorentz`` list of a UFO vertex): evaluated together, one output per
+            structure, or folded with their couplings (see :meth:`CompiledLorentz.amplitude`).
         spins: UFO spins 2s+1 of the legs (1 scalar, 2 spin-½, 3 vector), in UFO leg order.
         name: the UFO name, kept for messages.
     Returns:
@@ -525,7 +608,8 @@ def compile_lorentz(structure: str | LorentzExpression, spins: Sequence[int], na
         DataFormatError: the structure does not parse, or its indices do not match the spins.
         InvalidInputError: a spin other than 1, 2 or 3.
     """
-    expr = structure if isinstance(structure, LorentzExpression) else parse_structure(structure)
+    items = [structure] if isinstance(structure, (str, LorentzExpression)) else list(structure)
+    exprs = [x if isinstance(x, LorentzExpression) else parse_structure(x) for x in items]
     if not spins:
         raise InvalidInputError("compile_lorentz: spins must list at least one leg")
-    return CompiledLorentz(expr, spins, name)
+    return CompiledLorentz(exprs, spins, name)

@@ -49,6 +49,7 @@ __all__ = [
     "LorentzExpression",
     "parse_structure",
     "linear_combination",
+    "relabel_legs",
 ]
 
 #: name → tuple of slot kinds: "L" Lorentz index, "S" spinor (Dirac) index, "leg" a leg number.
@@ -360,3 +361,26 @@ def linear_combination(parts: Iterable[tuple[complex, LorentzExpression]]) -> Lo
         sources.append(f"({c})*({expr.source})")
         terms += [Term(c * t.coefficient, t.factors) for t in expr.terms if c * t.coefficient != 0]
     return LorentzExpression(tuple(terms), " + ".join(sources))
+
+
+def relabel_legs(expression: LorentzExpression, mapping: dict[int, int]) -> LorentzExpression:
+    """The same structure with legs renumbered: leg n (1-based) becomes ``mapping[n]``.
+
+    Renames the open indices and the leg argument of ``P``; legs absent from ``mapping`` keep their
+    number.  Use it to put a vertex's legs in the order a diagram meets them (e.g. SMEFTsim writes
+    the RL four-lepton term as FFFF17 on [μ⁺, μ⁻, e⁺, e⁻]).
+
+    Raises:
+        DataFormatError: ``mapping`` is not one-to-one.
+    """
+    full = {n: mapping.get(n, n) for n in set(mapping) | set(mapping.values())}
+    if len(set(full.values())) != len(full) or any(not isinstance(v, int) or v < 1 for v in full.values()):
+        raise DataFormatError(f"relabel_legs: mapping {mapping} must be a one-to-one map of leg numbers ≥ 1")
+    terms = []
+    for t in expression.terms:
+        factors = []
+        for f in t.factors:
+            args = tuple(full.get(a, a) if (k == "leg" or a > 0) else a for a, k in zip(f.args, f.kinds))
+            factors.append(Factor(f.name, args))
+        terms.append(Term(t.coefficient, tuple(factors)))
+    return LorentzExpression(tuple(terms), f"relabel({expression.source}, {mapping})")
