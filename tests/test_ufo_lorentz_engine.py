@@ -405,3 +405,43 @@ def test_wavefunctions_batch_helas():
         fermion_wavefunctions(p, (1,), 0.0, "w")
     with pytest.raises(ShapeError):
         fermion_wavefunctions(p[None], (1,), 0.0, "u")
+
+
+def test_several_structures_per_vertex_and_folded_couplings():
+    """compile_lorentz([...]) gives one output per structure; (S,) / (S, K) couplings fold them, differentiably."""
+    from sbihep.physics.ufo import relabel_legs
+
+    gen = torch.Generator().manual_seed(12)
+    structures = ["Gamma(3,2,-1)*ProjM(-1,1)", "Gamma(3,2,-1)*ProjP(-1,1)", "P(-1,3)*Gamma(-1,-2,1)*Gamma(3,2,-2)"]
+    multi = compile_lorentz(structures, (2, 2, 3))
+    singles = [compile_lorentz(s, (2, 2, 3)) for s in structures]
+    wfs = [random_complex((5, 2, 4), gen), random_complex((5, 1, 4), gen), random_complex((5, 2, 4), gen)]
+    moms = [torch.randn(5, 1, 4, generator=gen, dtype=torch.float64) for _ in range(2)]
+    moms.append(-(moms[0] + moms[1]))
+    each = torch.stack([c.amplitude(wfs, moms) for c in singles], -1)
+    assert torch.allclose(multi.amplitude(wfs, moms), each, rtol=1e-13, atol=1e-13)
+    g = torch.tensor([[0.3 + 1j, 0.0], [-2.0, 1.0], [0.5j, 4.0]], dtype=CD, requires_grad=True)
+    folded = multi.amplitude(wfs, moms, couplings=g)
+    assert folded.shape == (5, 2, 2)
+    assert torch.allclose(folded, each @ g.detach(), rtol=1e-12, atol=1e-13)
+    assert torch.allclose(multi.amplitude(wfs, moms, couplings=g[:, 0]), (each @ g.detach())[..., 0], rtol=1e-12, atol=1e-13)
+    # d amplitude / d coupling is the structure's own amplitude
+    (grad,) = torch.autograd.grad(folded[..., 1].real.sum(), g)
+    assert torch.allclose(grad[:, 1], each.sum((0, 1)).conj(), rtol=1e-12)
+    # currents and off-shell wavefunctions carry the component axis before the Lorentz index
+    cur = multi.offshell(2, wfs[:2] + [None], moms[:2] + [None], 80.4, 2.0, couplings=g.detach())
+    assert cur.shape == (5, 2, 2, 4)
+    ref = singles[1].offshell(2, wfs[:2] + [None], moms[:2] + [None], 80.4, 2.0)
+    assert torch.allclose(cur[..., 1, :], ref + 4.0 * singles[2].offshell(2, wfs[:2] + [None], moms[:2] + [None], 80.4, 2.0), rtol=1e-12)
+    with pytest.raises(ShapeError, match="couplings must have shape"):
+        multi.amplitude(wfs, moms, couplings=torch.ones(2))
+    with pytest.raises(DataFormatError, match="rows and columns"):
+        compile_lorentz(["Gamma(3,2,1)", "Gamma(3,1,2)"], (2, 2, 3))
+    # relabelling legs: FFFF17 with its fermion pairs exchanged
+    e = parse_structure("Gamma(-1,2,-2)*Gamma(-1,4,-3)*ProjM(-2,1)*ProjP(-3,3)")
+    swapped = compile_lorentz(relabel_legs(e, {1: 3, 2: 4, 3: 1, 4: 2}), (2, 2, 2, 2))
+    original = compile_lorentz(e, (2, 2, 2, 2))
+    w4 = [random_complex((3, 4), gen) for _ in range(4)]
+    assert torch.allclose(swapped.amplitude(w4), original.amplitude([w4[2], w4[3], w4[0], w4[1]]), rtol=1e-13)
+    with pytest.raises(DataFormatError, match="one-to-one"):
+        relabel_legs(e, {1: 2})

@@ -505,7 +505,7 @@ class CompiledLorentz:
 
     def _shape_output(self, t: torch.Tensor, open_dim: int, k: int | None, folded: bool) -> torch.Tensor:
         """(*b, K·o) → (*b,), (*b, 4), (*b, K), (*b, K, 4) as documented in :meth:`amplitude`."""
-        n_out = k if folded else self.n_structures
+        n_out = (k or 1) if folded else self.n_structures
         t = t.unflatten(-1, (n_out, open_dim))
         if (folded and k is None) or (not folded and self.n_structures == 1):
             t = t[..., 0, :]
