@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import cmath
+import threading
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -174,7 +175,7 @@ def _power(base: list[Term], exponent: int, source: str, next_dummy: list[int]) 
     return result
 
 
-_TENSORFUL: set[int] = set()  # ids of the nodes of the tree being parsed that contain a tensor factor
+_STATE = threading.local()  # .tensorful: ids of the nodes of the tree being parsed that contain a tensor factor
 
 
 def _mark_tensorful(tree: ast.AST) -> set[int]:
@@ -195,7 +196,7 @@ def _mark_tensorful(tree: ast.AST) -> set[int]:
 
 def _number(node: ast.AST, source: str) -> complex | None:
     """The value of a purely numeric sub-expression, or None if it contains tensors."""
-    if id(node) in _TENSORFUL:
+    if id(node) in getattr(_STATE, "tensorful", ()):
         return None
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, complex)) and not isinstance(node.value, bool):
         return complex(node.value)
@@ -334,12 +335,11 @@ def parse_structure(structure: str) -> LorentzExpression:
         raise _error(structure, f"not a valid expression ({exc.msg})") from None
     used = [a for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, int) for a in [n.value]]
     next_dummy = [-1000 - max([abs(u) for u in used] + [0])]
-    _TENSORFUL.clear()
-    _TENSORFUL.update(_mark_tensorful(tree))
+    _STATE.tensorful = _mark_tensorful(tree)
     try:
         terms = [t for t in _expand(tree.body, structure, next_dummy) if t.coefficient != 0]
     finally:
-        _TENSORFUL.clear()
+        _STATE.tensorful = set()
     _check_terms(terms, structure)
     return LorentzExpression(tuple(terms), structure)
 
