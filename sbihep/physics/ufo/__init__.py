@@ -1,12 +1,21 @@
 """UFO models: read a model directory without executing it, evaluate its parameters and couplings as
-functions of the inputs and the Wilson coefficients, and specify processes in MadGraph syntax.
+functions of the inputs and the Wilson coefficients, specify processes in MadGraph syntax, and
+evaluate UFO Lorentz structures on batched wavefunctions.
 
-Modules: :mod:`~sbihep.physics.ufo.objects` (sbihep's UFO object library), :mod:`~sbihep.physics.ufo.reader`
-(the ast-based reader), :mod:`~sbihep.physics.ufo.expressions` (safe expression compiler),
-:mod:`~sbihep.physics.ufo.cards` (param / restriction cards), :mod:`~sbihep.physics.ufo.model`
-(:class:`UFOModel`, :func:`load_ufo`), :mod:`~sbihep.physics.ufo.process_spec` (:func:`parse_process`).
+Reading (one concept per module): :mod:`~sbihep.physics.ufo.objects` (sbihep's UFO object library),
+:mod:`~sbihep.physics.ufo.reader` (the ast-based reader), :mod:`~sbihep.physics.ufo.expressions` (safe
+expression compiler), :mod:`~sbihep.physics.ufo.cards` (param / restriction cards),
+:mod:`~sbihep.physics.ufo.model` (:class:`UFOModel`, :func:`load_ufo`),
+:mod:`~sbihep.physics.ufo.process_spec` (:func:`parse_process`).
+
+Evaluating: :mod:`~sbihep.physics.ufo.lorentz_expr` (parse Lorentz structure strings),
+:mod:`~sbihep.physics.ufo.lorentz_compile` (batched vertex amplitudes and off-shell currents),
+:mod:`~sbihep.physics.ufo.wavefunctions` (external wavefunctions, events × helicities),
+:mod:`~sbihep.physics.ufo.propagators` (spin-0, ½ and 1 propagators with fixed widths).
 """
 
+from sbihep.physics.ufo.lorentz_compile import CompiledLorentz, compile_lorentz
+from sbihep.physics.ufo.lorentz_expr import LorentzExpression, linear_combination, parse_structure, relabel_legs
 from sbihep.physics.ufo.model import CouplingDecomposition, ModelValues, UFOModel, load_ufo
 from sbihep.physics.ufo.process_spec import (
     DecayChain,
@@ -17,6 +26,7 @@ from sbihep.physics.ufo.process_spec import (
     default_multiparticles,
     parse_process,
 )
+from sbihep.physics.ufo.wavefunctions import external_wavefunctions, helicity_values
 
 __all__ = [
     "load_ufo",
@@ -30,4 +40,12 @@ __all__ = [
     "DecayChain",
     "OrderConstraint",
     "default_multiparticles",
+    "CompiledLorentz",
+    "compile_lorentz",
+    "LorentzExpression",
+    "parse_structure",
+    "linear_combination",
+    "relabel_legs",
+    "external_wavefunctions",
+    "helicity_values",
 ]
