@@ -204,3 +204,4 @@ def test_the_free_fit_is_the_conditional_fit_at_its_own_bounded_mu_hat():
     n = prof.n_fits
     assert prof.mu_hat == 0.0
     assert prof.conditional(0.0).nll == prof.free.nll and prof.n_fits == n and prof.n_reused == 1
+

@@ -192,20 +192,25 @@ class ProfiledData:
         fixed = {**self.likelihood.fixed, **self.user_fixed}
         return {k: v for k, v in values.items() if k not in fixed and k in self.likelihood.parameters}
 
-    def _minimize(self, *, start=None, fixed=None) -> FitResult:
+    def _minimize(self, *, start=None, fixed=None, check: bool = True) -> FitResult:
         fit = minimize(self.likelihood, start=start, fixed={**self.user_fixed, **(fixed or {})}, hesse=False,
                        on_failure="flag", **self.fit_kwargs)
         self.n_fits += 1
         if self.on_fit is not None:
             self.on_fit()
+        if check:
+            self._check(fit, fixed)
+        return fit
+
+    def _check(self, fit: FitResult, fixed) -> None:
         if not fit.converged:
             if self.on_failure == "raise":
                 raise ConvergenceError(f"{self.poi} = {fixed.get(self.poi) if fixed else 'free'}: fit did not converge: {fit.message}")
             self.converged = False
-        return fit
 
     def _fit_at(self, mu: float, start: Mapping[str, float]) -> FitResult:
-        return self._minimize(start={**start, self.poi: mu}, fixed={self.poi: mu})
+        # checked by the caller once every start has been tried: one failed start is not fatal
+        return self._minimize(start={**start, self.poi: mu}, fixed={self.poi: mu}, check=False)
 
     def _vector(self, values: Mapping[str, float], mu: float) -> np.ndarray:
         x = np.array([values[n] for n in self._names], dtype=float)
@@ -249,18 +254,25 @@ class ProfiledData:
         others = [free_start] if near else []
         if len(near) == 2:
             others.append(self._free_values(self._cache[near[1]].values))
-        others = [o for o in others if not _same_start(o, starts[0], self.poi)]
         fits = [self._fit_at(mu, starts[0])]
         if self.two_starts is True:
-            fits += [self._fit_at(mu, o) for o in others[:1]]  # the free fit (as before)
+            if near and not _same_start(free_start, starts[0], self.poi):
+                starts.append(free_start)
+                fits.append(self._fit_at(mu, free_start))  # the free fit, unless it is the nearest start
         elif self.two_starts == "auto":
+            others = [o for o in others if not _same_start(o, starts[0], self.poi)]
             for other in others:
                 best = min([f for f in fits if f.converged] or fits, key=lambda f: f.nll)
                 if not best.converged or self._probe(best, mu, other):
                     self.n_probed_starts += 1
+                    starts.append(other)
                     fits.append(self._fit_at(mu, other))
+        if not any(f.converged for f in fits) and not any(_same_start(free_start, st, self.poi) for st in starts):
+            starts.append(free_start)
+            fits.append(self._fit_at(mu, free_start))  # every start failed: the free fit's, once more
         ok = [f for f in fits if f.converged] or fits
         best = min(ok, key=lambda f: f.nll)
+        self._check(best, {self.poi: mu})
         worst = max(ok, key=lambda f: f.nll)
         if len(fits) >= 2 and worst.nll - best.nll > self.agree_tol:
             self.n_disagreements += 1
@@ -279,7 +291,7 @@ class ProfiledData:
             if trial < old.nll - self.agree_tol:
                 self.n_neighbour_refits += 1
                 new = self._fit_at(m, mine)
-                if (new.converged or not old.converged) and new.nll < old.nll:
+                if new.converged and new.nll < old.nll:
                     self.n_disagreements += 1
                     self.disagreements.append((m, new.nll, old.nll))
                     self._cache[m] = new
