@@ -144,9 +144,10 @@ def test_auto_starts_probe_the_free_fit_and_find_the_lower_minimum():
     lik = Likelihood([DoubleWell()])
     auto = ProfiledData(lik, "mu", fit_kwargs={"tolerance": 1e-4}, two_starts="auto")
     auto.conditional(0.0)
-    assert auto.n_probed_starts == 0  # μ = 0 has one basin: the probe does not ask for a second fit
+    assert auto.n_probed_starts == 1  # the first μ: its second start (the start point) is always fitted
+    assert auto.n_disagreements == 0  # μ = 0 has one basin
     assert auto.conditional(1.5).nll == pytest.approx(exact_profile(1.5), abs=1e-6)
-    assert auto.n_probed_starts == 1 and auto.n_disagreements == 1
+    assert auto.n_probed_starts == 2 and auto.n_disagreements == 1
 
 
 def test_auto_refits_a_neighbour_that_sits_above_the_new_solution():
@@ -165,7 +166,7 @@ def test_auto_refits_a_neighbour_that_sits_above_the_new_solution():
 
 
 def test_auto_starts_cost_fewer_fits_and_give_the_same_limits():
-    """On a convex likelihood "auto" makes no second fits (the probes find nothing) and the limits
+    """On a convex likelihood "auto" makes no probed second fits (the probes find nothing) and the limits
     agree with two starts; the Asimov free fit and, with μ̂ = 0, the observed fit at μ = 0 cost no fit."""
     from sbihep.fit import cls_upper_limit
 
@@ -173,7 +174,9 @@ def test_auto_starts_cost_fewer_fits_and_give_the_same_limits():
     auto = cls_upper_limit(lik, "mu", progress=False, tolerance=1e-4)
     two = cls_upper_limit(lik, "mu", progress=False, two_starts=True, tolerance=1e-4)
     assert auto.best_fit == 0.0 and auto.asimov_exact
-    assert auto.n_probed_starts == 0 and auto.n_fits < two.n_fits
+    # second starts only at the first μ fitted on each data set (here the Asimov one: the observed
+    # data's first μ is μ̂ = 0, the free fit itself)
+    assert auto.n_probed_starts == 1 and auto.n_fits < two.n_fits
     assert auto.observed == pytest.approx(two.observed, rel=2e-4)
     for n in auto.expected:
         assert auto.expected[n] == pytest.approx(two.expected[n], rel=2e-4)
@@ -205,3 +208,20 @@ def test_the_free_fit_is_the_conditional_fit_at_its_own_bounded_mu_hat():
     assert prof.mu_hat == 0.0
     assert prof.conditional(0.0).nll == prof.free.nll and prof.n_fits == n and prof.n_reused == 1
 
+
+
+@pytest.mark.parametrize("two_starts", [True, "auto"])
+def test_the_first_conditional_fit_is_also_started_from_the_start_point(two_starts):
+    """The first μ fitted has no neighbour.  At μ = 0.5 the free fit's basin (ν < 0) is only a local
+    minimum; started from it alone MIGRAD stays there (the eRJR workspace at μ = 3 did the same), so
+    the likelihood's start point (ν = 0, downhill into ν > 0) is a second start — fitted in both
+    modes, since a probe along one segment cannot see a basin behind a ridge."""
+    lik = Likelihood([DoubleWell()])
+    one = ProfiledData(lik, "mu", fit_kwargs={"tolerance": 1e-4}, two_starts=False)
+    assert one.free.values["nu"] < 0
+    assert one.conditional(0.5).nll > exact_profile(0.5) + 0.5  # the local minimum, unnoticed
+    prof = ProfiledData(lik, "mu", fit_kwargs={"tolerance": 1e-4}, two_starts=two_starts)
+    fit = prof.conditional(0.5)
+    assert fit.values["nu"] > 0
+    assert fit.nll == pytest.approx(exact_profile(0.5), abs=1e-6)
+    assert prof.n_disagreements == 1

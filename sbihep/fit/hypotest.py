@@ -39,6 +39,12 @@ Starts of the conditional (fixed-μ) fits (``two_starts``):
   This costs ~10 likelihood evaluations per fit instead of a second fit.
 - ``False``: the nearest start only.
 
+The first μ fitted on a data set has no fitted neighbour: it starts from the free fit, and its
+second start (fitted, with ``"auto"`` too: a probe along one segment did not see that basin) is
+the likelihood's own start point —
+on the eRJR workspace a fit at μ = 3 from the free fit alone settles 0.05 in −2 ln L above the
+minimum that the start point (or the fit at μ = 2.5) leads to.
+
 Starts that coincide (e.g. the nearest fitted μ is the free fit's own, μ̂ on a bound) are fitted
 once; the free fit is the conditional fit at μ = μ̂ (no fit is made there).
 """
@@ -146,7 +152,8 @@ class ProfiledData:
     The starts of each conditional fit follow ``two_starts`` (see the module docstring): ``True``
     the nearest fitted μ and the free fit, the lower minimum kept; ``"auto"`` the nearest, the
     others only when a probe of −ln L along the segment towards them says they may lead lower;
-    ``False`` the nearest only.
+    ``False`` the nearest only.  The first μ fitted has no neighbour: its starts are the free fit
+    and the likelihood's start point.
 
     Args:
         likelihood: the likelihood of the data set.
@@ -251,19 +258,24 @@ class ProfiledData:
         near = sorted(([max(below)] if below else []) + ([min(above)] if above else []), key=lambda m: abs(m - mu))
         free_start = self._free_values(self.free.values)
         starts: list[dict] = [self._free_values(self._cache[m].values) for m in near[:1]] or [free_start]
-        others = [free_start] if near else []
+        # the second start: the free fit; for the first μ fitted (no neighbour yet), the likelihood's
+        # own start point — from the free fit alone MIGRAD can settle in another basin (eRJR, μ = 3)
+        second = free_start if near else self._free_values(self.likelihood.start_point())
+        others = [second]
         if len(near) == 2:
             others.append(self._free_values(self._cache[near[1]].values))
         fits = [self._fit_at(mu, starts[0])]
         if self.two_starts is True:
-            if near and not _same_start(free_start, starts[0], self.poi):
-                starts.append(free_start)
-                fits.append(self._fit_at(mu, free_start))  # the free fit, unless it is the nearest start
+            if not _same_start(second, starts[0], self.poi):
+                starts.append(second)
+                fits.append(self._fit_at(mu, second))  # unless it is the first start
         elif self.two_starts == "auto":
             others = [o for o in others if not _same_start(o, starts[0], self.poi)]
             for other in others:
                 best = min([f for f in fits if f.converged] or fits, key=lambda f: f.nll)
-                if not best.converged or self._probe(best, mu, other):
+                # the first μ is always fitted from both starts: every later fit is warm-started from
+                # it, and a probe along one segment cannot see a basin behind a ridge
+                if not near or not best.converged or self._probe(best, mu, other):
                     self.n_probed_starts += 1
                     starts.append(other)
                     fits.append(self._fit_at(mu, other))
