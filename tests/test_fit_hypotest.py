@@ -135,3 +135,93 @@ def test_two_starts_keep_the_lower_conditional_minimum():
     assert one.conditional(1.5).nll > exact_profile(1.5) + 0.5
     assert two.conditional(1.5).nll == pytest.approx(exact_profile(1.5), abs=1e-6)
     assert two.n_disagreements == 1 and two.disagreements[0][0] == 1.5
+
+
+def test_auto_starts_probe_the_free_fit_and_find_the_lower_minimum():
+    """two_starts="auto": the fit from μ = 0 alone lands in the ν > 0 basin at μ = 1.5; the probe of
+    −lnL along the segment to the free fit (ν < 0) sees it fall below that minimum, so the free-fit
+    start is fitted too and the global profile is kept."""
+    lik = Likelihood([DoubleWell()])
+    auto = ProfiledData(lik, "mu", fit_kwargs={"tolerance": 1e-4}, two_starts="auto")
+    auto.conditional(0.0)
+    assert auto.n_probed_starts == 1  # the first μ: its second start (the start point) is always fitted
+    assert auto.n_disagreements == 0  # μ = 0 has one basin
+    assert auto.conditional(1.5).nll == pytest.approx(exact_profile(1.5), abs=1e-6)
+    assert auto.n_probed_starts == 2 and auto.n_disagreements == 1
+
+
+def test_auto_refits_a_neighbour_that_sits_above_the_new_solution():
+    """A cached fit in a local minimum (put there by a one-start chain) is refitted when a later
+    fit's solution is lower at its μ, so no conditional fit sits above a neighbour's solution."""
+    lik = Likelihood([DoubleWell()])
+    one = ProfiledData(lik, "mu", fit_kwargs={"tolerance": 1e-4}, two_starts=False)
+    one.conditional(0.0)
+    local = one.conditional(1.5)
+    assert local.nll > exact_profile(1.5) + 0.5
+    auto = ProfiledData(lik, "mu", fit_kwargs={"tolerance": 1e-4}, two_starts="auto", free_fit=one.free)
+    auto._cache[1.5] = local  # as a one-start chain left it
+    assert auto.conditional(1.6).nll == pytest.approx(exact_profile(1.6), abs=1e-6)
+    assert auto.n_neighbour_refits == 1
+    assert auto.conditional(1.5).nll == pytest.approx(exact_profile(1.5), abs=1e-6)
+
+
+def test_auto_starts_cost_fewer_fits_and_give_the_same_limits():
+    """On a convex likelihood "auto" makes no probed second fits (the probes find nothing) and the limits
+    agree with two starts; the Asimov free fit and, with μ̂ = 0, the observed fit at μ = 0 cost no fit."""
+    from sbihep.fit import cls_upper_limit
+
+    _, _, lik = simple(observed=(45.0, 44.0))  # a deficit: μ̂ = 0 on the POI's bound
+    auto = cls_upper_limit(lik, "mu", progress=False, tolerance=1e-4)
+    two = cls_upper_limit(lik, "mu", progress=False, two_starts=True, tolerance=1e-4)
+    assert auto.best_fit == 0.0 and auto.asimov_exact
+    # second starts only at the first μ fitted on each data set (here the Asimov one: the observed
+    # data's first μ is μ̂ = 0, the free fit itself)
+    assert auto.n_probed_starts == 1 and auto.n_fits < two.n_fits
+    assert auto.observed == pytest.approx(two.observed, rel=2e-4)
+    for n in auto.expected:
+        assert auto.expected[n] == pytest.approx(two.expected[n], rel=2e-4)
+    with pytest.raises(InvalidInputError, match="two_starts"):
+        cls_upper_limit(lik, "mu", progress=False, two_starts="sometimes")
+
+
+def test_asimov_free_fit_is_the_generating_point_and_checked():
+    from sbihep.fit import minimize
+    from sbihep.fit.hypotest import asimov_free_fit
+
+    _, _, lik = simple()
+    theta = dict(zip(lik.names, [0.3, 1.05, 0.97]))
+    asimov = lik.asimov(theta)
+    fit, exact = asimov_free_fit(asimov, theta)
+    real = minimize(asimov, hesse=False, tolerance=1e-6)
+    assert exact and fit.nll == pytest.approx(real.nll, abs=1e-7)
+    for n in lik.names:
+        assert fit.values[n] == pytest.approx(real.values[n], abs=2e-3)
+    # not an Asimov data set of that point: the check fails and a real fit is made
+    fit2, exact2 = asimov_free_fit(lik, theta)
+    assert not exact2 and fit2.converged and fit2.nll < lik.nll(theta) - 1e-3
+
+
+def test_the_free_fit_is_the_conditional_fit_at_its_own_bounded_mu_hat():
+    _, _, lik = simple(observed=(45.0, 44.0))
+    prof = ProfiledData(lik, "mu", two_starts="auto")
+    n = prof.n_fits
+    assert prof.mu_hat == 0.0
+    assert prof.conditional(0.0).nll == prof.free.nll and prof.n_fits == n and prof.n_reused == 1
+
+
+
+@pytest.mark.parametrize("two_starts", [True, "auto"])
+def test_the_first_conditional_fit_is_also_started_from_the_start_point(two_starts):
+    """The first μ fitted has no neighbour.  At μ = 0.5 the free fit's basin (ν < 0) is only a local
+    minimum; started from it alone MIGRAD stays there (the eRJR workspace at μ = 3 did the same), so
+    the likelihood's start point (ν = 0, downhill into ν > 0) is a second start — fitted in both
+    modes, since a probe along one segment cannot see a basin behind a ridge."""
+    lik = Likelihood([DoubleWell()])
+    one = ProfiledData(lik, "mu", fit_kwargs={"tolerance": 1e-4}, two_starts=False)
+    assert one.free.values["nu"] < 0
+    assert one.conditional(0.5).nll > exact_profile(0.5) + 0.5  # the local minimum, unnoticed
+    prof = ProfiledData(lik, "mu", fit_kwargs={"tolerance": 1e-4}, two_starts=two_starts)
+    fit = prof.conditional(0.5)
+    assert fit.values["nu"] > 0
+    assert fit.nll == pytest.approx(exact_profile(0.5), abs=1e-6)
+    assert prof.n_disagreements == 1

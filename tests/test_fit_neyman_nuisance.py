@@ -182,3 +182,93 @@ def test_neyman_interval_ends_by_root_finding_are_exact(n_points):
     assert iv.low_closed and iv.high_closed
     assert abs(iv.low - (0.37 - 1)) < 1e-3 and abs(iv.high - (0.37 + 1)) < 1e-3
     assert iv.best == pytest.approx(0.37, abs=1e-3)
+
+
+def test_neyman_interval_returns_every_piece_of_a_disjoint_set():
+    """Gaussian x = 0.37, σ = 1, c = 1 except at the last node μ = 3.5 where c = 10: the Neyman set
+    is [x − 1, x + 1] ∪ [r, 3.5) with r the root of (μ − x)² = c(μ) between the last two nodes
+    (c linear there).  Old code: one Interval around the best fit and a warning."""
+    from sbihep.fit import ConfidenceSet
+    from sbihep.fit.neyman import neyman_region
+
+    space = ParameterSpace([Parameter("mu", 0.0, (-10, 10))])
+    lik = Likelihood([GaussianTerm([0.37], [[1.0]], [0.0], space, linear={"mu": [1.0]})])
+    grid = np.linspace(-3.0, 3.5, 11)
+    belt = neyman_belt(lik, {"mu": grid}, n_toys=3, cls=(ONE_SIGMA,), seed=0)
+    belt["critical_value"][:] = 1.0
+    belt["critical_value"][-1] = 10.0
+    cs = neyman_interval(lik, belt, ONE_SIGMA)
+    assert isinstance(cs, ConfidenceSet) and cs.method == "neyman" and len(cs.intervals) == 2
+    first, second = cs.intervals
+    a, b = grid[-2], grid[-1]
+    root = float(__import__("scipy").optimize.brentq(lambda m: (m - 0.37) ** 2 - (1 + 9 * (m - a) / (b - a)), a, b))
+    assert abs(first.low - (0.37 - 1)) < 1e-3 and abs(first.high - (0.37 + 1)) < 1e-3
+    assert abs(second.low - root) < 1e-3 and second.high == b and second.high_end == "open"
+    assert cs.low == first.low and cs.high == b and not cs.high_closed  # the hull, as the old Interval
+    assert cs.contains(0.37) and not cs.contains(2.0) and cs.contains(0.5 * (root + b)) and not cs.contains(root - 0.01)
+    region = neyman_region(lik, belt, ONE_SIGMA)
+    np.testing.assert_array_equal(region["accepted"].values, cs.contains(grid))
+
+
+def test_neyman_region_with_a_nuisance_belt_matches_the_closed_form_on_onoff():
+    """neyman_region on a nuisance belt: each node's decision is t_obs(μ) ≤ c(μ; ν̂̂_obs(μ)) of the
+    construction, with t and ν̂̂ of the OnOff data in closed form; neyman_interval on the same belt
+    is a ConfidenceSet that agrees with the region at every node."""
+    from sbihep.fit import ConfidenceSet
+    from sbihep.fit.neyman import neyman_region
+
+    lik = onoff(100.0, 68.0)
+    mus = np.array([0.0, 0.75, 1.5, 2.25, 3.0])
+    belt = neyman_belt(lik, {"mu": mus}, nuisance_grid={"nu": np.linspace(0.6, 1.4, 3)}, n_toys=20,
+                       cls=(ONE_SIGMA,), seed=5, tolerance=1e-4)
+    n_on, n_off = 100, 68
+    for construction in ("calibrated", "profile"):
+        region = neyman_region(lik, belt, ONE_SIGMA, construction=construction, tolerance=1e-4)
+        cons = NuisanceConstruction(belt, ONE_SIGMA, construction)
+        for k, mu in enumerate(mus):
+            t = max(2 * (nll(mu, nu_hat(mu)) - free_nll())[n_on, n_off], 0.0)
+            c = cons.critical(None, {"mu": mu}, {"nu": float(nu_hat(mu)[n_on, n_off])}, math.nan)
+            assert float(region["twice_delta_nll"][k]) == pytest.approx(t, abs=2e-4)
+            assert float(region["critical_value"][k]) == pytest.approx(c, abs=2e-3)
+            if abs(t - c) > 5e-3:
+                assert bool(region["accepted"][k]) == (t <= c), (construction, mu, t, c)
+        cs = neyman_interval(lik, belt, ONE_SIGMA, construction=construction, tolerance=1e-4)
+        assert isinstance(cs, ConfidenceSet)
+        clear = np.abs(np.asarray(region["margin"])) > 5e-3
+        np.testing.assert_array_equal(cs.contains(mus)[clear], np.asarray(region["accepted"])[clear])
+        assert region["accepted"].any() and not region["accepted"].all()
+
+
+def test_berger_boos_takes_the_supremum_over_a_two_nuisance_confidence_set():
+    """Two nuisances measured as N(x_ν, 1) and a critical-value table linear in them,
+    Q(ν) = 1 + 0.3 ν₁ + 0.4 ν₂ (|g| = 0.5): the Berger–Boos c is its supremum over the disc
+    |ν − ν̂̂| ≤ r, r² = χ²₂⁻¹(1 − γ) — 1 + g·ν̂̂ + |g| r — up to the refined grid's step h
+    (the set is dilated by one step: within |g| h √2).  With the χ²₁ radius instead the value
+    would be 0.23 lower, well outside that."""
+    import xarray as xr
+
+    space = ParameterSpace([Parameter("mu", 0.0, (-5, 5)), Parameter("n1", 0.0, (-6, 6), kind="nuisance"),
+                            Parameter("n2", 0.0, (-6, 6), kind="nuisance")])
+    x = np.array([0.2, 0.4, -0.3])
+    lik = Likelihood([GaussianTerm(x, np.eye(3), [0.0] * 3, space,
+                                   linear={"mu": [1, 0, 0], "n1": [0, 1, 0], "n2": [0, 0, 1]})])
+    nus = np.linspace(-6.0, 6.0, 25)  # step 0.5; refine 4 → h = 0.125
+    gamma, cl = 0.01, ONE_SIGMA
+    g = np.array([0.3, 0.4])
+    table = 1 + g[0] * nus[:, None] + g[1] * nus[None, :]
+    crit = np.broadcast_to(table, (2, nus.size, nus.size))[..., None].copy()
+    belt = xr.Dataset({"critical_value": (("mu", "n1", "n2", "cl"), crit)},
+                      coords={"mu": [-1.0, 1.0], "n1": nus, "n2": nus, "cl": [cl + gamma]},
+                      attrs={"tested": "mu", "nuisances": "n1,n2", "n_toys": 1})
+    bb = NuisanceConstruction(belt, cl, "berger_boos", gamma=gamma)
+    hat = {"n1": 0.4, "n2": -0.3}  # ν̂̂ at any μ: the nuisances decouple from μ
+    cond = {"mu": 0.5, **hat}
+    c = bb.critical(lik, {"mu": 0.5}, cond, lik.nll(cond)) - __import__("sbihep.fit.neyman_nuisance", fromlist=["x"]).TIE_TOLERANCE
+    r2, r1 = math.sqrt(stats.chi2.ppf(1 - gamma, 2)), math.sqrt(stats.chi2.ppf(1 - gamma, 1))
+    centre = 1 + g @ np.array([0.4, -0.3])
+    exact = centre + 0.5 * r2
+    assert exact - 1e-9 <= c <= exact + 0.5 * 0.125 * math.sqrt(2) + 1e-9
+    assert c > centre + 0.5 * r1 + 0.15
+    # profile construction at the same level: the table at ν̂̂ only, below the supremum
+    prof = NuisanceConstruction(belt.assign_coords(cl=[cl]), cl, "profile")
+    assert prof.critical(lik, {"mu": 0.5}, cond, lik.nll(cond)) - 1e-3 == pytest.approx(centre)

@@ -17,8 +17,12 @@ limits are found on the *width* σ(μ) = (μ − μ̂)/√q(μ) (for q̃ with μ
    (relative); otherwise a fit is made at the predicted limit, which adds a width there.
 
 Typically 6–7 fits on the Asimov data and 2–4 on the observed data give every limit to ~1e-5
-relative; the conditional fits are warm-started from the nearest μ already fitted (and, with
-``two_starts``, also from the free fit, keeping the lower minimum).
+relative.  The conditional fits are warm-started from the nearest μ already fitted; with
+``two_starts="auto"`` (the default) the free fit (and the far neighbour) is fitted from as well only
+when a probe of −ln L along the segment towards it says it may lead lower, and a fitted neighbour is
+refitted when a new fit's solution is lower there (``True``: always two starts; see
+:mod:`sbihep.fit.hypotest`).  No fit is made for the Asimov data's free fit (the generating point,
+checked to be stationary) nor for the conditional fit at μ = μ̂ (μ̂ = 0 on the bound: the free fit).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from sbihep.fit.hypotest import (
     BAND,
     ProfiledData,
     _asymptotic_pvalues,
+    asimov_data,
+    check_two_starts,
     _check_poi,
     _check_test_stat,
     _progress_default,
@@ -55,9 +61,14 @@ class UpperLimit:
         cl: confidence level (1 − α).
         best_fit: μ̂ on the observed data.
         n_fits: fits made (free and conditional, observed and Asimov data).
-        n_two_start_disagreements: conditional fits whose two starts found different minima (the
-            lower one used).
+        n_two_start_disagreements: conditional fits whose starts found different minima (the
+            lower one used), neighbour refits that found a lower minimum included.
         rtol: the relative tolerance the limits were converged to.
+        n_probed_starts: extra starts fitted because a probe asked for them (``two_starts="auto"``).
+        n_neighbour_refits: fitted μ refitted from a neighbour's solution that was lower there.
+        asimov_exact: the Asimov data's free fit is the generating point itself (checked, no fit).
+        fits: ``{"observed": {μ: FitResult}, "asimov": {μ: FitResult}}``, the conditional fits the
+            limits were read from (the Asimov data generated at the observed fit at μ = 0).
     """
 
     poi: str
@@ -68,6 +79,10 @@ class UpperLimit:
     n_fits: int = 0
     n_two_start_disagreements: int = 0
     rtol: float = math.nan
+    n_probed_starts: int = 0
+    n_neighbour_refits: int = 0
+    asimov_exact: bool = False
+    fits: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _cls_observed(q: float, q_a: float) -> float:
@@ -90,25 +105,36 @@ class _Width:
         # q̃ with μ̂ < 0 (a POI bound below 0): q̃ = ((μ − μ̂)² − μ̂²)/σ²
         self.offset = profile.mu_hat ** 2 if (test_stat == "qtilde" and profile.mu_hat < 0) else 0.0
         self.centre = profile.mu_hat
-        self.knots: dict[float, float] = {}
+        self.measured: list[float] = []
 
     def measure(self, mu: float) -> None:
-        q = self.profile.q(mu, self.test_stat)
-        num = (mu - self.centre) ** 2 - self.offset
-        if q > 0 and num > 0:
-            self.knots[mu] = math.sqrt(num / q)
+        self.profile.conditional(mu)
+        self.measured.append(mu)
+
+    @property
+    def knots(self) -> dict[float, float]:
+        """μ → σ(μ) at the measured μ, from the profile's current fits (a fit at μ can be replaced
+        by a lower one found later from a neighbour's solution)."""
+        out = {}
+        for mu in self.measured:
+            q = self.profile.q(mu, self.test_stat)
+            num = (mu - self.centre) ** 2 - self.offset
+            if q > 0 and num > 0:
+                out[mu] = math.sqrt(num / q)
+        return out
 
     def sigma(self, mu: float, degree_drop: int = 0) -> float:
-        if not self.knots:
+        knots = self.knots
+        if not knots:
             return math.nan
-        xs = np.array(sorted(self.knots, key=lambda m: abs(m - mu)))
+        xs = np.array(sorted(knots, key=lambda m: abs(m - mu)))
         m = min(4, len(xs)) - degree_drop
         if m < 1:
             return math.nan
         if not (xs.min() <= mu <= xs.max()):
             m = min(m, 2)  # extrapolate at most linearly
         xs = xs[:m]
-        ys = np.array([self.knots[x] for x in xs])
+        ys = np.array([knots[x] for x in xs])
         total = 0.0
         for i in range(m):
             w = 1.0
@@ -182,7 +208,7 @@ def cls_upper_limit(
     observed: bool = True,
     rtol: float = 1e-4,
     test_stat: str = "qtilde",
-    two_starts: bool = True,
+    two_starts: bool | str = "auto",
     agree_tol: float = 1e-3,
     max_fits: int = 60,
     progress: bool | None = None,
@@ -201,8 +227,12 @@ def cls_upper_limit(
         rtol: relative accuracy of every limit (the change the next lower-degree interpolant of the
             widths makes; see the module docstring).
         test_stat: ``"qtilde"`` or ``"q"``.
-        two_starts: start each conditional fit from the free fit and from the nearest fitted μ and
-            keep the lower minimum (False: the nearest only; about half the fits).
+        two_starts: ``"auto"`` (default): start each conditional fit from the nearest fitted μ and
+            fit from the free fit (or the far neighbour) only when a probe of −ln L along the
+            segment towards it says that start may lead lower, and refit a neighbour when this
+            fit's solution is lower there (see :mod:`sbihep.fit.hypotest`); ``True``: always also
+            from the free fit, the lower minimum kept (about twice the fits); ``False``: the
+            nearest only.
         agree_tol: two starts disagree when their −lnL differ by more than this.
         max_fits: give up (ConvergenceError) after this many fits.
         progress: a tqdm bar over the fits (default: on when stderr is a terminal).
@@ -223,6 +253,7 @@ def cls_upper_limit(
     if not (expected or observed):
         raise InvalidInputError("cls_upper_limit: nothing to compute (observed=False and expected=False)")
     poi = _check_poi(likelihood, poi, "cls_upper_limit")
+    two_starts = check_two_starts(two_starts, "cls_upper_limit")
     test_stat = _check_test_stat(test_stat, "cls_upper_limit")
     alpha = 1.0 - cl
     low_b, high_b = likelihood.parameters[poi].bounds
@@ -234,9 +265,7 @@ def cls_upper_limit(
     tick = (lambda: bar.update(1)) if bar is not None else None
     try:
         data = ProfiledData(likelihood, poi, fit_kwargs=fit_kwargs, two_starts=two_starts, agree_tol=agree_tol, on_fit=tick)
-        background = data.conditional(max(0.0, low_b))
-        asimov = ProfiledData(likelihood.asimov(background.values), poi, start=background.values, fit_kwargs=fit_kwargs,
-                              two_starts=two_starts, agree_tol=agree_tol, on_fit=tick)
+        asimov = asimov_data(data, fit_kwargs=fit_kwargs, two_starts=two_starts, agree_tol=agree_tol, on_fit=tick)
         w_obs, w_a = _Width(data, test_stat), _Width(asimov, test_stat)
         lo = max(low_b, 0.0)
         sigma0 = _curvature_width(asimov, poi, high_b)
@@ -290,8 +319,8 @@ def cls_upper_limit(
                 break
             if data.n_fits + asimov.n_fits >= max_fits:
                 raise ConvergenceError(f"cls_upper_limit: limits not converged to rtol={rtol} after {max_fits} fits: {limits}")
-            new_a = _new_points(map(clip, sorted(to_fit_a)), w_a.knots, rtol)
-            new_obs = _new_points(map(clip, sorted(to_fit_obs)), w_obs.knots, rtol)
+            new_a = _new_points(map(clip, sorted(to_fit_a)), w_a.measured, rtol)
+            new_obs = _new_points(map(clip, sorted(to_fit_obs)), w_obs.measured, rtol)
             if not new_a and not new_obs:
                 break  # every predicted limit sits on a measured width: the interpolant is exact there
             for mu in new_a:
@@ -302,11 +331,13 @@ def cls_upper_limit(
         if bar is not None:
             bar.close()
     return UpperLimit(poi, float(limits.get("obs", math.nan)), {n: float(limits[n]) for n in targets}, cl, data.mu_hat,
-                      data.n_fits + asimov.n_fits, data.n_disagreements + asimov.n_disagreements, rtol)
+                      data.n_fits + asimov.n_fits, data.n_disagreements + asimov.n_disagreements, rtol,
+                      data.n_probed_starts + asimov.n_probed_starts, data.n_neighbour_refits + asimov.n_neighbour_refits,
+                      bool(getattr(asimov, "asimov_exact", False)), {"observed": data.fitted, "asimov": asimov.fitted})
 
 
 def _new_points(candidates, knots, rtol: float) -> list[float]:
-    """Candidates not within 0.1·rtol (relative) of a measured width or of each other."""
+    """Candidates not within 0.1·rtol (relative) of a measured μ or of each other."""
     out: list[float] = []
     for mu in candidates:
         near = [*knots, *out]

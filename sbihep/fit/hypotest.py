@@ -20,17 +20,40 @@ Calculators:
   evaluated at the b toys' q.  Toys are drawn with :meth:`Likelihood.toy`, their streams a function of
   (seed, hypothesis, toy index) only.
 
-Every conditional (fixed-μ) fit is started twice — from the free fit and from the nearest μ already
-fitted on the same data set — and the lower minimum is kept (``two_starts=True``), so a fit that
-lands in a local minimum from one start does not pass unnoticed; the number of points where the two
-starts disagreed by more than ``agree_tol`` is reported.
+Starts of the conditional (fixed-μ) fits (``two_starts``):
+
+- ``True`` (hypotest's default): every conditional fit is started from the nearest μ already fitted
+  on the same data set *and* from the free fit, and the lower minimum is kept, so a fit that lands in
+  a local minimum from one start does not pass unnoticed; the number of points where the two starts
+  disagreed by more than ``agree_tol`` is reported.
+- ``"auto"`` (:func:`~sbihep.fit.cls.cls_upper_limit`'s default): the fit starts from the nearest
+  μ; the other starts — the free fit and, between two fitted μ, the far neighbour — are *probed*
+  first and fitted only when the probe says they may lead lower: −ln L is evaluated at four points
+  of the straight segment (μ fixed) from the fit's minimum to that start.  Within one basin that is
+  convex along the segment (any basin near its minimum) −ln L does not decrease along it, so the
+  other start is fitted when the segment goes below the minimum anywhere, or decreases somewhere
+  (a ridge, then another basin's slope).  Also when the fit from the nearest start failed.  After
+  each fit its values are tried at the two neighbouring fitted μ (one evaluation each): a
+  neighbour whose −ln L is higher than there by more than ``agree_tol`` is refitted from them (its
+  warm-started minimum was not the lowest), so no cached fit sits above a neighbour's solution.
+  This costs ~10 likelihood evaluations per fit instead of a second fit.
+- ``False``: the nearest start only.
+
+The first μ fitted on a data set has no fitted neighbour: it starts from the free fit, and its
+second start (fitted, with ``"auto"`` too: a probe along one segment did not see that basin) is
+the likelihood's own start point —
+on the eRJR workspace a fit at μ = 3 from the free fit alone settles 0.05 in −2 ln L above the
+minimum that the start point (or the fit at μ = 2.5) leads to.
+
+Starts that coincide (e.g. the nearest fitted μ is the free fit's own, μ̂ on a bound) are fitted
+once; the free fit is the conditional fit at μ = μ̂ (no fit is made there).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -42,7 +65,7 @@ from sbihep.fit.minimize import FitResult, minimize
 from sbihep.fit.statistic import toy_seed
 from sbihep.parallel import map_jobs
 
-__all__ = ["HypoTestResult", "hypotest", "ProfiledData", "TEST_STATS", "CALCTYPES"]
+__all__ = ["HypoTestResult", "hypotest", "ProfiledData", "asimov_free_fit", "asimov_data", "TEST_STATS", "CALCTYPES", "TWO_STARTS"]
 
 TEST_STATS = ("qtilde", "q")
 CALCTYPES = ("asymptotics", "toybased")
@@ -111,35 +134,62 @@ def _check_test_stat(test_stat: str, who: str) -> str:
     return test_stat
 
 
+#: Fractions of the segment from a fit's minimum to another start at which −ln L is probed ("auto").
+PROBE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+TWO_STARTS = (True, False, "auto")
+
+
+def check_two_starts(two_starts, who: str):
+    """``two_starts`` as one of :data:`TWO_STARTS` (InvalidInputError otherwise)."""
+    if two_starts is True or two_starts is False or two_starts == "auto":
+        return two_starts
+    raise InvalidInputError(f"{who}: two_starts must be True, False or 'auto', got {two_starts!r}")
+
+
 class ProfiledData:
     """One data set's free fit and its conditional (fixed-POI) fits, cached by μ.
 
-    Each conditional fit starts from the free fit and from the nearest μ fitted before (two starts,
-    the lower minimum kept) unless ``two_starts=False`` (then only the nearest).
+    The starts of each conditional fit follow ``two_starts`` (see the module docstring): ``True``
+    the nearest fitted μ and the free fit, the lower minimum kept; ``"auto"`` the nearest, the
+    others only when a probe of −ln L along the segment towards them says they may lead lower;
+    ``False`` the nearest only.  The first μ fitted has no neighbour: its starts are the free fit
+    and the likelihood's start point.
 
     Args:
         likelihood: the likelihood of the data set.
         poi: the tested parameter.
         start: start of the free fit (default: the likelihood's).
         fit_kwargs: passed to :func:`~sbihep.fit.minimize.minimize`.
-        two_starts: see above.
+        two_starts: ``True``, ``"auto"`` or ``False``.
         agree_tol: two starts disagree when their −lnL differ by more than this.
         on_failure: ``"raise"`` (ConvergenceError) or ``"flag"`` (see :attr:`converged`).
+        free_fit: the free fit, when already known (e.g. :func:`asimov_free_fit`); not refitted.
+
+    Attributes:
+        n_fits: fits made; n_disagreements: conditional fits whose starts found minima differing by
+            more than ``agree_tol``; n_probed_starts: extra starts fitted because a probe asked for
+            them ("auto"); n_neighbour_refits: cached fits refitted from a neighbour's solution that
+            was lower there; n_reused: conditional fits taken from the free fit (μ = μ̂).
     """
 
     def __init__(self, likelihood: Likelihood, poi: str, *, start: Mapping[str, float] | None = None,
-                 fit_kwargs: Mapping[str, Any] | None = None, two_starts: bool = True, agree_tol: float = 1e-3,
-                 on_failure: str = "raise", on_fit=None) -> None:
+                 fit_kwargs: Mapping[str, Any] | None = None, two_starts: bool | str = True, agree_tol: float = 1e-3,
+                 on_failure: str = "raise", on_fit=None, free_fit: FitResult | None = None) -> None:
         self.likelihood, self.poi = likelihood, poi
         self.fit_kwargs = {k: v for k, v in (fit_kwargs or {}).items() if k not in ("hesse", "on_failure", "start", "fixed")}
         self.user_fixed = dict((fit_kwargs or {}).get("fixed") or {})
-        self.two_starts, self.agree_tol, self.on_failure = bool(two_starts), float(agree_tol), on_failure
+        self.two_starts = check_two_starts(two_starts, "ProfiledData")
+        self.agree_tol, self.on_failure = float(agree_tol), on_failure
         self.on_fit = on_fit
         self.converged = True
         self.n_disagreements = 0
         self.disagreements: list[tuple[float, float, float]] = []  # (μ, kept −lnL, other −lnL)
         self.n_fits = 0
-        self.free = self._minimize(start=self._free_values(start) if start else None)
+        self.n_probed_starts = 0
+        self.n_neighbour_refits = 0
+        self.n_reused = 0
+        self._names = list(likelihood.names)
+        self.free = free_fit if free_fit is not None else self._minimize(start=self._free_values(start) if start else None)
         self.mu_hat = float(self.free.values[poi])
         self._cache: dict[float, FitResult] = {}
         if self.free.converged is False:
@@ -149,38 +199,114 @@ class ProfiledData:
         fixed = {**self.likelihood.fixed, **self.user_fixed}
         return {k: v for k, v in values.items() if k not in fixed and k in self.likelihood.parameters}
 
-    def _minimize(self, *, start=None, fixed=None) -> FitResult:
+    def _minimize(self, *, start=None, fixed=None, check: bool = True) -> FitResult:
         fit = minimize(self.likelihood, start=start, fixed={**self.user_fixed, **(fixed or {})}, hesse=False,
                        on_failure="flag", **self.fit_kwargs)
         self.n_fits += 1
         if self.on_fit is not None:
             self.on_fit()
+        if check:
+            self._check(fit, fixed)
+        return fit
+
+    def _check(self, fit: FitResult, fixed) -> None:
         if not fit.converged:
             if self.on_failure == "raise":
                 raise ConvergenceError(f"{self.poi} = {fixed.get(self.poi) if fixed else 'free'}: fit did not converge: {fit.message}")
             self.converged = False
-        return fit
+
+    def _fit_at(self, mu: float, start: Mapping[str, float]) -> FitResult:
+        # checked by the caller once every start has been tried: one failed start is not fatal
+        return self._minimize(start={**start, self.poi: mu}, fixed={self.poi: mu}, check=False)
+
+    def _vector(self, values: Mapping[str, float], mu: float) -> np.ndarray:
+        x = np.array([values[n] for n in self._names], dtype=float)
+        x[self._names.index(self.poi)] = mu
+        return x
+
+    def _probe(self, best: FitResult, mu: float, other: Mapping[str, float]) -> bool:
+        """Whether −ln L on the segment (μ fixed) from ``best`` to the start ``other`` drops below
+        ``best`` or decreases somewhere (then a fit from ``other`` may find a lower minimum)."""
+        x0 = self._vector(best.values, mu)
+        x1 = self._vector({**best.values, **other}, mu)
+        if np.allclose(x0, x1, rtol=1e-9, atol=1e-12):
+            return False
+        noise = 1e-9 * max(1.0, abs(best.nll))
+        previous = best.nll
+        for s in PROBE_FRACTIONS:
+            f = self.likelihood.nll_vector(x0 + s * (x1 - x0))
+            if not math.isfinite(f):
+                return True  # an undefined point between the starts: do not trust the segment
+            if f < best.nll - noise or f < previous - noise:
+                return True
+            previous = f
+        return False
 
     def conditional(self, mu: float) -> FitResult:
         """The fit at POI = ``mu`` (cached)."""
         mu = float(mu)
         if mu in self._cache:
             return self._cache[mu]
-        starts = []
-        if self._cache:
-            nearest = min(self._cache, key=lambda m: abs(m - mu))
-            starts.append(self._free_values(self._cache[nearest].values))
-        if self.two_starts or not starts:
-            starts.append(self._free_values(self.free.values))
-        fits = [self._minimize(start={**s, self.poi: mu}, fixed={self.poi: mu}) for s in starts]
+        if mu == self.mu_hat and self.free.converged:
+            # the free fit is the conditional fit at its own μ̂ (e.g. μ̂ = 0 on the POI's bound)
+            self.n_reused += 1
+            self._cache[mu] = replace(self.free, fixed={**self.free.fixed, self.poi: mu},
+                                      free=tuple(n for n in self.free.free if n != self.poi))
+            return self._cache[mu]
+        below = [m for m in self._cache if m < mu]
+        above = [m for m in self._cache if m > mu]
+        near = sorted(([max(below)] if below else []) + ([min(above)] if above else []), key=lambda m: abs(m - mu))
+        free_start = self._free_values(self.free.values)
+        starts: list[dict] = [self._free_values(self._cache[m].values) for m in near[:1]] or [free_start]
+        # the second start: the free fit; for the first μ fitted (no neighbour yet), the likelihood's
+        # own start point — from the free fit alone MIGRAD can settle in another basin (eRJR, μ = 3)
+        second = free_start if near else self._free_values(self.likelihood.start_point())
+        others = [second]
+        if len(near) == 2:
+            others.append(self._free_values(self._cache[near[1]].values))
+        fits = [self._fit_at(mu, starts[0])]
+        if self.two_starts is True:
+            if not _same_start(second, starts[0], self.poi):
+                starts.append(second)
+                fits.append(self._fit_at(mu, second))  # unless it is the first start
+        elif self.two_starts == "auto":
+            others = [o for o in others if not _same_start(o, starts[0], self.poi)]
+            for other in others:
+                best = min([f for f in fits if f.converged] or fits, key=lambda f: f.nll)
+                # the first μ is always fitted from both starts: every later fit is warm-started from
+                # it, and a probe along one segment cannot see a basin behind a ridge
+                if not near or not best.converged or self._probe(best, mu, other):
+                    self.n_probed_starts += 1
+                    starts.append(other)
+                    fits.append(self._fit_at(mu, other))
+        if not any(f.converged for f in fits) and not any(_same_start(free_start, st, self.poi) for st in starts):
+            starts.append(free_start)
+            fits.append(self._fit_at(mu, free_start))  # every start failed: the free fit's, once more
         ok = [f for f in fits if f.converged] or fits
         best = min(ok, key=lambda f: f.nll)
-        if len(fits) == 2 and abs(fits[0].nll - fits[1].nll) > self.agree_tol:
+        self._check(best, {self.poi: mu})
+        worst = max(ok, key=lambda f: f.nll)
+        if len(fits) >= 2 and worst.nll - best.nll > self.agree_tol:
             self.n_disagreements += 1
-            other = max(fits, key=lambda f: f.nll)
-            self.disagreements.append((mu, best.nll, other.nll))
+            self.disagreements.append((mu, best.nll, worst.nll))
         self._cache[mu] = best
+        if self.two_starts == "auto":
+            self._check_neighbours(mu, best, near)
         return best
+
+    def _check_neighbours(self, mu: float, fit: FitResult, near: Sequence[float]) -> None:
+        """Refit each neighbouring cached μ where this fit's values give a lower −ln L than its minimum."""
+        mine = self._free_values(fit.values)
+        for m in near:
+            old = self._cache[m]
+            trial = self.likelihood.nll_vector(self._vector({**old.values, **mine}, m))
+            if trial < old.nll - self.agree_tol:
+                self.n_neighbour_refits += 1
+                new = self._fit_at(m, mine)
+                if new.converged and new.nll < old.nll:
+                    self.n_disagreements += 1
+                    self.disagreements.append((m, new.nll, old.nll))
+                    self._cache[m] = new
 
     @property
     def fitted(self) -> dict[float, FitResult]:
@@ -198,6 +324,86 @@ class ProfiledData:
         if self.mu_hat > mu:
             return 0.0
         return max(2.0 * (self.conditional(mu).nll - self.reference_nll(test_stat)), 0.0)
+
+
+def _same_start(a: Mapping[str, float], b: Mapping[str, float], poi: str) -> bool:
+    """Two starts that differ at most in the POI (which the conditional fit fixes anyway)."""
+    keys = (set(a) | set(b)) - {poi}
+    return all(math.isclose(a.get(k, math.nan), b.get(k, math.nan), rel_tol=1e-12, abs_tol=1e-15) for k in keys)
+
+
+def asimov_free_fit(asimov: Likelihood, generated_at: Mapping[str, float], *, fit_kwargs: Mapping[str, Any] | None = None,
+                    rel_step: float = 1e-5, max_decrease: float = 1e-10) -> tuple[FitResult, bool]:
+    """The free fit of an Asimov data set, without a fit where it is not needed.
+
+    On Asimov data each term's data equal their expectation at the generating point θ_A, so every
+    term (Poisson counts, Gaussian measurements and constraints) is at its own minimum there and θ_A
+    is the global minimum of −ln L.  That is *checked*, not assumed: one- or central-difference first
+    and second derivatives along every free parameter (2k + 1 evaluations, k free parameters) must
+    show a positive curvature and a predicted decrease g²/(2H) below ``max_decrease`` in each
+    direction (only an outward gradient allowed on a bound).  When the check fails (e.g. a learned
+    term whose Asimov data are not exact) a fit started at θ_A is made.
+
+    Returns:
+        (fit, exact): the free fit, and whether it is θ_A itself (no fit made).
+    """
+    kwargs = {k: v for k, v in (fit_kwargs or {}).items() if k not in ("hesse", "on_failure", "start", "fixed")}
+    user_fixed = dict((fit_kwargs or {}).get("fixed") or {})
+    full = asimov.parameters.validate({**generated_at, **user_fixed})
+    fixed = {**asimov.fixed, **user_fixed}
+    names = list(asimov.names)
+    x = np.array([full[n] for n in names], dtype=float)
+    f0 = asimov.nll_vector(x)
+    free = [n for n in names if n not in fixed]
+    stationary = math.isfinite(f0)
+    for n in free if stationary else ():
+        i = names.index(n)
+        low, high = asimov.parameters[n].bounds
+        h = rel_step * max(1.0, abs(x[i]))
+        up, down = x[i] + h <= high, x[i] - h >= low
+        if up and down:
+            fp = asimov.nll_vector(np.where(np.arange(len(x)) == i, x[i] + h, x))
+            fm = asimov.nll_vector(np.where(np.arange(len(x)) == i, x[i] - h, x))
+            g, curv = (fp - fm) / (2 * h), (fp - 2 * f0 + fm) / h**2
+        elif up or down:  # on (or next to) a bound: one-sided, only inward descent counts
+            sgn = 1.0 if up else -1.0
+            f1 = asimov.nll_vector(np.where(np.arange(len(x)) == i, x[i] + sgn * h, x))
+            f2 = asimov.nll_vector(np.where(np.arange(len(x)) == i, x[i] + 2 * sgn * h, x))
+            g = sgn * (-3 * f0 + 4 * f1 - f2) / (2 * h)
+            curv = (f0 - 2 * f1 + f2) / h**2
+            if sgn * g >= 0:  # rising inwards: the bound holds the minimum in this direction
+                continue
+        else:
+            stationary = False
+            break
+        if not (math.isfinite(g) and math.isfinite(curv) and curv > 0 and g * g / (2 * curv) <= max_decrease):
+            stationary = False
+            break
+    if stationary:
+        result = FitResult(values=dict(full), errors={n: math.nan for n in names}, covariance=None, free=tuple(free),
+                           nll=float(f0), converged=True, message="", edm=0.0, n_calls=2 * len(free) + 1, n_starts=1,
+                           n_agree=1, method="asimov-exact", fixed={n: full[n] for n in fixed})
+        return result, True
+    fit = minimize(asimov, start={n: full[n] for n in free}, fixed=user_fixed, hesse=False, on_failure="flag", **kwargs)
+    return fit, False
+
+
+def asimov_data(data: ProfiledData, *, fit_kwargs: Mapping[str, Any] | None = None, two_starts: bool | str = True,
+                agree_tol: float = 1e-3, on_fit=None) -> ProfiledData:
+    """The Asimov data set of the asymptotic calculator: generated at μ = 0 with the nuisances
+    profiled on ``data`` (the conditional fit at 0), its free fit by :func:`asimov_free_fit`."""
+    background = data.conditional(max(0.0, data.likelihood.parameters[data.poi].bounds[0]))
+    lik = data.likelihood.asimov(background.values)
+    free, exact = asimov_free_fit(lik, background.values, fit_kwargs=fit_kwargs)
+    if not exact and on_fit is not None:
+        on_fit()
+    if not free.converged and data.on_failure == "raise":
+        raise ConvergenceError(f"the free fit on the Asimov data did not converge: {free.message}")
+    out = ProfiledData(lik, data.poi, fit_kwargs=fit_kwargs, two_starts=two_starts, agree_tol=agree_tol,
+                       on_failure=data.on_failure, on_fit=on_fit, free_fit=free)
+    out.n_fits += 0 if exact else 1
+    out.asimov_exact = exact
+    return out
 
 
 def _asymptotic_pvalues(q: float, q_a: float, test_stat: str) -> tuple[float, float, float]:
@@ -247,7 +453,7 @@ def hypotest(
     n_toys: int = 1000,
     seed: int = 0,
     return_expected: bool = True,
-    two_starts: bool = True,
+    two_starts: bool | str = True,
     agree_tol: float = 1e-3,
     n_workers: int = 1,
     executor=None,
@@ -267,7 +473,9 @@ def hypotest(
         n_toys: toys per hypothesis (toybased).
         seed: seed of the toy streams (toybased).
         return_expected: also compute the expected CL_s band (−2…+2σ).
-        two_starts: start each conditional fit from the free fit and from the nearest μ fitted.
+        two_starts: ``True``: start each conditional fit from the free fit and from the nearest μ
+            fitted; ``"auto"``: from the nearest, the others only when a probe asks for them;
+            ``False``: the nearest only (see the module docstring).
         agree_tol: two starts disagree when their −lnL differ by more than this.
         n_workers, executor, client: toys through :func:`~sbihep.parallel.map_jobs`.
         progress: a progress bar over the toys (default: when stderr is a terminal).
@@ -294,11 +502,10 @@ def hypotest(
             raise InvalidInputError(f"hypotest: poi_value {v!r} must be ≥ 0 and within {poi}'s bounds [{low}, {high}]")
     if calctype == "toybased" and (int(n_toys) != n_toys or n_toys < 1):
         raise InvalidInputError(f"hypotest: n_toys must be a positive integer, got {n_toys!r}")
+    two_starts = check_two_starts(two_starts, "hypotest")
     data = ProfiledData(likelihood, poi, fit_kwargs=fit_kwargs, two_starts=two_starts, agree_tol=agree_tol)
     if calctype == "asymptotics":
-        background = data.conditional(0.0)
-        asimov = ProfiledData(likelihood.asimov(background.values), poi, start=background.values,
-                              fit_kwargs=fit_kwargs, two_starts=two_starts, agree_tol=agree_tol)
+        asimov = asimov_data(data, fit_kwargs=fit_kwargs, two_starts=two_starts, agree_tol=agree_tol)
         results = []
         for mu in values:
             q, q_a = data.q(mu, test_stat), asimov.q(mu, test_stat)

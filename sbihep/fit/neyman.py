@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -44,7 +43,8 @@ import numpy as np
 from scipy import optimize
 
 from sbihep.errors import ConvergenceError, InvalidInputError
-from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA, Interval
+from sbihep.fit.confidence_set import ConfidenceSet, Interval
+from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
 from sbihep.fit.neyman_nuisance import CONSTRUCTIONS, GridTable, NuisanceConstruction, belt_quantiles, discrete_quantile
@@ -261,26 +261,35 @@ def neyman_interval(
     margin: float | None = None,
     xtol: float | None = None,
     **fit_kwargs: Any,
-) -> Interval:
-    """The Neyman interval of one tested parameter on the data of ``likelihood``.
+) -> ConfidenceSet:
+    """The Neyman confidence set of one tested parameter on the data of ``likelihood``.
 
-    The ends are the roots of d(θ) = t_obs(θ) − c(θ; D) next to the best fit: d is evaluated on
-    the belt's grid and at the best fit θ̂ (where t_obs = 0), and each end is found by Brent's
-    method between the last accepted and the first rejected point, with a profile fit at every
-    trial θ and c interpolated between grid nodes (for a nuisance belt, c(θ; D) of the chosen
-    ``construction`` at the trial θ's own ν̂̂).  An end that stays accepted up to the grid's edge is
-    returned open (``low_closed``/``high_closed`` False).  When other grid points outside the
-    interval are accepted too, a warning says that the Neyman set is not one interval.
+    The set is {θ : t_obs(θ) ≤ c(θ; D)}: d(θ) = t_obs(θ) − c(θ; D) is evaluated on the belt's grid
+    and at the best fit θ̂ (where t_obs = 0), every maximal run of accepted points (d ≤ 0) is one
+    piece of the set, and each end of a piece is found by Brent's method between its last accepted
+    and the first rejected point, with a profile fit at every trial θ and c interpolated between
+    grid nodes (for a nuisance belt, c(θ; D) of the chosen ``construction`` at the trial θ's own
+    ν̂̂).  A piece that stays accepted up to the grid's edge ends there: ``"bound"`` when the edge
+    is the parameter's bound, ``"open"`` otherwise (the set extends at least that far).  Where the
+    Neyman set is not one interval (accepted grid points separated by rejected ones) every piece is
+    returned; a gap narrower than the grid's spacing is not resolved.
 
     Args:
         likelihood: the observed data's likelihood.
         belt: from :func:`neyman_belt` over one tested parameter (and possibly a nuisance grid).
         cl: confidence level (one of the belt's cls for a fixed belt; any for a nuisance belt).
-        scan: optional 1D :func:`~sbihep.fit.scan.profile_scan` on the belt's grid (saves the grid fits).
+        scan: optional 1D :func:`~sbihep.fit.scan.profile_scan` on the belt's grid (checked to be
+            on the same grid).
         construction, gamma, margin: for a nuisance belt, see :mod:`sbihep.fit.neyman_nuisance`
             (default ``"calibrated"``); a fixed belt accepts only None/``"profile"``.
         xtol: absolute tolerance on the ends (default 1e-7 × the grid's span).
         **fit_kwargs: passed to :func:`~sbihep.fit.minimize.minimize`.
+
+    Returns:
+        :class:`~sbihep.fit.confidence_set.ConfidenceSet` (method ``"neyman"``), the pieces lowest
+        first; ``.low``/``.high`` (and ``.low_closed``/``.high_closed``) are those of the hull, as
+        the single :class:`~sbihep.fit.confidence_set.Interval` returned before.  ``info`` holds
+        the grid's d values (``grid``, ``margin``), the construction and ``n_profile_fits``.
 
     Raises:
         InvalidInputError: a belt over several parameters, a cl the fixed belt lacks, a scan on
@@ -295,9 +304,11 @@ def neyman_interval(
     x_grid = np.asarray(belt[name], dtype=float)
     free = minimize(likelihood, hesse=False, **{k: v for k, v in fit_kwargs.items() if k != "hesse"})
     fixed_all = dict(likelihood.fixed)
+    n_fits = [0]
 
     def evaluate(x: float, start: Mapping[str, float]) -> tuple[float, float, dict]:
         cond = minimize(likelihood, start={**start, name: x}, fixed={name: x}, hesse=False, on_failure="flag", **fit_kwargs)
+        n_fits[0] += 1
         if not cond.converged:
             raise ConvergenceError(f"neyman_interval: the profile fit at {name} = {x:.6g} failed: {cond.message}")
         t = max(2.0 * (cond.nll - min(free.nll, cond.nll)), 0.0)
@@ -323,36 +334,64 @@ def neyman_interval(
         current = points[x][1]
     xs = np.array(sorted(points))
     ds = np.array([points[x][0] for x in xs])
-    if x_best in points and ds[np.searchsorted(xs, x_best)] <= 0:
-        i_best = int(np.searchsorted(xs, x_best))
-    else:
-        accepted = np.flatnonzero(ds <= 0)
-        if not accepted.size:
-            raise InvalidInputError(
-                f"neyman_interval: neither the best fit {name} = {x_best:.6g} nor any grid point is accepted at cl {cl} "
-                f"(smallest t_obs − c = {np.min(ds):.3g}): the belt's grid does not reach the interval — extend it")
-        i_best = int(accepted[np.argmin(np.abs(xs[accepted] - x_best))])
+    accepted = ds <= 0
+    if not accepted.any():
+        raise InvalidInputError(
+            f"neyman_interval: neither the best fit {name} = {x_best:.6g} nor any grid point is accepted at cl {cl} "
+            f"(smallest t_obs − c = {np.min(ds):.3g}): the belt's grid does not reach the interval — extend it")
     tol = xtol if xtol is not None else 1e-7 * max(hi_grid - lo_grid, 1e-300)
+    bound_low, bound_high = likelihood.parameters[name].bounds
 
-    def end(direction: int) -> tuple[float, bool]:
-        i = i_best
-        while 0 <= i + direction < len(xs) and ds[i + direction] <= 0:
-            i += direction
+    def d_between(a: float, b: float, seed_values: Mapping[str, float]):
+        def f(x: float) -> float:
+            if x in (a, b):
+                return points[x][0] if math.isfinite(points[x][0]) else 1e300
+            return evaluate(x, seed_values)[0]
+        return f
+
+    def end(i: int, direction: int) -> tuple[float, str]:
+        """The end of the piece whose outermost accepted point (in ``direction``) is xs[i]."""
         if not 0 <= i + direction < len(xs):
-            return float(xs[i]), False
+            edge = float(xs[i])
+            on_bound = math.isclose(edge, bound_low if direction < 0 else bound_high, rel_tol=0.0,
+                                    abs_tol=1e-12 * max(1.0, abs(edge)))
+            return edge, "bound" if on_bound else "open"
         a, b = float(xs[i]), float(xs[i + direction])
-        seed_values = points[xs[i]][1]
-        root = optimize.brentq(lambda x: evaluate(x, seed_values)[0] if x not in (a, b) else points[x][0] if math.isfinite(points[x][0]) else 1e300,
-                               a, b, xtol=tol, rtol=4 * np.finfo(float).eps, maxiter=200)
-        return float(root), True
+        root = optimize.brentq(d_between(a, b, points[xs[i]][1]), a, b, xtol=tol, rtol=4 * np.finfo(float).eps,
+                               maxiter=200)
+        return float(root), "closed"
 
-    low, low_closed = end(-1)
-    high, high_closed = end(+1)
-    outside = (xs < low - tol) | (xs > high + tol)
-    if np.any((ds <= 0) & outside):
-        warnings.warn(f"neyman_interval: grid points of {name} outside [{low:.6g}, {high:.6g}] are accepted too "
-                      f"({xs[(ds <= 0) & outside].tolist()}): the Neyman set is not one interval", stacklevel=2)
-    return Interval(name, x_best, low, high, cl, low_closed, high_closed, "neyman")
+    pieces = []
+    i = 0
+    while i < len(xs):
+        if not accepted[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(xs) and accepted[j + 1]:
+            j += 1
+        low, low_end = end(i, -1)
+        high, high_end = end(j, +1)
+        best = x_best if low <= x_best <= high else float(xs[i + int(np.argmin(ds[i:j + 1]))])
+        pieces.append(Interval(name, best, low, high, cl, method="neyman", low_end=low_end, high_end=high_end))
+        i = j + 1
+    info = {"grid": xs.tolist(), "margin": ds.tolist(), "n_profile_fits": n_fits[0],
+            "construction": (construction or "calibrated") if nuisances else "profile"}
+    return ConfidenceSet(name, x_best, tuple(_join_touching(pieces)), cl, "neyman", (x_best,), info)
+
+
+def _join_touching(pieces: list[Interval]) -> list[Interval]:
+    """Join pieces whose ends met within the root tolerance (two runs split by a rejected point
+    whose rejection the root finding did not confirm)."""
+    out: list[Interval] = []
+    for iv in pieces:
+        if out and not out[-1].high < iv.low:
+            prev = out[-1]
+            out[-1] = Interval(prev.parameter, prev.best, prev.low, max(prev.high, iv.high), prev.cl, method=prev.method,
+                               low_end=prev.low_end, high_end=iv.high_end)
+        else:
+            out.append(iv)
+    return out
 
 
 def neyman_region(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan=None, construction: str | None = None,

@@ -406,9 +406,12 @@ def run_config(config: Mapping[str, Any], base: Path = Path(".")):
                            n_toys=int(ny.get("n_toys", 200)), seed=int(ny.get("seed", 0)), n_workers=int(ny.get("workers", 1)))
         out["neyman_critical_value"] = belt["critical_value"].rename({name: f"neyman_{name}", "cl": "neyman_cl"})
         for cl in (ONE_SIGMA, TWO_SIGMA):
-            iv = neyman_interval(lik, belt, cl)
-            out.attrs[f"neyman_{round(100 * cl, 1)}_{name}"] = [iv.low, iv.high]
-            rows.append((name, iv.best, float("nan"), f"Neyman {100 * cl:.1f}%", f"[{iv.low:.4g}, {iv.high:.4g}]"))
+            cs = neyman_interval(lik, belt, cl)
+            # the pieces' ends, flattened as for Wilks: [low_1, high_1, low_2, high_2, ...], and their kinds
+            out.attrs[f"neyman_{round(100 * cl, 1)}_{name}"] = [e for iv in cs.intervals for e in (iv.low, iv.high)]
+            out.attrs[f"neyman_{round(100 * cl, 1)}_{name}_ends"] = ",".join(
+                e for iv in cs.intervals for e in (iv.low_end, iv.high_end))
+            rows.append((name, cs.best, float("nan"), f"Neyman {100 * cl:.1f}%", cs.describe()))
     return out, rows
 
 
