@@ -393,6 +393,22 @@ def load_constraints(path: Path) -> str:
         return _digest(d["twice_delta_nll_exact"].values)
 
 
+def write_generative_unfolding(path: Path, version: int) -> None:
+    from sbihep.flows.generative_unfolding import GenerativeUnfolding
+
+    GenerativeUnfolding(2, 2, transforms=1, hidden=(8,), bins=4, seed=version, support=[(0.0, None), (None, None)]).save(path)
+
+
+def load_generative_unfolding(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.flows.generative_unfolding import GenerativeUnfolding
+
+    with _strict():
+        g = GenerativeUnfolding.load(path)
+    return _digest(g.unfold(np.full((3, 2), 0.1), n_samples=2, seed=0)) + json.dumps(g.support.pairs())
+
+
 #: kind → (target name, is a directory, write(path, version), load(path) → fingerprint)
 KINDS = {
     "eventset_nc": ("events.nc", False, write_eventset, load_eventset),
@@ -410,6 +426,7 @@ KINDS = {
     "conditional_flow": ("flow", True, write_conditional_flow, load_conditional_flow),
     "correction": ("correction", True, write_correction, load_correction),
     "density_ratio": ("omnifold-step", True, write_density_ratio, load_density_ratio),
+    "generative_unfolding": ("unfolder", True, write_generative_unfolding, load_generative_unfolding),
     "constraints": ("constraints.nc", False, write_constraints, load_constraints),
 }
 
