@@ -409,6 +409,55 @@ def load_generative_unfolding(path: Path) -> str:
     return _digest(g.unfold(np.full((3, 2), 0.1), n_samples=2, seed=0)) + json.dumps(g.support.pairs())
 
 
+TRAIN_CONFIG = textwrap.dedent(
+    """
+    seed = {seed}
+    [data]
+    events = "{events}"
+    [parameters]
+    cHW = [-1.0, 1.0]
+    [estimator]
+    kind = "score"
+    method = "sally"
+    hidden = [8]
+    [sample]
+    n_samples = 256
+    [training]
+    epochs = 1
+    """
+)
+
+
+def write_train_output(path: Path, version: int) -> None:
+    """``sbihep train card.toml -o DIR`` (the output directory) with the seed set by ``version``."""
+    from typer.testing import CliRunner
+
+    from sbihep.cli import app
+
+    events = path.parent / "train-events.nc"
+    if not events.exists():
+        from sbihep.events.generate import generate
+        from sbihep.physics.processes import get_process
+
+        generate(get_process("wh_lvbb"), 13000.0, 400, seed=21, n_adapt=3, n_per_iteration=2000, progress=False).save(events)
+    card = path.parent / f"train-{version}.toml"
+    card.write_text(TRAIN_CONFIG.format(events=events, seed=version))
+    res = CliRunner().invoke(app, ["train", str(card), "-o", str(path)])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    assert res.exit_code == 0, res.output
+
+
+def load_train_output(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.estimators import ScoreEstimator
+
+    with _strict():
+        est = ScoreEstimator.load(path / "estimator")
+    return _digest(est.score(np.full((3, len(est.observables)), 0.1))) + (path / "train.toml").read_text()
+
+
 #: kind → (target name, is a directory, write(path, version), load(path) → fingerprint)
 KINDS = {
     "eventset_nc": ("events.nc", False, write_eventset, load_eventset),
@@ -427,6 +476,7 @@ KINDS = {
     "correction": ("correction", True, write_correction, load_correction),
     "density_ratio": ("omnifold-step", True, write_density_ratio, load_density_ratio),
     "generative_unfolding": ("unfolder", True, write_generative_unfolding, load_generative_unfolding),
+    "train_output": ("trained", True, write_train_output, load_train_output),
     "constraints": ("constraints.nc", False, write_constraints, load_constraints),
 }
 
