@@ -278,6 +278,186 @@ def load_fit_result(path: Path) -> str:
         return json.dumps(sorted(d.data_vars)) + _digest(*[d[v].values for v in sorted(d.data_vars) if d[v].dtype.kind == "f"])
 
 
+# ---- ensembles, calibration, flows, unfolding, demo ---------------------------------------------------
+
+def write_ensemble(path: Path, version: int) -> None:
+    from sbihep.estimators import RatioEstimator
+    from sbihep.estimators.ensemble import Ensemble
+    from sbihep.estimators.toys import GaussianToy
+
+    Ensemble.build(RatioEstimator, ["x"], GaussianToy().space, hidden=(8,), n_members=2, seed=version).save(path)
+
+
+def load_ensemble(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.estimators.ensemble import Ensemble
+
+    with _strict():
+        ens = Ensemble.load(path)
+    return _digest(ens.log_ratio(np.linspace(-2, 2, 5)[:, None], {"theta": 0.3}))
+
+
+def write_calibrated(path: Path, version: int) -> None:
+    import numpy as np
+
+    from sbihep.estimators.calibration import CalibratedRatioEstimator, Calibrator
+
+    rng = np.random.default_rng(version)
+    log_r = rng.normal(size=200)
+    y = (rng.uniform(size=200) < 1 / (1 + np.exp(log_r))).astype(float)
+    CalibratedRatioEstimator(_ratio_estimator(version), Calibrator("histogram", n_bins=5).fit(log_r, y)).save(path)
+
+
+def load_calibrated(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.estimators.calibration import CalibratedRatioEstimator
+
+    with _strict():
+        est = CalibratedRatioEstimator.load(path)
+    return _digest(est.log_ratio(np.linspace(-2, 2, 5)[:, None], {"theta": 0.3}), est.calibrator(np.linspace(-3, 3, 7)))
+
+
+def write_conditional_flow(path: Path, version: int) -> None:
+    from sbihep.flows.conditional import ConditionalFlow
+
+    ConditionalFlow(2, 1, transforms=1, hidden=(8,), bins=4, seed=version).save(path)
+
+
+def load_conditional_flow(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.flows.conditional import ConditionalFlow
+
+    with _strict():
+        flow = ConditionalFlow.load(path)
+    return _digest(flow.log_prob(np.full((3, 2), 0.1), np.full((3, 1), 0.2)))
+
+
+def write_correction(path: Path, version: int) -> None:
+    from sbihep.flows.correction import SimulationCorrection
+
+    SimulationCorrection(2, transforms=1, hidden=(8,), bins=4, seed=version).save(path)
+
+
+def load_correction(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.flows.correction import SimulationCorrection
+
+    with _strict():
+        corr = SimulationCorrection.load(path)
+    return _digest(corr.to_latent(np.full((3, 2), 0.1), 0))
+
+
+def write_density_ratio(path: Path, version: int) -> None:
+    """An OmniFold step classifier (:class:`sbihep.flows.omnifold.DensityRatio`)."""
+    from sbihep.flows.omnifold import DensityRatio
+
+    DensityRatio(2, hidden=(8,), seed=version).save(path)
+
+
+def load_density_ratio(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.flows.omnifold import DensityRatio
+
+    with _strict():
+        r = DensityRatio.load(path)
+    return _digest(r.logit(np.full((3, 2), 0.1)))
+
+
+def write_constraints(path: Path, version: int) -> None:
+    """The demo's constraint netCDF (:func:`sbihep.demo.write_constraints`)."""
+    import numpy as np
+    import xarray as xr
+
+    from sbihep.demo import POIS, write_constraints as write
+
+    grid = np.linspace(-1, 1, 5)
+    q = version * (grid[:, None] ** 2 + grid[None, :] ** 2)
+    scan = xr.Dataset({"twice_delta_nll": (POIS, q), "best_fit": ("parameter", [0.0, 0.0])},
+                      coords={POIS[0]: grid, POIS[1]: grid, "parameter": list(POIS)})
+    write({"exact": scan}, {"exact": 0.1 * version}, path, {"seed": version})
+
+
+def load_constraints(path: Path) -> str:
+    import xarray as xr
+
+    from sbihep.events.eventset import verify_content_hash
+
+    with xr.open_dataset(path, engine="h5netcdf") as d:
+        d.load()
+        verify_content_hash(d, str(path))
+        return _digest(d["twice_delta_nll_exact"].values)
+
+
+def write_generative_unfolding(path: Path, version: int) -> None:
+    from sbihep.flows.generative_unfolding import GenerativeUnfolding
+
+    GenerativeUnfolding(2, 2, transforms=1, hidden=(8,), bins=4, seed=version, support=[(0.0, None), (None, None)]).save(path)
+
+
+def load_generative_unfolding(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.flows.generative_unfolding import GenerativeUnfolding
+
+    with _strict():
+        g = GenerativeUnfolding.load(path)
+    return _digest(g.unfold(np.full((3, 2), 0.1), n_samples=2, seed=0)) + json.dumps(g.support.pairs())
+
+
+TRAIN_CONFIG = textwrap.dedent(
+    """
+    seed = {seed}
+    [data]
+    events = "{events}"
+    [parameters]
+    cHW = [-1.0, 1.0]
+    [estimator]
+    kind = "score"
+    method = "sally"
+    hidden = [8]
+    [sample]
+    n_samples = 256
+    [training]
+    epochs = 1
+    """
+)
+
+
+def write_train_output(path: Path, version: int) -> None:
+    """``sbihep train card.toml -o DIR`` (the output directory) with the seed set by ``version``."""
+    from typer.testing import CliRunner
+
+    from sbihep.cli import app
+
+    events = path.parent / "train-events.nc"
+    if not events.exists():
+        from sbihep.events.generate import generate
+        from sbihep.physics.processes import get_process
+
+        generate(get_process("wh_lvbb"), 13000.0, 400, seed=21, n_adapt=3, n_per_iteration=2000, progress=False).save(events)
+    card = path.parent / f"train-{version}.toml"
+    card.write_text(TRAIN_CONFIG.format(events=events, seed=version))
+    res = CliRunner().invoke(app, ["train", str(card), "-o", str(path)])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    assert res.exit_code == 0, res.output
+
+
+def load_train_output(path: Path) -> str:
+    import numpy as np
+
+    from sbihep.estimators import ScoreEstimator
+
+    with _strict():
+        est = ScoreEstimator.load(path / "estimator")
+    return _digest(est.score(np.full((3, len(est.observables)), 0.1))) + (path / "train.toml").read_text()
+
+
 #: kind → (target name, is a directory, write(path, version), load(path) → fingerprint)
 KINDS = {
     "eventset_nc": ("events.nc", False, write_eventset, load_eventset),
@@ -290,6 +470,14 @@ KINDS = {
     "surrogate_onnx": ("surrogate.onnx", False, write_surrogate_onnx, load_surrogate_onnx),
     "surrogate_ensemble": ("ensemble", True, write_surrogate_ensemble, load_surrogate_ensemble),
     "fit_result": ("result.nc", False, write_fit_result, load_fit_result),
+    "ensemble": ("ensemble-estimator", True, write_ensemble, load_ensemble),
+    "calibrated": ("calibrated", True, write_calibrated, load_calibrated),
+    "conditional_flow": ("flow", True, write_conditional_flow, load_conditional_flow),
+    "correction": ("correction", True, write_correction, load_correction),
+    "density_ratio": ("omnifold-step", True, write_density_ratio, load_density_ratio),
+    "generative_unfolding": ("unfolder", True, write_generative_unfolding, load_generative_unfolding),
+    "train_output": ("trained", True, write_train_output, load_train_output),
+    "constraints": ("constraints.nc", False, write_constraints, load_constraints),
 }
 
 
