@@ -69,16 +69,17 @@ def read_toml(source: str | Path, what: str) -> tuple[dict, str]:
         raise DataFormatError(f"{where} is not valid TOML: {exc}") from exc
 
 
-def did_you_mean(name: str, allowed) -> str:
-    """`` (did you mean 'x'?)`` for the closest allowed name, or ``""`` (case-insensitive: ``cLL`` → ``cll``)."""
+def did_you_mean(name: str, allowed, n: int = 1) -> str:
+    """`` (did you mean 'x'?)`` for the closest allowed name (up to ``n`` of them, closest first), or
+    ``""`` (case-insensitive: ``cLL`` → ``cll``)."""
     lowered: dict[str, str] = {}
     for a in allowed:
         lowered.setdefault(str(a).lower(), str(a))
     key = str(name).lower()
     if key in lowered and lowered[key] != str(name):
         return f" (did you mean {lowered[key]!r}?)"
-    close = difflib.get_close_matches(key, list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    close = difflib.get_close_matches(key, list(lowered), n=n, cutoff=0.6)
+    return f" (did you mean {', '.join(repr(lowered[c]) for c in close)}?)" if close else ""
 
 
 def _type_name(expected) -> str:

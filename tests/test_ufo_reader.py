@@ -308,3 +308,23 @@ def test_expression_chain_is_elementwise_and_sorted():
         ChainCompiler(["x"], [], [("c", "x.real", "t")], STANDARD_FUNCTIONS)
     with pytest.raises(ModelFormatError, match="depends on itself"):
         ChainCompiler([], [("a", "b", True, "t:a"), ("b", "a", True, "t:b")], [], STANDARD_FUNCTIONS)
+
+
+@needs_smeftsim
+def test_decomposed_couplings_refuse_non_finite_and_unknown_theta(u35):
+    """θ by name equals θ by position; NaN/inf θ, a typo'd operator or a string input are errors, never
+    NaN couplings or a number read from text."""
+    import torch
+
+    dec = u35.coupling_decomposition(["cHW", "cHWB"], check=False)
+    by_name = dec.couplings({"cHWB": 0.3})
+    assert np.array_equal(by_name, dec.couplings(np.array([0.0, 0.3])))
+    for bad in (np.array([np.nan, 0.0]), np.array([[0.0, np.inf]]), {"cHW": float("nan")}, torch.tensor([0.0, float("nan")])):
+        with pytest.raises(InvalidInputError, match="finite"):
+            dec.couplings(bad)
+    with pytest.raises(UnknownParameterError, match="did you mean.*'cHWB'"):
+        dec.couplings({"cHBW": 1.0})
+    with pytest.raises(InvalidInputError, match="last dimension"):
+        dec.couplings(np.zeros(3))
+    with pytest.raises(InvalidInputError, match="must be a number"):
+        u35.with_inputs(MZ="91.1876")

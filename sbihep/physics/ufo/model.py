@@ -28,7 +28,6 @@ Wilson coefficients (85 in U35, 275 in top); the one internal parameter that is 
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from sbihep.errors import InvalidInputError, ModelFormatError, NonlinearCouplingWarning, UnknownParameterError
+from sbihep._toml import did_you_mean
+from sbihep.errors import InvalidInputError, ModelFormatError, NonlinearCouplingWarning, ShapeError, UnknownParameterError
 from sbihep.physics.ufo import objects as O
 from sbihep.physics.ufo.cards import read_card
 from sbihep.physics.ufo.expressions import ChainCompiler, compile_function_library
@@ -45,16 +45,6 @@ from sbihep.physics.ufo.reader import RawModel, read_ufo_directory
 __all__ = ["UFOModel", "ModelValues", "CouplingDecomposition", "load_ufo"]
 
 InputKey = "str | tuple[str, int] | tuple[str, tuple[int, ...]]"
-
-
-def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
-    """`` (did you mean 'x', 'y'?)`` or an empty string."""
-    cands = list(candidates)
-    close = difflib.get_close_matches(name, cands, n=n, cutoff=0.6)
-    if not close:
-        lower = {c.lower(): c for c in cands}
-        close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=n, cutoff=0.6)]
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -76,7 +66,7 @@ class ModelValues:
         if name in self.parameters:
             return self.parameters[name]
         raise UnknownParameterError(f"name: {name!r} is neither a parameter nor a coupling of the model"
-                                    + did_you_mean(name, [*self.parameters, *self.couplings]))
+                                    + did_you_mean(name, [*self.parameters, *self.couplings], n=3))
 
     def mass(self, particle: O.Particle) -> float:
         """Mass of a particle (GeV)."""
@@ -127,26 +117,51 @@ class CouplingDecomposition:
             return self.coupling_names.index(coupling)
         except ValueError:
             raise UnknownParameterError(f"coupling: {coupling!r} is not a coupling of the model"
-                                        + did_you_mean(coupling, self.coupling_names)) from None
+                                        + did_you_mean(coupling, self.coupling_names, n=3)) from None
 
     def couplings(self, theta: Any) -> Any:
-        """c(θ) for θ of shape (n,) or (N, n): numpy in → numpy (…, n_couplings) complex128 out; a torch
-        tensor in → a complex128 torch tensor (differentiable in θ) on θ's device."""
+        """c(θ) for θ of shape (n,) or (N, n) in the order of :attr:`operators`, or a mapping
+        operator → value (operators left out are 0): numpy in → numpy (…, n_couplings) complex128 out;
+        a torch tensor in → a complex128 torch tensor (differentiable in θ) on θ's device.
+
+        Raises:
+            UnknownParameterError: a mapping key that is not one of :attr:`operators`.
+            InvalidInputError / ShapeError: non-finite or non-numeric θ, or a wrong last dimension.
+        """
         try:
             import torch
         except ImportError:  # pragma: no cover
             torch = None
         n = len(self.operators)
+        if isinstance(theta, Mapping):
+            theta = self._vector(theta)
         if torch is not None and isinstance(theta, torch.Tensor):
             if theta.shape[-1:] != (n,):
-                raise InvalidInputError(f"theta: last dimension must be {n} (operators {list(self.operators)}), got {tuple(theta.shape)}")
+                raise ShapeError(f"theta: last dimension must be {n} (operators {list(self.operators)}), got {tuple(theta.shape)}")
+            if not bool(torch.isfinite(theta).all()):
+                raise InvalidInputError(f"theta: values must be finite (operators {list(self.operators)})")
             c0 = torch.as_tensor(self.constant, device=theta.device)
             lin = torch.as_tensor(self.linear, device=theta.device)
             return c0 + theta.to(torch.complex128) @ lin
-        theta = np.asarray(theta, dtype=float)
+        try:
+            theta = np.asarray(theta, dtype=float)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"theta: expected numbers for operators {list(self.operators)}, got {theta!r}") from None
         if theta.shape[-1:] != (n,):
-            raise InvalidInputError(f"theta: last dimension must be {n} (operators {list(self.operators)}), got {theta.shape}")
+            raise ShapeError(f"theta: last dimension must be {n} (operators {list(self.operators)}), got {theta.shape}")
+        if not np.isfinite(theta).all():
+            raise InvalidInputError(f"theta: values must be finite (operators {list(self.operators)})")
         return self.constant + theta @ self.linear
+
+    def _vector(self, theta: Mapping[str, Any]) -> np.ndarray:
+        unknown = [k for k in theta if k not in self.operators]
+        if unknown:
+            raise UnknownParameterError(f"theta: {unknown[0]!r} is not one of the decomposition's operators "
+                                        f"{list(self.operators)}" + did_you_mean(str(unknown[0]), self.operators, n=3))
+        try:
+            return np.array([float(theta.get(op, 0.0)) for op in self.operators])
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"theta: expected numbers, got {dict(theta)!r}") from None
 
 
 def _as_tuple_code(code: Any) -> tuple[int, ...]:
@@ -245,7 +260,7 @@ class UFOModel:
         if name.lower() in self._by_lower:
             return self._by_lower[name.lower()]
         raise UnknownParameterError(f"particle: {name!r} is not a particle of model {self.name}"
-                                    + did_you_mean(name, self._by_name))
+                                    + did_you_mean(name, self._by_name, n=3))
 
     def particle_by_pdg(self, pdg: int) -> O.Particle:
         """A particle by PDG id (negative for antiparticles)."""
@@ -260,7 +275,7 @@ class UFOModel:
             p = self.parameters.get(key)
             if p is None:
                 raise UnknownParameterError(f"input: {key!r} is not a parameter of model {self.name}"
-                                            + did_you_mean(key, [q.name for q in self.external_parameters]))
+                                            + did_you_mean(key, [q.name for q in self.external_parameters], n=3))
             if p.nature != "external":
                 raise UnknownParameterError(f"input: {key!r} is an internal parameter of model {self.name} "
                                             f"(= {p.value}); only external parameters are inputs")
@@ -291,6 +306,8 @@ class UFOModel:
             p = self.input_parameter(key)
             v = complex(value) if isinstance(value, complex) else value
             try:
+                if isinstance(v, (str, bytes, bool)):  # float("91") would pass a typo'd card value through
+                    raise TypeError
                 v = float(v) if not isinstance(v, complex) else v
             except (TypeError, ValueError):
                 raise InvalidInputError(f"{p.name}: value must be a number, got {value!r}") from None

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from sbihep.errors import InvalidInputError, UnknownParameterError
-from sbihep.physics.ufo.model import UFOModel, did_you_mean
+from sbihep._toml import did_you_mean
+from sbihep.physics.ufo.model import UFOModel
 from sbihep.physics.ufo.objects import Particle
 
 __all__ = [
@@ -402,7 +403,7 @@ def parse_process(process: str, model: UFOModel, *, multiparticles: Mapping[str,
         try:
             return (model.particle(label).pdg_code,)
         except UnknownParameterError as exc:
-            hint = did_you_mean(label, [*model._by_name, *labels])
+            hint = did_you_mean(label, [*model._by_name, *labels], n=3)
             raise UnknownParameterError(f"process: unknown particle {label!r} at position {pos} in model "
                                         f"{model.name}{hint}:\n  {process}\n  {' ' * pos}^") from exc
 
@@ -433,7 +434,7 @@ def parse_process(process: str, model: UFOModel, *, multiparticles: Mapping[str,
         for c in node.orders:
             if c.name not in model.orders:
                 raise UnknownParameterError(f"process: {c.name!r} is not a coupling order of model {model.name}"
-                                            + did_you_mean(c.name, model.orders))
+                                            + did_you_mean(c.name, model.orders, n=3))
         for d in node.decays:
             check_orders(d)
 
@@ -441,7 +442,7 @@ def parse_process(process: str, model: UFOModel, *, multiparticles: Mapping[str,
     for c in constraints.values():
         if c.name not in model.orders:
             raise UnknownParameterError(f"orders: {c.name!r} is not a coupling order of model {model.name}"
-                                        + did_you_mean(c.name, model.orders))
+                                        + did_you_mean(c.name, model.orders, n=3))
     ops = tuple(model.input_parameter(o).name for o in (operators or ()))
 
     # ---- expansion ---------------------------------------------------------------------------------
