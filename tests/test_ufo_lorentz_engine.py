@@ -5,7 +5,6 @@ off-shell consistency, an independent term-by-term einsum evaluation, Lorentz in
 helicity-summed square), the hand-written HELAS routines of sbihep.physics.helas, and Ward identities.
 """
 
-import ast
 import itertools
 import math
 from pathlib import Path
@@ -16,27 +15,22 @@ import torch
 from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
 from sbihep.physics import helas
 from sbihep.physics.lorentz import dot, levi_civita
-from sbihep.physics.ufo import compile_lorentz, linear_combination, parse_structure
+from sbihep.physics.ufo import compile_lorentz, linear_combination, load_ufo, parse_structure
 from sbihep.physics.ufo import propagators as prop
 from sbihep.physics.ufo.wavefunctions import external_wavefunctions, fermion_wavefunctions, vector_wavefunctions
 
 torch.set_num_threads(1)
 CD = torch.complex128
-UFO_DIR = Path("/work/shared/data/ufo")
+UFO_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ufo"
 MODELS = ["SMEFTsim_U35_MwScheme_UFO", "SMEFTsim_top_MwScheme_UFO"]
 
 
 def ufo_lorentz(model):
-    """(name, spins, structure) of every Lorentz object of a UFO lorentz.py, read with ast (not executed)."""
-    path = UFO_DIR / model / "lorentz.py"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    out = []
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "Lorentz":
-            kw = {k.arg: ast.literal_eval(k.value) for k in node.value.keywords}
-            out.append((kw["name"], tuple(kw["spins"]), kw["structure"]))
-    return out
+    """(name, spins, structure) of every Lorentz object of a UFO model, as sbihep's reader gives them."""
+    path = UFO_DIR / model
+    if not path.is_dir():
+        pytest.skip(f"SMEFTsim UFO reference data not present ({path})")
+    return [(lor.name, lor.spins, lor.structure) for lor in load_ufo(path).lorentz.values()]
 
 
 def random_momenta(n, mass, gen, scale=60.0):

@@ -207,20 +207,22 @@ class PyhfTerm:
             raise InvalidInputError(f"PyhfTerm: auxiliary data entry {int(bad[0])} is {aux[bad[0]]!r}; auxiliary data must be finite")
 
     def _vector(self, theta: Mapping[str, float]) -> np.ndarray:
+        # on every −ln L evaluation of a fit: one pass over the names; the diagnosis only on failure
         if not isinstance(theta, Mapping):
             raise InvalidInputError(f"PyhfTerm: theta must be a mapping of parameter name to value, got {type(theta).__name__}")
-        missing = [n for n in self.parameters.names if n not in theta]
-        unknown = [n for n in theta if n not in self.parameters]
-        if missing:
-            hint = f"; unknown {unknown[:3]}{did_you_mean(unknown[0], self.parameters.names)}" if unknown else ""
-            raise UnknownParameterError(f"PyhfTerm: theta must give every parameter of the model by name; missing {missing[:5]}"
-                                        f"{' …' if len(missing) > 5 else ''}{hint}")
+        names = self.parameters.names
         try:
-            out = np.fromiter((theta[n] for n in self.parameters.names), dtype=np.float64, count=len(self.parameters))
+            out = np.fromiter((theta[n] for n in names), dtype=np.float64, count=len(names))
+        except KeyError:
+            missing = [n for n in names if n not in theta]
+            unknown = [n for n in theta if n not in self.parameters]
+            hint = f"; unknown {unknown[:3]}{did_you_mean(unknown[0], names)}" if unknown else ""
+            raise UnknownParameterError(f"PyhfTerm: theta must give every parameter of the model by name; missing {missing[:5]}"
+                                        f"{' …' if len(missing) > 5 else ''}{hint}") from None
         except (TypeError, ValueError):
             raise InvalidInputError(f"PyhfTerm: theta values must be numbers, got {dict(theta)!r}") from None
-        if not np.all(np.isfinite(out)):
-            bad = [n for n, v in zip(self.parameters.names, out) if not np.isfinite(v)]
+        if not np.isfinite(out).all():
+            bad = [n for n, v in zip(names, out) if not np.isfinite(v)]
             raise InvalidInputError(f"PyhfTerm: theta[{bad[0]!r}] must be finite, got {theta[bad[0]]!r}")
         return out
 
