@@ -50,6 +50,7 @@ __all__ = [
     "outgoing_antifermion",
     "vector_polarisation",
     "slash",
+    "denominator",
     "sigma_munu",
     "fermion_current",
     "ffv_amplitude",
@@ -308,32 +309,34 @@ def ffv_dipole_amplitude(f_out: torch.Tensor, f_in: torch.Tensor, vector: torch.
 # --------------------------------------------------------------------------------------
 # Propagators and off-shell wavefunctions
 # --------------------------------------------------------------------------------------
-def _denominator(q2: torch.Tensor, mass: float, width: float) -> torch.Tensor:
-    return q2.to(CDTYPE) - mass * mass + 1j * mass * width
+def denominator(q: torch.Tensor, mass: float, width: float = 0.0) -> torch.Tensor:
+    """D = q² − M² + iMΓ (fixed width) for real q of shape (*b, 4) → (*b,) complex."""
+    return dot(q, q).to(CDTYPE) - mass * mass + 1j * mass * width
 
 
 def scalar_propagator(q: torch.Tensor, mass: float, width: float = 0.0) -> torch.Tensor:
-    """i / (q² − M² + iMΓ), q (N, 4) → (N,)."""
-    return 1j / _denominator(dot(q, q), mass, width)
+    """i / (q² − M² + iMΓ), q (*b, 4) → (*b,)."""
+    return 1j / denominator(q, mass, width)
 
 
 def vector_propagator(current: torch.Tensor, q: torch.Tensor, mass: float, width: float = 0.0) -> torch.Tensor:
-    """Propagate a current J^ν through a vector line of momentum q: P^{μν}(q) J_ν → (N, 4) contravariant.
+    """Propagate a current J^ν through a vector line of momentum q: P^{μν}(q) J_ν, contravariant.
+    current (*b, 4), q (*bq, 4) → (*b ⊔ bq, 4) (broadcast).
 
     Massive (unitary gauge): P^{μν} = i(−g^{μν} + q^μ q^ν / M²)/(q² − M² + iMΓ);
     massless (Feynman gauge): P^{μν} = −i g^{μν}/q².
     """
-    den = _denominator(dot(q, q), mass, width)
+    den = denominator(q, mass, width)[..., None]
     if mass == 0:
-        return -1j * current / den[:, None]
+        return -1j * current / den
     qc = q.to(CDTYPE)
-    return 1j * (-current + qc * (dot(qc, current) / (mass * mass))[:, None]) / den[:, None]
+    return 1j * (-current + qc * (dot(qc, current) / (mass * mass))[..., None]) / den
 
 
 def fermion_propagator(q: torch.Tensor, mass: float, width: float = 0.0) -> torch.Tensor:
     """i(q̸ + m)/(q² − m² + imΓ), q the momentum along the fermion-number arrow.  (N, 4) → (N, 4, 4)."""
     num = slash(q) + mass * torch.eye(4, dtype=CDTYPE)
-    return 1j * num / _denominator(dot(q, q), mass, width)[:, None, None]
+    return 1j * num / denominator(q, mass, width)[:, None, None]
 
 
 def ffv_offshell_fermion_in(f_in, vector, q, gl, gr, mass: float, width: float = 0.0) -> torch.Tensor:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 
 from sbihep.errors import InvalidInputError
+from sbihep.physics import helas
+from sbihep.physics.helas import denominator
 
 __all__ = [
     "denominator",
@@ -41,33 +43,20 @@ def _check(mass: float, width: float, where: str) -> None:
         raise InvalidInputError(f"{where}: mass and width must be ≥ 0 GeV, got mass={mass}, width={width}")
 
 
-def _minkowski(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return a[..., 0] * b[..., 0] - a[..., 1] * b[..., 1] - a[..., 2] * b[..., 2] - a[..., 3] * b[..., 3]
-
-
-def denominator(q: torch.Tensor, mass: float, width: float = 0.0) -> torch.Tensor:
-    """D = q² − M² + iMΓ for q of shape (*b, 4) (real) → (*b,) complex."""
-    q2 = _minkowski(q, q)
-    return torch.complex(q2 - mass * mass, torch.full_like(q2, mass * width))
-
-
 def scalar_propagator(current: torch.Tensor, q: torch.Tensor, mass: float, width: float = 0.0) -> torch.Tensor:
     """i·V/D for a scalar line.  current (*b,), q (*bq, 4) → (*b ⊔ bq,)."""
     _check(mass, width, "scalar_propagator")
-    return 1j * current / denominator(q, mass, width)
+    return current * helas.scalar_propagator(q, mass, width)
 
 
 def vector_propagator(current: torch.Tensor, q: torch.Tensor, mass: float, width: float = 0.0) -> torch.Tensor:
     """P^{μν}(q) V_ν for a vector line; V contravariant (*b, 4), q (*bq, 4) → (*b ⊔ bq, 4) contravariant.
 
-    Massive: i(−V^μ + q^μ (q·V)/M²)/D (unitary gauge); massless: −i V^μ/q².
+    Massive: i(−V^μ + q^μ (q·V)/M²)/D (unitary gauge); massless: −i V^μ/q²
+    (:func:`sbihep.physics.helas.vector_propagator`, with the mass and width checked).
     """
     _check(mass, width, "vector_propagator")
-    den = denominator(q, mass, width)[..., None]
-    if mass == 0:
-        return -1j * current / den
-    qc = q.to(CDTYPE)
-    return 1j * (qc * (_minkowski(qc, current)[..., None] / (mass * mass)) - current) / den
+    return helas.vector_propagator(current, q, mass, width)
 
 
 def slash_column(q: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
