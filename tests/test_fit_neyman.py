@@ -135,3 +135,15 @@ def test_a_two_point_grid_gives_the_interval_by_root_finding():
     far["critical_value"][:] = 1.0
     with pytest.raises(InvalidInputError, match="does not reach the interval"):
         neyman_interval(lik, far, ONE_SIGMA)
+
+
+def test_merge_pieces_joins_touching_runs_and_keeps_the_outer_ends():
+    """Two accepted runs whose root-found ends met are one piece; a piece inside another changes nothing."""
+    from sbihep.fit.confidence_set import Interval, merge_pieces
+
+    a = Interval("mu", 0.5, 0.0, 1.0, 0.68, method="neyman", low_end="bound", high_end="closed")
+    b = Interval("mu", 1.5, 1.0, 2.0, 0.68, method="neyman", low_end="closed", high_end="open")
+    inner = Interval("mu", 0.5, 0.2, 0.4, 0.68, method="neyman", low_end="closed", high_end="closed")
+    far = Interval("mu", 3.5, 3.0, 4.0, 0.68, method="neyman")
+    out = merge_pieces([far, b, inner, a])
+    assert [(iv.low, iv.high, iv.low_end, iv.high_end) for iv in out] == [(0.0, 2.0, "bound", "open"), (3.0, 4.0, "closed", "closed")]

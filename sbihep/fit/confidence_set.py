@@ -27,7 +27,7 @@ import numpy as np
 
 from sbihep.errors import InvalidInputError
 
-__all__ = ["END_KINDS", "Interval", "ConfidenceSet"]
+__all__ = ["END_KINDS", "Interval", "ConfidenceSet", "merge_pieces"]
 
 #: How an interval end was found: crossing found, search stopped short, or parameter bound.
 END_KINDS = ("closed", "open", "bound")
@@ -187,8 +187,9 @@ class ConfidenceSet:
         return iter(self.intervals)
 
 
-def _merge_pieces(pieces: Sequence[Interval]) -> list[Interval]:
-    """Sort pieces and join overlapping ones (keeping the outer ends' kinds)."""
+def merge_pieces(pieces: Sequence[Interval]) -> list[Interval]:
+    """Sort pieces and join overlapping or touching ones (keeping the outer ends' kinds), e.g. two
+    runs of accepted grid points whose root-found ends met within the root tolerance."""
     out: list[Interval] = []
     for iv in sorted(pieces, key=lambda p: p.low):
         if out and iv.low <= out[-1].high:

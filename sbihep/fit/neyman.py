@@ -43,7 +43,7 @@ import numpy as np
 from scipy import optimize
 
 from sbihep.errors import ConvergenceError, InvalidInputError
-from sbihep.fit.confidence_set import ConfidenceSet, Interval
+from sbihep.fit.confidence_set import ConfidenceSet, Interval, merge_pieces
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
@@ -377,21 +377,7 @@ def neyman_interval(
         i = j + 1
     info = {"grid": xs.tolist(), "margin": ds.tolist(), "n_profile_fits": n_fits[0],
             "construction": (construction or "calibrated") if nuisances else "profile"}
-    return ConfidenceSet(name, x_best, tuple(_join_touching(pieces)), cl, "neyman", (x_best,), info)
-
-
-def _join_touching(pieces: list[Interval]) -> list[Interval]:
-    """Join pieces whose ends met within the root tolerance (two runs split by a rejected point
-    whose rejection the root finding did not confirm)."""
-    out: list[Interval] = []
-    for iv in pieces:
-        if out and not out[-1].high < iv.low:
-            prev = out[-1]
-            out[-1] = Interval(prev.parameter, prev.best, prev.low, max(prev.high, iv.high), prev.cl, method=prev.method,
-                               low_end=prev.low_end, high_end=iv.high_end)
-        else:
-            out.append(iv)
-    return out
+    return ConfidenceSet(name, x_best, tuple(merge_pieces(pieces)), cl, "neyman", (x_best,), info)
 
 
 def neyman_region(likelihood: Likelihood, belt, cl: float = ONE_SIGMA, *, scan=None, construction: str | None = None,
