@@ -13,7 +13,6 @@ unit Gaussian constraints come from their parameters (added by :class:`~sbihep.f
 
 from __future__ import annotations
 
-import math
 from typing import Mapping, Sequence
 
 import numpy as np

@@ -47,7 +47,7 @@ from sbihep.fit.confidence_set import ConfidenceSet, Interval, merge_pieces
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
-from sbihep.fit.neyman_nuisance import CONSTRUCTIONS, GridTable, NuisanceConstruction, belt_quantiles, discrete_quantile
+from sbihep.fit.neyman_nuisance import GridTable, NuisanceConstruction, discrete_quantile
 from sbihep.fit.scan import grid_axes, profile_scan
 from sbihep.fit.statistic import check_stream, toy_profile_statistics, toy_seed, toy_stream
 from sbihep.parallel import map_jobs

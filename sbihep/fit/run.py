@@ -27,12 +27,12 @@ nuisance or fits the wrong hypothesis.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from sbihep._checks import check_real
 from sbihep._toml import check_table, did_you_mean, read_toml
 from sbihep.errors import InvalidInputError, UnknownParameterError
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA, wilks_interval
@@ -64,11 +64,7 @@ def _fail(where: str, message: str):
 
 
 def _finite(value, where: str, key: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
-        _fail(where, f"{key!r} must be a finite number, got {value!r}")
-    if positive and not value > 0:
-        _fail(where, f"{key!r} must be > 0, got {value!r}")
-    return float(value)
+    return check_real(f"{where}: {key!r}", value, positive=positive)
 
 
 def _seed(value, where: str, key: str) -> None:

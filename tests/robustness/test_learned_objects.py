@@ -24,8 +24,6 @@ from sbihep.errors import (
     ExtrapolationWarning,
     IntegrityError,
     InvalidInputError,
-    OutOfBoundsError,
-    SbihepError,
     ShapeError,
     IntegrityWarning,
 )

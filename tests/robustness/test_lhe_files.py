@@ -3,7 +3,6 @@ non-finite weights, broken files, bad output paths.  (Named ``test_lhe_files`` s
 with ``tests/test_lhe.py`` under pytest's default import mode.)"""
 
 import gzip
-import json
 import re
 from pathlib import Path
 
