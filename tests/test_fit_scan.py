@@ -104,3 +104,27 @@ def optimize_nll(lik, mu, nu0):
     from scipy import optimize
 
     return float(optimize.minimize_scalar(lambda nu: lik.nll({"mu": mu, "nu": nu}), bracket=(nu0 - 0.05, nu0 + 0.05)).fun)
+
+
+class _ConditionalDoubleWell:
+    """−lnL = (μ − 2)²/2 + (ν² − 1)² + 2(μ − 1)ν: one free minimum (ν < 0), but at fixed μ < 1 the
+    ν < 0 valley is only a local minimum — the conditional minimum is at ν > 0."""
+
+    parameters = ParameterSpace([Parameter("mu", 1.0, (0.0, 10.0), kind="poi"),
+                                 Parameter("nu", 0.0, (-3.0, 3.0), kind="nuisance")])
+
+    def nll(self, theta):
+        mu, nu = theta["mu"], theta["nu"]
+        return 0.5 * (mu - 2.0) ** 2 + (nu**2 - 1.0) ** 2 + 2.0 * (mu - 1.0) * nu
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_first_scan_point_is_also_started_from_the_start_point(n_workers):
+    """A user grid that starts where the free fit's valley is only a local conditional minimum: from the
+    free fit alone the scan followed that valley (−lnL 2.05 instead of 0.069 at μ = 0.5, no warning)."""
+    lik = Likelihood([_ConditionalDoubleWell()])
+    grid = np.array([0.5, 0.6, 0.7, 0.8])
+    nu = np.linspace(-3, 3, 600001)
+    exact = [float(np.min(0.5 * (m - 2) ** 2 + (nu**2 - 1) ** 2 + 2 * (m - 1) * nu)) for m in grid]
+    ds = profile_scan(lik, {"mu": grid}, n_workers=n_workers)
+    np.testing.assert_allclose(ds["nll"].values, exact, atol=1e-5)

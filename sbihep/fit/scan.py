@@ -95,9 +95,15 @@ def _scan_chunk(likelihood: Likelihood, names: Sequence[str], points: Sequence[S
     where winner is the index of the start that gave the lowest fit (0: the neighbour's)."""
     out = []
     current = dict(start)
-    for point in points:
+    # the chunk's first point has no fitted neighbour: besides the free fit it starts from the
+    # likelihood's start point (from the free fit alone a conditional fit can settle in a basin that
+    # exists only at fixed POI, and every later point would be warm-started from it)
+    first_extra = [likelihood.start_point()] if free_start else []
+    for k, point in enumerate(points):
         pinned = dict(zip(names, point))
         starts = [current, start] if free_start else [current]
+        if k == 0:
+            starts += first_extra
         if basins:  # the basin nearest to this point in the scanned coordinates
             d = [sum((b[n] - pinned[n]) ** 2 for n in names) for b in basins]
             starts.append(basins[int(np.argmin(d))])
@@ -135,8 +141,8 @@ def profile_scan(
         fixed: further parameters held fixed everywhere (in addition to ``likelihood.fixed``).
         basins: other local minima (e.g. from :func:`~sbihep.fit.basins.find_minima`): each
             conditional fit also starts from the nearest one.
-        free_start: also start each conditional fit from the free fit (default; about doubles the
-            scan's cost).  False: neighbour-only warm starts, for likelihoods known to have one
+        free_start: also start each conditional fit from the free fit, and the first point of each
+            chunk from the likelihood's start point too (default; about doubles the scan's cost).  False: neighbour-only warm starts, for likelihoods known to have one
             branch of conditional minima.
         auto_cl: confidence level whose threshold (with as many degrees of freedom as scanned
             parameters) an ``"auto"`` axis must cross on both sides.
