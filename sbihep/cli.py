@@ -87,13 +87,17 @@ def _number(text: str, name: str) -> float:
 
 @app.command("xsec")
 def xsec(
-    process: str = typer.Argument(..., help="Process name (see `sbihep processes`)."),
+    process: str = typer.Argument(..., help="Process name (see `sbihep processes`), or with --model a process in MadGraph syntax, e.g. \"u d~ > w+ z\"."),
     sqrts: float = typer.Option(13000.0, "--sqrts", help="Collider energy √s in GeV."),
     set_: list[str] = typer.Option([], "--set", help="Wilson coefficient NAME=VALUE (c/Λ², Λ = 1 TeV); repeatable."),
     order: str = typer.Option("quadratic", "--order", help="EFT order: linear or quadratic."),
     n_eval: int = typer.Option(20000, "--n-eval", min=100, help="Integrand evaluations per VEGAS iteration (≥ 100)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed (same seed, same result)."),
     option: list[str] = typer.Option([], "--option", help="Process option NAME=VALUE, e.g. charge=1; repeatable."),
+    model: Optional[str] = typer.Option(None, "--model", help="UFO model directory: generate PROCESS from it (any tree-level process)."),
+    restriction: Optional[str] = typer.Option(None, "--restriction", help="With --model: restriction card (path or file name in the model directory)."),
+    operator: list[str] = typer.Option([], "--operator", help="With --model: a Wilson coefficient to keep as θ (default: those named in --set); repeatable."),
+    orders: list[str] = typer.Option([], "--orders", help="With --model: coupling-order constraint NAME=VALUE, e.g. QCD=0 or NP==1; repeatable."),
 ) -> None:
     """Compute σ(θ) as a polynomial in the Wilson coefficients and evaluate it at --set values."""
     from sbihep.errors import SbihepError
@@ -103,7 +107,24 @@ def xsec(
     try:
         theta = {k: _number(v, k) for k, v in _parse_assignments(set_, "--set").items()}
         options = {k: _option_value(v) for k, v in _parse_assignments(option, "--option").items()}
-        proc = get_process(process, **options)
+        if model is None:
+            if restriction or operator or orders:
+                raise typer.BadParameter("--restriction, --operator and --orders need --model")
+            proc = get_process(process, **options)
+        else:
+            from sbihep.physics.ufo.generated import generate_process
+
+            if options:
+                raise typer.BadParameter("--option is for the built-in processes; with --model use --orders / --operator")
+            constraints = {}
+            for item in orders:
+                relation = "==" if "==" in item else "<="
+                name, _, value = item.partition("==" if relation == "==" else "=")
+                if "=" not in item or not name.strip() or not value.strip():
+                    raise typer.BadParameter(f"--orders expects NAME=VALUE (at most) or NAME==VALUE (exactly), got {item!r}")
+                constraints[name.strip()] = relation + value.strip()
+            keep = list(dict.fromkeys([*operator, *theta]))
+            proc = generate_process(process, model, keep, restriction=restriction, orders=constraints or None)
         proc.theta_vector(theta)  # reject unknown operators before integrating
         result = cross_section(proc, sqrts, order=order, n_evaluations=n_eval, seed=seed)
     except (SbihepError, TypeError) as exc:

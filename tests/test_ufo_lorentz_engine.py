@@ -102,7 +102,7 @@ def naive_amplitude(expr, spins, wavefunctions, momenta):
                     dummy.setdefault(a, next(labels))
                     subs.append(dummy[a])
             if f.name == "P":
-                ops += [momenta[f.args[1] - 1].to(CD), [0, subs[0]]]
+                ops += [-momenta[f.args[1] - 1].to(CD), [0, subs[0]]]  # P(μ, N): leg N's outgoing momentum
             else:
                 ops += [OWN[f.name], subs]
         for leg, (s, w) in enumerate(zip(spins, wavefunctions)):
@@ -301,9 +301,10 @@ def test_vector_vertices_match_helas():
         "P(3,1)*Metric(1,2) - P(3,2)*Metric(1,2) - P(2,1)*Metric(1,3) + P(2,3)*Metric(1,3) + P(1,2)*Metric(2,3) - P(1,3)*Metric(2,3)",
         (3, 3, 3),
     )
-    assert torch.allclose(ym.amplitude([e1, e2, e3], [k1, k2, k3]), -1j * helas.vvv_amplitude(e1, k1, e2, k2, e3, k3, 1.0), rtol=1e-12)
+    # helas takes incoming momenta; UFO's P(μ, N) is the outgoing momentum of leg N: one sign per P
+    assert torch.allclose(ym.amplitude([e1, e2, e3], [k1, k2, k3]), 1j * helas.vvv_amplitude(e1, k1, e2, k2, e3, k3, 1.0), rtol=1e-12)
     ours = ym.offshell(2, [e1, e2, None], [k1, k2, None], 80.4, 2.1)
-    assert torch.allclose(ours, helas.vvv_current(e1, k1, e2, k2, -1j, 80.4, 2.1), rtol=1e-12, atol=1e-15)
+    assert torch.allclose(ours, helas.vvv_current(e1, k1, e2, k2, 1j, 80.4, 2.1), rtol=1e-12, atol=1e-15)
     # CP-odd h V Ṽ: Epsilon(1,2,-1,-2) P(-2,2) P(-1,1) = ε_{μνρσ} ε₁^μ ε₂^ν k₁^ρ k₂^σ
     s = random_complex((5,), gen)
     vvs = compile_lorentz("Epsilon(1,2,-1,-2)*P(-2,2)*P(-1,1)", (3, 3, 1))

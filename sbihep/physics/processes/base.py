@@ -53,7 +53,7 @@ class Amplitudes:
     Attributes:
         components: (K, N, H, C) complex128, K = 1 + number of operators (index 0 is the SM),
             H helicity configurations that can be non-zero, C colour flows.
-        colour_matrix: (C, C) real, Σ over colours of (flow c)(flow c')*.
+        colour_matrix: (C, C) real or complex Hermitian, C_{cc'} = Σ over colours of (flow c)(flow c')*.
         average: the initial-state spin × colour averaging factor (and any symmetry factor).
         scale: optional (N,) real factor multiplying every |M|² (e.g. a factorised decay), or None.
     """
@@ -64,9 +64,10 @@ class Amplitudes:
     scale: torch.Tensor | None = None
 
     def gram(self) -> torch.Tensor:
-        """G_kl = Re B(M^k, M^l), shape (K, K, N)."""
+        """G_kl = Re B(M^k, M^l), shape (K, K, N), with B(X, Y) = avg · Σ_h Σ_{cc'} X_{hc} C_{cc'} Y*_{hc'}
+        (C Hermitian; the same bilinear form as :meth:`Process.matrix_element2`)."""
         cm = self.colour_matrix.to(self.components.dtype)
-        right = torch.einsum("cd,knhd->knhc", cm, self.components)
+        right = torch.einsum("cd,lnhd->lnhc", cm.conj(), self.components)  # Σ_d C*_{cd} Y_d = (Σ_d C_{cd} Y*_d)*
         g = torch.einsum("knhc,lnhc->kln", self.components, right.conj()).real * self.average
         return g if self.scale is None else g * self.scale
 

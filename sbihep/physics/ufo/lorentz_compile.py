@@ -20,9 +20,13 @@ terms, with helicities as a batch axis and no Python loop over events or helicit
 Conventions
 -----------
 * Legs are numbered from 0 in this API; leg i is the UFO leg i+1 of the structure string.
-* Momenta: ``momenta[i]`` is the momentum of leg i flowing *into* the vertex (UFO convention:
-  all momenta incoming), real (*b, 4).  For an external incoming particle it is its momentum p,
-  for an external outgoing particle −p; for an internal line, the momentum the line brings in.
+* Momenta: ``momenta[i]`` is the momentum of leg i flowing *into* the vertex, real (*b, 4).  For
+  an external incoming particle it is its momentum p, for an external outgoing particle −p; for an
+  internal line, the momentum the line brings in.  UFO's ``P(μ, N)`` in a structure is the momentum
+  of the particle of leg N *as the vertex labels it*, i.e. outgoing: P(μ, N) = −momenta[N−1]^μ.
+  (This is the convention under which the SMEFTsim Feynman rules are gauge invariant: with
+  incoming momenta the triple-gluon vertex G f^{abc} VVV5 has the wrong sign relative to the quark
+  vertex −iG T^a γ^μ and q q̄ → g g violates its Ward identity at O(1).)
 * Metric (+, −, −, −); every Lorentz index of the structure is contracted with the metric; vector
   wavefunctions and vector currents are contravariant four-vectors (as in helas).
 * Epsilon: ε^{0123} = −1 (ε_{0123} = +1), the convention of :mod:`sbihep.physics.lorentz`.
@@ -469,7 +473,10 @@ class CompiledLorentz:
                     for leg in sig[1:]:
                         g = momenta[leg].to(CDTYPE)
                         f = (f[..., :, None] * g[..., None, :]).flatten(-2)
-                    feats.append(f)
+                    # UFO's P(μ, N) is the momentum of leg N's particle as labelled, i.e. outgoing:
+                    # −momenta[N] for the incoming momenta this API takes; a monomial of degree d
+                    # picks up (−1)^d
+                    feats.append(-f if len(sig) % 2 else f)
                 batch = torch.broadcast_shapes(*(f.shape[:-1] for f in feats))
                 feats = [f.expand(*batch, f.shape[-1]) for f in feats]
                 # the constant feature (first row of the core) is added instead of a column of ones
