@@ -107,11 +107,21 @@ def _constants() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return t, f, d, eps
 
 
-#: (8, 3, 3) complex128: T^a = λ^a/2, the Gell-Mann matrices over two; Tr(T^a T^b) = δ^{ab}/2.
-#: (8, 8, 8) float64: f^{abc}, [T^a, T^b] = i f^{abc} T^c (f^{123} = 1).
-#: (8, 8, 8) float64: d^{abc}, {T^a, T^b} = δ^{ab}/3 + d^{abc} T^c.
-#: (3, 3, 3) float64: ε_ijk, ε_123 = 1.
-SU3_GENERATORS, STRUCTURE_CONSTANTS_F, SYMMETRIC_D, LEVI_CIVITA_3 = _constants()
+_T, _F, _D, _EPS = _constants()
+
+SU3_GENERATORS: np.ndarray = _T
+"""(8, 3, 3) complex128, read-only: T^a = λ^a/2 (the Gell-Mann matrices over two), Tr(T^a T^b) = δ^{ab}/2."""
+
+STRUCTURE_CONSTANTS_F: np.ndarray = _F
+"""(8, 8, 8) float64, read-only: f^{abc} with [T^a, T^b] = i f^{abc} T^c (f^{123} = 1), computed as
+−2i Tr([T^a, T^b] T^c)."""
+
+SYMMETRIC_D: np.ndarray = _D
+"""(8, 8, 8) float64, read-only: d^{abc} with {T^a, T^b} = δ^{ab}/3 + d^{abc} T^c, computed as
+2 Tr({T^a, T^b} T^c)."""
+
+LEVI_CIVITA_3: np.ndarray = _EPS
+"""(3, 3, 3) float64, read-only: ε_ijk with ε_123 = 1."""
 
 #: Largest number of entries :func:`contract` lets a result or an intermediate have (2²⁴ ≈ 1.7·10⁷,
 #: 256 MiB in complex128).
@@ -725,6 +735,10 @@ def colour_basis(tensors: Sequence[np.ndarray], *, rtol: float = 1e-9) -> Colour
         qm, rm = np.linalg.qr(b)
         coefficients = np.linalg.solve(rm, qm.conj().T @ v.T).T  # (D, C)
         coefficients[~nonzero] = 0.0
+        # rounding-level coefficients are structural zeros (the reconstruction is checked below)
+        row_scale = np.max(np.abs(coefficients), axis=1, keepdims=True)
+        coefficients.real[np.abs(coefficients.real) < 1e-14 * row_scale] = 0.0
+        coefficients.imag[np.abs(coefficients.imag) < 1e-14 * row_scale] = 0.0
     else:
         coefficients = np.zeros((n_tensors, 0), dtype=np.complex128)
     recon = coefficients @ b.T if n_basis else np.zeros_like(v)
