@@ -676,6 +676,12 @@ class ColourBasis:
         )
 
 
+def _row_norms2(x: np.ndarray) -> np.ndarray:
+    """Σ_m |x[d, m]|² per row of a C-contiguous complex (D, M) array, without temporaries."""
+    flat = x.view(np.float64) if x.flags.c_contiguous else np.ascontiguousarray(x).view(np.float64)
+    return np.einsum("dm,dm->d", flat, flat)
+
+
 def colour_basis(tensors: Sequence[np.ndarray], *, rtol: float = 1e-9) -> ColourBasis:
     """Choose a well-conditioned basis among colour tensors and express every tensor in it.
 
@@ -705,18 +711,24 @@ def colour_basis(tensors: Sequence[np.ndarray], *, rtol: float = 1e-9) -> Colour
     for k, a in enumerate(arrays):
         if a.shape != shape:
             raise ShapeError(f"tensors[{k}] has shape {a.shape}, tensors[0] has {shape}")
-    v = np.stack([a.astype(np.complex128).reshape(-1) for a in arrays])  # (D, M)
-    if not np.all(np.isfinite(v)):
+    n_tensors = len(arrays)
+    full = np.empty((n_tensors, int(np.prod(shape, dtype=np.int64))), dtype=np.complex128)  # (D, M)
+    for k, a in enumerate(arrays):
+        full[k] = a.reshape(-1)
+    if not np.all(np.isfinite(full)):
         raise ShapeError("tensors contain non-finite entries")
-    n_tensors = v.shape[0]
-    norms = np.linalg.norm(v, axis=1)
-    scale = float(norms.max())
+    # Colour configurations where every tensor vanishes change no norm or inner product: drop them
+    # (most of them for f / T networks), which makes everything below several times cheaper.
+    v = np.ascontiguousarray(full[:, np.any(full != 0, axis=0)])
+    norms = np.sqrt(_row_norms2(v))
+    scale = float(norms.max()) if n_tensors else 0.0
     nonzero = norms > 1e-13 * scale if scale > 0 else np.zeros(n_tensors, dtype=bool)
     residual = v.copy()
     q_vectors: list[np.ndarray] = []
     chosen: list[int] = []
+    safe_norms = np.where(nonzero, norms, 1.0)
     while True:
-        rel = np.where(nonzero, np.linalg.norm(residual, axis=1) / np.where(nonzero, norms, 1.0), 0.0)
+        rel = np.where(nonzero, np.sqrt(_row_norms2(residual)) / safe_norms, 0.0)
         best = float(rel.max())
         if best <= rtol:
             break
@@ -725,12 +737,14 @@ def colour_basis(tensors: Sequence[np.ndarray], *, rtol: float = 1e-9) -> Colour
         for _ in range(2):  # re-orthogonalise against the basis so far
             for p in q_vectors:
                 q -= p * np.vdot(p, q)
-        q /= np.linalg.norm(q)
-        residual -= np.outer(residual @ q.conj(), q)
+        q /= np.sqrt(_row_norms2(q[None, :])[0])
+        overlap = residual @ q.conj()  # (D,)
+        for k in np.flatnonzero(overlap):
+            residual[k] -= overlap[k] * q
         q_vectors.append(q)
         chosen.append(pick)
     n_basis = len(chosen)
-    b = v[chosen].T  # (M, C)
+    b = v[chosen].T  # (M', C)
     if n_basis:
         qm, rm = np.linalg.qr(b)
         coefficients = np.linalg.solve(rm, qm.conj().T @ v.T).T  # (D, C)
@@ -739,10 +753,10 @@ def colour_basis(tensors: Sequence[np.ndarray], *, rtol: float = 1e-9) -> Colour
         row_scale = np.max(np.abs(coefficients), axis=1, keepdims=True)
         coefficients.real[np.abs(coefficients.real) < 1e-14 * row_scale] = 0.0
         coefficients.imag[np.abs(coefficients.imag) < 1e-14 * row_scale] = 0.0
+        err = np.sqrt(_row_norms2(v - coefficients @ b.T))
     else:
         coefficients = np.zeros((n_tensors, 0), dtype=np.complex128)
-    recon = coefficients @ b.T if n_basis else np.zeros_like(v)
-    err = np.linalg.norm(v - recon, axis=1)
+        err = norms
     bad = np.flatnonzero(err > 1e-12 * np.maximum(norms, 1e-13 * scale))
     if bad.size:
         k = int(bad[0])
@@ -755,7 +769,7 @@ def colour_basis(tensors: Sequence[np.ndarray], *, rtol: float = 1e-9) -> Colour
     mscale = float(np.max(np.abs(matrix))) if matrix.size else 0.0
     if matrix.size == 0 or float(np.max(np.abs(matrix.imag))) <= 1e-14 * mscale:
         matrix = np.ascontiguousarray(matrix.real)
-    basis = np.ascontiguousarray(v[chosen].reshape((n_basis, *shape)))
+    basis = np.ascontiguousarray(full[chosen].reshape((n_basis, *shape)))
     for a in (basis, coefficients, matrix):
         a.setflags(write=False)
     return ColourBasis(basis=basis, coefficients=coefficients, matrix=matrix, indices=tuple(chosen))
