@@ -192,6 +192,8 @@ def test_smeftsim_five_gluon_vertex_spans_the_ddm_basis(model):
         ("T(1,2,3) / T(1,2,3)", (8, 3, -3), "division by a colour tensor"),
         ("f(1,2,3)**2", (8, 8, 8), "** is only allowed between numbers"),
         ("f(1,2,", (8, 8, 8), "not a valid expression"),
+        ("0**-1*f(1,2,3)", (8, 8, 8), "0**-1"),
+        ("f(1,2,3)/(1-1)", (8, 8, 8), "division by zero"),
         ("x*f(1,2,3)", (8, 8, 8), "unknown name 'x'"),
         ("T6(1,2,3)", (8, 6, -6), "sextet"),
         ("Identity(1,2)", (6, -6), "sextet"),

@@ -260,7 +260,10 @@ def _expand(node: ast.AST, source: str) -> list[ColourTerm]:
             base, exponent = _numeric(left), _numeric(right)
             if base is None or exponent is None:
                 raise _error(source, "** is only allowed between numbers (write a colour product out)")
-            return [ColourTerm(base**exponent, ())]
+            try:
+                return [ColourTerm(complex(base**exponent), ())]
+            except (OverflowError, ZeroDivisionError) as exc:
+                raise _error(source, f"{ast.unparse(node)!r}: {exc}") from None
         raise _error(source, f"operator {type(node.op).__name__} is not allowed")
     if isinstance(node, ast.Call):
         name = _call_name(node)
