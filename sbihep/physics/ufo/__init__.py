@@ -11,9 +11,12 @@ expression compiler), :mod:`~sbihep.physics.ufo.cards` (param / restriction card
 Evaluating: :mod:`~sbihep.physics.ufo.lorentz_expr` (parse Lorentz structure strings),
 :mod:`~sbihep.physics.ufo.lorentz_compile` (batched vertex amplitudes and off-shell currents),
 :mod:`~sbihep.physics.ufo.wavefunctions` (external wavefunctions, events × helicities),
-:mod:`~sbihep.physics.ufo.propagators` (spin-0, ½ and 1 propagators with fixed widths).
+:mod:`~sbihep.physics.ufo.propagators` (spin-0, ½ and 1 propagators with fixed widths),
+:mod:`~sbihep.physics.ufo.colour` (UFO colour strings as exact SU(3) tensors, colour-network contraction,
+colour bases and colour matrices).
 """
 
+from sbihep.physics.ufo.colour import ColourBasis, colour_basis, contract, parse_colour
 from sbihep.physics.ufo.lorentz_compile import CompiledLorentz, compile_lorentz
 from sbihep.physics.ufo.lorentz_expr import LorentzExpression, linear_combination, parse_structure, relabel_legs
 from sbihep.physics.ufo.model import CouplingDecomposition, ModelValues, UFOModel, load_ufo
@@ -48,4 +51,8 @@ __all__ = [
     "relabel_legs",
     "external_wavefunctions",
     "helicity_values",
+    "parse_colour",
+    "contract",
+    "colour_basis",
+    "ColourBasis",
 ]
