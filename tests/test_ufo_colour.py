@@ -370,9 +370,9 @@ def test_gg_ggg_colour_matrix():
     np.testing.assert_allclose(cb.coefficients, np.round(cb.coefficients.real), atol=1e-12)
 
 
-def test_matrix_conj_is_what_amplitudes_gram_takes():
-    """Amplitudes.gram computes Σ X_c conj(C_cc') conj(Y_c'): with C = matrix.conj() it is the
-    colour-summed Σ_colours (Σ_c X_c b_c)(Σ_c Y_c b_c)^*, also for a complex colour matrix."""
+def test_matrix_is_what_amplitudes_gram_takes():
+    """Amplitudes.gram computes Σ X_c C_cc' conj(Y_c'): with C = matrix it is the colour-summed
+    Σ_colours (Σ_c X_c b_c)(Σ_c Y_c b_c)^*, also for a complex colour matrix."""
     torch = pytest.importorskip("torch")
     from sbihep.physics.processes.base import Amplitudes
 
@@ -381,7 +381,7 @@ def test_matrix_conj_is_what_amplitudes_gram_takes():
     assert np.iscomplexobj(cb.matrix)
     rng = np.random.default_rng(7)
     a = rng.normal(size=(2, 3, 1, 2)) + 1j * rng.normal(size=(2, 3, 1, 2))  # (K, N, H, C)
-    amps = Amplitudes(torch.as_tensor(a), torch.as_tensor(np.array(cb.matrix.conj())), average=1.0)
+    amps = Amplitudes(torch.as_tensor(a), torch.as_tensor(np.array(cb.matrix)), average=1.0)
     gram = amps.gram().numpy()  # (K, K, N)
     m = np.einsum("knhc,c...->knh...", a, cb.basis).reshape(2, 3, 1, -1)  # the colour-resolved amplitudes
     direct = np.einsum("knhx,lnhx->kln", m, m.conj()).real

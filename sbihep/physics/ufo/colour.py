@@ -625,9 +625,9 @@ class ColourBasis:
     span, t_d = Σ_c coefficients[d, c] b_c, and the colour-summed square of an amplitude written as
     M = Σ_c A_c b_c is |M|² = Σ_{cc'} A_c matrix[c, c'] A_c'^*.
 
-    To use it with :meth:`sbihep.physics.processes.base.Amplitudes.gram` (which computes
-    Σ_{cc'} X_c conj(C_cc') conj(Y_c')), pass ``colour_matrix = matrix.conj()`` (equal to ``matrix.T``;
-    for a real ``matrix`` it is ``matrix`` itself).
+    :class:`sbihep.physics.processes.base.Amplitudes` takes ``matrix`` as it is: its
+    :meth:`~sbihep.physics.processes.base.Amplitudes.gram` and ``Process.matrix_element2`` compute
+    Σ_{cc'} X_c C_cc' conj(Y_c').
 
     Attributes:
         basis: (C, *shape) complex128, the basis tensors (a subset of the given tensors).
