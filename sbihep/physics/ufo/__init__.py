@@ -12,8 +12,15 @@ Evaluating: :mod:`~sbihep.physics.ufo.lorentz_expr` (parse Lorentz structure str
 :mod:`~sbihep.physics.ufo.lorentz_compile` (batched vertex amplitudes and off-shell currents),
 :mod:`~sbihep.physics.ufo.wavefunctions` (external wavefunctions, events × helicities),
 :mod:`~sbihep.physics.ufo.propagators` (spin-0, ½ and 1 propagators with fixed widths).
+
+Diagrams: :mod:`~sbihep.physics.ufo.interactions` (the model's vertices merged into interactions, with
+fermion pairs read from the spinor chains), :mod:`~sbihep.physics.ufo.diagrams` (all tree-level
+diagrams of a process under coupling-order constraints, exclusions and required s-channels; fermion
+signs; shared subtrees).
 """
 
+from sbihep.physics.ufo.diagrams import Diagram, DiagramSet, Line, diagrams_for, generate_diagrams
+from sbihep.physics.ufo.interactions import Interaction, InteractionTerm, model_interactions
 from sbihep.physics.ufo.lorentz_compile import CompiledLorentz, compile_lorentz
 from sbihep.physics.ufo.lorentz_expr import LorentzExpression, linear_combination, parse_structure, relabel_legs
 from sbihep.physics.ufo.model import CouplingDecomposition, ModelValues, UFOModel, load_ufo
@@ -48,4 +55,12 @@ __all__ = [
     "relabel_legs",
     "external_wavefunctions",
     "helicity_values",
+    "Interaction",
+    "InteractionTerm",
+    "model_interactions",
+    "Line",
+    "Diagram",
+    "DiagramSet",
+    "generate_diagrams",
+    "diagrams_for",
 ]

@@ -47,11 +47,19 @@ A diagram's orders are the sums over its interactions.  Applied in this order:
    some diagram (itself included) passing 1–3 forms a pair whose summed orders satisfy every squared
    constraint;
 5. when the user constrained no order other than EFT ones (``eft_orders`` and the orders that only EFT
-   couplings carry, such as SMEFTsim's per-operator ``NPcHWB``), MadGraph's default applies: keep the
-   diagrams of minimal WEIGHTED = Σ hierarchy × order over the non-EFT orders.  Once the user
+   couplings carry, such as SMEFTsim's per-operator ``NPcHWB``), a WEIGHTED rule in MadGraph's spirit
+   applies, with WEIGHTED = Σ hierarchy × order over the non-EFT orders: the SM diagrams (all EFT
+   orders 0) are those of minimal WEIGHTED W₀; the diagrams with EFT orders k (NP = 1 …) are those
+   with WEIGHTED ≤ max(W₀, W_k), W_k the minimum at that EFT order.  So the EFT dressing of every SM
+   topology is kept, and so are EFT-only topologies of the lowest weight: SMEFTsim gives its
+   dimension-6 couplings extra QED powers (cG's g g g vertex is NP=1, QED=2), so one minimum over all
+   diagrams would drop the cG diagrams of g g → g g g, and in u d → u d h it would keep only the cHG
+   gluon-exchange diagram (WEIGHTED 4) and drop SM and EFT vector-boson fusion (6).  Once the user
    constrains a non-EFT order (``QCD=0``), the constraints are applied as given and nothing is
-   minimised (MadGraph would still minimise WEIGHTED over the unconstrained orders; sbihep does not,
-   so a constraint means exactly what it says).
+   minimised.  MadGraph itself minimises WEIGHTED (over all orders, NP included) only when no order
+   at all is given, so ``NP<=1`` there switches minimisation off; sbihep keeps it for the non-EFT
+   orders, so that loop-induced ``SMHLOOP`` vertices (H g g …) and higher-QED topologies stay out by
+   default.
 
 Fermion sign
 ------------
@@ -626,8 +634,18 @@ def generate_diagrams(model: Any, external: Sequence[int], *, n_initial: int = 2
         def weighted(vec: Sequence[int]) -> int:
             return sum(weights.get(order_names[i], 0) * x for i, x in enumerate(vec))
 
-        wmin = min(weighted(v) for _, v in candidates)
-        candidates = [(l, v) for l, v in candidates if weighted(v) == wmin]
+        eft_idx = [name_index[e] for e in eft_orders]
+
+        def level(vec: Sequence[int]) -> tuple[int, ...]:
+            return tuple(vec[i] for i in eft_idx)
+
+        wmin: dict[tuple[int, ...], int] = {}
+        for _, v in candidates:
+            key = level(v)
+            wmin[key] = min(wmin.get(key, 10**9), weighted(v))
+        base = wmin.get((0,) * len(eft_idx))
+        limit = {k: (w if base is None else max(w, base)) for k, w in wmin.items()}
+        candidates = [(l, v) for l, v in candidates if weighted(v) <= limit[level(v)]]
 
     fermions = [i for i, p in enumerate(particles) if p.is_fermion]
     diagrams = []
