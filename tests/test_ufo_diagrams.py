@@ -37,6 +37,11 @@ def eft():
 
 
 @pytest.fixture(scope="module")
+def top_eft():
+    return load_ufo(TOP, restriction="restrict_massless.dat")
+
+
+@pytest.fixture(scope="module")
 def top_sm():
     return load_ufo(TOP, restriction="restrict_SMlimit_massless.dat")
 
@@ -137,12 +142,11 @@ def test_relabelled_structure_and_colour_mapping(eft):
                     assert y == (mapping[x] if (kind == "leg" or x > 0) else x)
 
 
-def test_four_fermion_chains_of_both_smeftsim_models():
+def test_four_fermion_chains_of_both_smeftsim_models(eft, top_eft):
     """Every fermion structure of both models chains row → column with a fermion on the row leg; the
     four-fermion ones either as ALOHA reads them ((2,1),(4,3)) or crossed ((2,3),(4,1))."""
     found = {}
-    for path in (U35, TOP):
-        model = load_ufo(path, restriction="restrict_massless.dat")
+    for path, model in ((U35, eft), (TOP, top_eft)):
         kinds = Counter()
         for v in model.vertices:
             fermions = [i for i, p in enumerate(v.particles) if p.is_fermion]
@@ -301,11 +305,23 @@ def test_decay_chain(sm):
     ds = diagrams_for(sm, sub, spec)
     check_structure(ds)
     assert len(ds.diagrams) == 3
-    e_leg, ve_leg = 2, 3
-    for d in ds.diagrams:
-        assert (-24, (e_leg, ve_leg)) in d.propagators() or (24, (e_leg, ve_leg)) in d.propagators()
+    assert ds.external == (-2, 1, -11, 12, 23)
+    for d in ds.diagrams:  # the W+ flows into the subtree of legs 2, 3: its top vertex emits a W− label
+        assert (-24, (2, 3)) in d.propagators()
     full = generate_diagrams(sm, ds.external, orders={"NP": 0})
     assert len(full) > len(ds)  # without the chain, Z radiated off the leptons too
+
+
+def test_required_s_channel_direction_and_root_leg(sm):
+    assert len(diagrams(sm, "u d~ > w+ > e+ ve")) == 1
+    with pytest.raises(InvalidInputError, match="no tree-level diagram"):
+        diagrams(sm, "u d~ > w- > e+ ve")
+    # the decayed W+ holds the last leg: the required line is the complementary subtree, W+ out of it
+    spec = parse_process("p p > z w+, w+ > e+ ve", sm)
+    sub = [s for s in spec.subprocesses if s.initial == (2, -1)][0]
+    ds = diagrams_for(sm, sub, spec)
+    check_structure(ds)
+    assert len(ds) == 3 and all((24, (0, 1, 2)) in d.propagators() for d in ds.diagrams)
 
 
 def test_lines_shared_between_diagrams(sm):
@@ -341,6 +357,17 @@ def test_weighted_rule_keeps_eft_dressing(eft):
     assert not any(21 in [p for p, _ in d.propagators()] for d in qcd0.diagrams)
 
 
+def test_top_eft_default_and_explicit_orders(top_eft):
+    top = top_eft
+    default = diagrams(top, "g g > t t~ NP<=1")
+    ops = Counter(tuple(k for k, _ in d.orders if k.startswith("NPc")) for d in default.diagrams)
+    assert ops == {(): 3, ("NPctG",): 6}  # ctG: either ttg vertex of t and u (4), the s-channel ttg (1), the ttgg contact (1)
+    explicit = diagrams(top, "g g > t t~ NP<=1 QED<=2 SMHLOOP=0")
+    ops = Counter(tuple(k for k, _ in d.orders if k.startswith("NPc")) for d in explicit.diagrams)
+    assert ops == {(): 3, ("NPctG",): 6, ("NPcG",): 1, ("NPcHG",): 1}
+    check_structure(explicit)
+
+
 def test_identical_factor(sm):
     assert diagrams(sm, "u u~ > g g g").identical_factor == 6
     assert diagrams(sm, "u u~ > z z").identical_factor == 2
@@ -369,6 +396,23 @@ def test_bad_inputs(sm):
         generate_diagrams(sm, (-11, 11, 22), n_initial=3)
     with pytest.raises(InvalidInputError, match="at least 3"):
         generate_diagrams(sm, (-11, 11))
+
+
+def test_zero_couplings_dropped_and_default_zero_coefficients_kept(tmp_path):
+    toy = tmp_path / "toy"
+    shutil.copytree(TOY, toy)
+    with open(toy / "couplings.py", "a") as f:
+        f.write("\nGC_6 = Coupling(name = 'GC_6', value = '0*ee', order = {'QED':1})\n")
+    with open(toy / "vertices.py", "a") as f:
+        f.write("\nV_7 = Vertex(name = 'V_7', particles = [ P.e__plus__, P.e__minus__, P.a ], color = [ '1' ],\n"
+                "             lorentz = [ L.FFV1 ], couplings = {(0,0):C.GC_6})\n")
+    model = load_ufo(toy)  # cX = cY = 0 by default, but they can vary: GC_2, GC_3 are kept
+    inters = model_interactions(model)
+    couplings = {i.particles: sorted(i.couplings) for i in inters if i.orders == (("QED", 1),)}
+    assert couplings == {(-11, 11, 22): ["GC_1", "GC_5"], (-2, 2, 22): ["GC_4"]}
+    assert [sorted(i.couplings) for i in inters if ("NP", 1) in i.orders] == [["GC_2", "GC_3"]]
+    restricted = load_ufo(toy, restriction="restrict_massless.dat")  # Me = 0, cY = 0 fixed: GC_5, GC_3 go
+    assert sorted(c for i in model_interactions(restricted) for c in i.couplings) == ["GC_1", "GC_2", "GC_4"]
 
 
 def test_majorana_is_refused(tmp_path):

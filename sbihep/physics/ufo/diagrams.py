@@ -54,7 +54,10 @@ A diagram's orders are the sums over its interactions.  Applied in this order:
    topology is kept, and so are EFT-only topologies of the lowest weight: SMEFTsim gives its
    dimension-6 couplings extra QED powers (cG's g g g vertex is NP=1, QED=2), so one minimum over all
    diagrams would drop the cG diagrams of g g → g g g, and in u d → u d h it would keep only the cHG
-   gluon-exchange diagram (WEIGHTED 4) and drop SM and EFT vector-boson fusion (6).  Once the user
+   gluon-exchange diagram (WEIGHTED 4) and drop SM and EFT vector-boson fusion (6).  It is a default,
+   not physics: EFT topologies heavier than both minima are still dropped — in g g → t t~ with NP ≤ 1
+   the ctG diagrams (WEIGHTED 4) stay but the cG and cHG ones (5 and 6) go; write the orders out
+   (``g g > t t~ NP<=1 QED<=2 SMHLOOP=0`` keeps all 11).  Once the user
    constrains a non-EFT order (``QCD=0``), the constraints are applied as given and nothing is
    minimised.  MadGraph itself minimises WEIGHTED (over all orders, NP included) only when no order
    at all is given, so ``NP<=1`` there switches minimisation off; sbihep keeps it for the non-EFT
