@@ -84,10 +84,14 @@ Four-fermion vertices: the sign follows the spinor chains of the Lorentz structu
 positions of the fermions in the vertex.  In SMEFTsim 3.0.2 many four-lepton and four-quark vertices
 list their particles as, e.g., [μ⁺, e⁻, e⁺, μ⁻] with structures that chain e⁻ → e⁺ and μ⁻ → μ⁺
 (legs (2, 3), (4, 1)), whereas MadGraph/ALOHA pair fermions by position ((2, 1), (4, 3)); the two
-readings differ by a sign.  The model's couplings on those vertices are +i c/Λ² — the same sign as on
-the positionally chained semileptonic vertices (e.g. ``cle`` on [μ⁺, e⁻, e⁺, μ⁻] and ``ceu`` on
-[e⁺, e⁻, u~, u]) — i.e. i × the Lagrangian coefficient times the structure as written, which is
-correct with the chain reading used here.
+readings differ by a sign.  The chain reading is the consistent one: (i) the model's couplings on
+those vertices are +i c/Λ², the same sign as on positionally chained vertices (``cle`` on
+[μ⁺, e⁻, e⁺, μ⁻], ``ceu`` on [e⁺, e⁻, u~, u]), i.e. i × the Lagrangian coefficient times the
+structure as written, each bilinear a chain; (ii) on the same vertex SMEFTsim writes the cll term
+crossed, (ē γ P_L e)(μ̄ γ P_L μ), and the cll1 term positionally, (ē γ P_L μ)(μ̄ γ P_L e), both with
+2i c/Λ²; for anticommuting fields the two operators are equal (Fierz), and with chain signs the two
+diagrams of e⁺e⁻ → μ⁺μ⁻ agree for any spinors, whereas by position they would be opposite
+(``tests/test_ufo_diagrams.py::test_fermion_sign_is_consistent_with_fierz``).
 """
 
 from __future__ import annotations
@@ -224,7 +228,7 @@ def _parity(seq: Sequence[int]) -> int:
 
 
 def fermion_sign(diagram_lines: Sequence[Line], root: int, interactions: Sequence[Interaction],
-                 fermion_legs: Iterable[int]) -> tuple[int, tuple[tuple[int, int], ...]]:
+                 fermion_legs: Sequence[int]) -> tuple[int, tuple[tuple[int, int], ...]]:
     """The fermion sign of a diagram and its chains (row end, column end), see the module docstring.
 
     Args:
@@ -288,6 +292,9 @@ def fermion_sign(diagram_lines: Sequence[Line], root: int, interactions: Sequenc
                 chains.append((start, where))
                 break
             v, leg = where
+    if 2 * len(chains) != len(list(fermion_legs)):
+        raise ModelFormatError(f"fermion lines of a diagram do not close: chains {chains} for external fermions "
+                               f"{sorted(fermion_legs)}")
     chains.sort()
     return _parity([x for ch in chains for x in ch]), tuple(chains)
 
@@ -691,8 +698,20 @@ def diagrams_for(model: Any, subprocess: Subprocess, spec: ProcessSpec, *, eft_o
     a, b (decay products of products included) is an X.  Required s-channels written between two
     ``>`` of the core process become "some s-channel line of that particle".
 
+    Args:
+        model: the model the process was parsed in.
+        subprocess: one of ``spec.subprocesses``.
+        spec: the parsed process.
+        eft_orders: as in :func:`generate_diagrams`.
+        max_eft_order: as in :func:`generate_diagrams`.
+
+    Returns:
+        A :class:`DiagramSet` (legs: the initial particles, then ``subprocess.external_final``).
+
     Raises:
-        The errors of :func:`generate_diagrams`.
+        InvalidInputError: no diagram, or a state that does not conserve charge (as :func:`generate_diagrams`).
+        UnknownParameterError: an unknown particle or coupling order.
+        UnsupportedProcessError: a diagram that needs a Majorana fermion.
     """
     def anti(code: int) -> int:
         return code if model.particle_by_pdg(code).selfconjugate else -code

@@ -23,10 +23,15 @@ coupling orders:
   of identical particles), its chains equal the interaction's fermion pairs; otherwise it starts an
   interaction of its own.  So :attr:`InteractionTerm.sign` is always +1.
 
-  Checked on both SMEFTsim 3.0.2 models (U35 and top, restriction ``restrict_massless.dat``): every
-  two- and four-fermion structure chains as MadGraph/ALOHA read it — with the fermion legs of the
-  vertex f₁, f₂, f₃, f₄ in particle order, the chains are (row f₂, column f₁) and (row f₄, column f₃),
-  f₁, f₃ antifermions and f₂, f₄ fermions (``tests/test_ufo_diagrams.py`` pins this).
+  Checked on both SMEFTsim 3.0.2 models (U35 and top, restriction ``restrict_massless.dat``;
+  ``tests/test_ufo_diagrams.py`` pins it): every fermion structure obeys the slot rule and every
+  two-fermion structure chains (row f₂, column f₁), f₁ … the fermion legs in particle order, as
+  MadGraph/ALOHA read them.  Of the four-fermion structures, 304 of 485 (U35) and 347 of 451 (top)
+  chain (f₂ → f₁), (f₄ → f₃) as ALOHA pairs them; the other 181 and 104 chain *crossed*,
+  (f₂ → f₃), (f₄ → f₁) — e.g. ``FFFF3 = Gamma(-1,2,-2)*Gamma(-1,4,-3)*ProjM(-3,1)*ProjM(-2,3)`` on
+  [μ⁺, e⁻, e⁺, μ⁻] is (ē γ P_L e)(μ̄ γ P_L μ).  sbihep takes the fermion pairs from the chains, so
+  those vertices get the pairs (1, 2), (3, 0); reading them by position would flip the sign of their
+  diagrams (see :mod:`sbihep.physics.ufo.diagrams` for why the chain reading is the consistent one).
 * skipped: vertices with a ghost (spin −1) or a Goldstone boson (sbihep works in unitary gauge);
   couplings the restriction removed (absent from ``model.couplings``) or identically zero: zero at
   :meth:`~sbihep.physics.ufo.model.UFOModel.evaluate` *and* at a second point where every input the
