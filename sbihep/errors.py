@@ -28,6 +28,7 @@ __all__ = [
     "ModelFormatError",
     "UnsafeModelError",
     "NonlinearCouplingWarning",
+    "UnsupportedProcessError",
 ]
 
 
@@ -124,3 +125,8 @@ class UnsafeModelError(ModelFormatError):
 class NonlinearCouplingWarning(UserWarning):
     """A UFO coupling (or internal parameter) that is not linear in the chosen Wilson coefficients: its
     decomposition c₀ + Σ θᵢ cᵢ does not reproduce its value at θ = eᵢ + eⱼ."""
+
+
+class UnsupportedProcessError(InvalidInputError):
+    """A process that sbihep's diagram generator or amplitude engine does not handle (e.g. one whose
+    diagrams need a Majorana fermion); the message names the process and what is missing."""

@@ -14,9 +14,23 @@ Evaluating: :mod:`~sbihep.physics.ufo.lorentz_expr` (parse Lorentz structure str
 :mod:`~sbihep.physics.ufo.propagators` (spin-0, ½ and 1 propagators with fixed widths),
 :mod:`~sbihep.physics.ufo.colour` (UFO colour strings as exact SU(3) tensors, colour-network contraction,
 colour bases and colour matrices).
+
+Diagrams: :mod:`~sbihep.physics.ufo.interactions` (the model's vertices merged into interactions, with
+fermion pairs read from the spinor chains), :mod:`~sbihep.physics.ufo.diagrams` (all tree-level
+diagrams of a process under coupling-order constraints, exclusions and required s-channels; fermion
+signs; shared subtrees).
+
+Processes: :mod:`~sbihep.physics.ufo.amplitude` (:class:`TreeAmplitude`: the diagrams of one subprocess on
+batched wavefunctions, EFT components, colour and helicity sums), :mod:`~sbihep.physics.ufo.generated`
+(:func:`generate_process`: any tree-level process as an sbihep Process, cached on disk),
+:mod:`~sbihep.physics.ufo.checks` (Lorentz invariance, Ward identities, exact EFT dependence).
 """
 
+from sbihep.physics.ufo.amplitude import TreeAmplitude
 from sbihep.physics.ufo.colour import ColourBasis, colour_basis, contract, parse_colour
+from sbihep.physics.ufo.diagrams import Diagram, DiagramSet, Line, diagrams_for, generate_diagrams
+from sbihep.physics.ufo.interactions import Interaction, InteractionTerm, model_interactions
+from sbihep.physics.ufo.generated import GeneratedProcess, generate_process
 from sbihep.physics.ufo.lorentz_compile import CompiledLorentz, compile_lorentz
 from sbihep.physics.ufo.lorentz_expr import LorentzExpression, linear_combination, parse_structure, relabel_legs
 from sbihep.physics.ufo.model import CouplingDecomposition, ModelValues, UFOModel, load_ufo
@@ -32,6 +46,9 @@ from sbihep.physics.ufo.process_spec import (
 from sbihep.physics.ufo.wavefunctions import external_wavefunctions, helicity_values
 
 __all__ = [
+    "generate_process",
+    "GeneratedProcess",
+    "TreeAmplitude",
     "load_ufo",
     "UFOModel",
     "ModelValues",
@@ -55,4 +72,12 @@ __all__ = [
     "contract",
     "colour_basis",
     "ColourBasis",
+    "Interaction",
+    "InteractionTerm",
+    "model_interactions",
+    "Line",
+    "Diagram",
+    "DiagramSet",
+    "generate_diagrams",
+    "diagrams_for",
 ]
