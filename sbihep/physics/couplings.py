@@ -170,7 +170,14 @@ def operator(name: str) -> Operator:
 
 
 def operator_parameter(name: str, bounds: tuple[float, float] | None = None) -> Parameter:
-    """The :class:`~sbihep.params.Parameter` for a Wilson coefficient c_i/Λ² (Λ = 1 TeV)."""
+    """The :class:`~sbihep.params.Parameter` for a Wilson coefficient c_i/Λ² (Λ = 1 TeV).
+
+    An operator outside sbihep's registry (any Wilson coefficient of a UFO model, e.g. ``cHWB``) is
+    accepted when ``bounds`` are given; without bounds it raises, since no default range is known.
+    """
+    if name not in OPERATORS and bounds is not None:
+        return Parameter(name=name, sm_value=0.0, bounds=bounds, kind="poi", unit="TeV^-2",
+                         description=f"Wilson coefficient {name} (from the model)")
     op = operator(name)
     return Parameter(
         name=op.name,

@@ -110,6 +110,8 @@ class TreeAmplitude:
         t_channel_widths: keep the widths in t-channel propagators.
         prune_helicities: drop helicity configurations that vanish (checked at random points).
         prune_sqrt_s: √s (GeV) of the random check points; default 2 × threshold + 500 GeV.
+        fuse: evaluate each topology's SM diagram and its single EFT insertions as one diagram
+            (:mod:`~sbihep.physics.ufo.fusion`; exact, and much faster with many operators).
 
     Attributes:
         external: all-outgoing PDG codes of the legs; ``incoming`` the physical PDG codes of the
@@ -130,6 +132,7 @@ class TreeAmplitude:
         t_channel_widths: bool = False,
         prune_helicities: bool = True,
         prune_sqrt_s: float | None = None,
+        fuse: bool = True,
     ) -> None:
         from sbihep.physics.ufo.colour import colour_basis, contract, parse_colour
 
@@ -154,15 +157,30 @@ class TreeAmplitude:
         self.incoming = tuple(self._physical_pdg(i) for i in range(self.n_initial))
 
         # ---- vertex pieces: terms grouped by colour tensor, Lorentz fused with couplings ----------
+        # ---- diagrams of one topology (SM and single EFT insertions) fused into one --------------
+        if fuse:
+            from sbihep.physics.ufo.fusion import eft_order_of, fuse_diagrams
+
+            def is_eft(interaction) -> bool:  # an insertion whose θ dependence the components carry
+                return eft_order_of(interaction) and all(
+                    self._coupling_components(t.coupling)[0] == 0 for t in interaction.terms)
+
+            fused = fuse_diagrams(diagrams, is_eft)
+            self._interactions, self._diagrams = fused.interactions, fused.diagrams
+        else:
+            self._interactions, self._diagrams = tuple(diagrams.interactions), tuple(diagrams.diagrams)
         self._pieces: dict[int, list[VertexPiece]] = {}
-        used = {d.interaction for d in diagrams.diagrams} | {ln.interaction for ln in diagrams.lines()}
-        for index in sorted(i for i in used if i is not None):
-            self._pieces[index] = self._build_pieces(diagrams.interactions[index], parse_colour)
+        used = {d.interaction for d in self._diagrams}
+        for d in self._diagrams:
+            for line in d.lines:
+                used |= {x.interaction for x in line.internal_lines()}
+        for index in sorted(used):
+            self._pieces[index] = self._build_pieces(self._interactions[index], parse_colour)
 
         # ---- colour-resolved diagrams ------------------------------------------------------------
         self._node_cache: dict[Any, list[_Node]] = {}
         resolved: list[tuple[Any, VertexPiece, tuple[_Node, ...]]] = []
-        for diagram in diagrams.diagrams:
+        for diagram in self._diagrams:
             options = [self._nodes(line) for line in diagram.lines]
             for piece in self._pieces[diagram.interaction]:
                 for children in itertools.product(*options):

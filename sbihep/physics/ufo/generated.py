@@ -272,10 +272,17 @@ def _build(process, model, operators, *, inputs, orders, multiparticles, wilson_
     spec = parse_process(process, model, multiparticles=multiparticles, orders=orders, operators=ops)
     decomposition = model.coupling_decomposition(ops)
     amplitudes, beams, roles = {}, {}, {}
+    skipped: list[tuple[str, Exception]] = []
     for sub in spec.subprocesses:
         names = sub.names
         key = _subprocess_key(names, len(sub.initial))
-        diagrams = diagrams_for(model, sub, spec)
+        try:
+            diagrams = diagrams_for(model, sub, spec)
+        except InvalidInputError as exc:  # e.g. u s~ > e+ ve without CKM mixing: MadGraph drops it too
+            if "no tree-level diagram" not in str(exc):
+                raise
+            skipped.append((key, exc))
+            continue
         amp = TreeAmplitude(model, diagrams, ops, decomposition=decomposition, t_channel_widths=t_channel_widths)
         amp.detach_model()
         amplitudes[key] = amp
@@ -285,7 +292,10 @@ def _build(process, model, operators, *, inputs, orders, multiparticles, wilson_
             print(f"  {key}: {len(diagrams.diagrams)} diagrams, {amp.helicities.shape[0]} helicities, "
                   f"{amp.colour.matrix.shape[0]} colour flows")
     if not amplitudes:
-        raise UnknownParameterError(f"process {process!r}: no subprocess")
+        raise skipped[0][1] if skipped else UnknownParameterError(f"process {process!r}: no subprocess")
+    if progress and skipped:
+        print(f"  {len(skipped)} subprocesses without diagrams dropped: {', '.join(k for k, _ in skipped[:6])}"
+              + (" …" if len(skipped) > 6 else ""))
     return GeneratedProcess(process, amplitudes, beams, ops, model_name=model.name, model_hash=model.content_hash, roles=roles)
 
 
