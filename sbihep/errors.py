@@ -28,6 +28,7 @@ __all__ = [
     "ModelFormatError",
     "UnsafeModelError",
     "NonlinearCouplingWarning",
+    "SurrogateValidationWarning",
 ]
 
 
@@ -124,3 +125,9 @@ class UnsafeModelError(ModelFormatError):
 class NonlinearCouplingWarning(UserWarning):
     """A UFO coupling (or internal parameter) that is not linear in the chosen Wilson coefficients: its
     decomposition c₀ + Σ θᵢ cᵢ does not reproduce its value at θ = eᵢ + eⱼ."""
+
+
+class SurrogateValidationWarning(UserWarning):
+    """A likelihood surrogate was written although its validation missed a target (|Δt| ≥ 0.1 where
+    t < 10, no validation point where t < 10, or t < −0.01 on the check grid); its metadata says
+    ``passed: false`` and lists the failures."""
