@@ -234,6 +234,9 @@ def train_ensemble(
     if not np.all(np.isfinite(t)):
         raise InvalidInputError("t: labels must be finite (failed fits are dropped, not stored)")
     config = config or MLPConfig(n_inputs=x.shape[1], n_outputs=t.shape[1])
+    if (config.n_inputs, config.n_outputs) != (x.shape[1], t.shape[1]):
+        raise InvalidInputError(f"config: has {config.n_inputs} inputs and {config.n_outputs} outputs but the labels have "
+                                f"{x.shape[1]} and {t.shape[1]}")
     dev = resolve_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
