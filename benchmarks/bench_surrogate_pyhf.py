@@ -170,8 +170,7 @@ def run_case(ws_dir: Path, key: str, patch: str, n_points: int, n_test: int, n_w
     test = _cached(cache, f"{tag}_test_{n_points}_{n_test}", lambda: generate_labels(
         problem, x=x_test, n_starts=1, n_workers=n_workers, progress=False))
     # the test labels' reference NLL is the same global minimum up to fit noise: re-reference to the training one
-    shift = np.array([test.reference_nll["observed"] - labels.reference_nll["observed"],
-                      test.reference_nll["asimov"] - labels.reference_nll["asimov"]])
+    shift = np.array([test.reference_nll[k] - labels.reference_nll[k] for k in labels.reference_nll])
     t_test = test.t + shift
 
     t0 = time.perf_counter()
@@ -321,7 +320,8 @@ def run_yields_case(ws_dir: Path, key: str, regions: list[str], max_yield: float
     x_test = lo + (hi - lo) * np.random.default_rng(5).uniform(size=(n_test, len(lo)))
     test = _cached(cache, f"{tag}_test_{n_points}_{n_test}", lambda: generate_labels(
         problem, x=x_test, n_starts=1, n_workers=n_workers, progress=False))
-    t_test = test.t  # yields mode: both reference NLLs are the zero-signal fits, the same in both label sets
+    # both reference NLLs are the free-fit minimum up to fit noise (issue 24; was the zero-signal fit): re-reference
+    t_test = test.t + np.array([test.reference_nll[k] - labels.reference_nll[k] for k in labels.reference_nll])
 
     t0 = time.perf_counter()
     path, metrics = train_surrogate(None, output=models / f"{tag}.onnx", labels=labels, quiet=True, seed=0)

@@ -29,6 +29,7 @@ __all__ = [
     "UnsafeModelError",
     "NonlinearCouplingWarning",
     "UnsupportedProcessError",
+    "SurrogateValidationWarning",
 ]
 
 
@@ -130,3 +131,8 @@ class NonlinearCouplingWarning(UserWarning):
 class UnsupportedProcessError(InvalidInputError):
     """A process that sbihep's diagram generator or amplitude engine does not handle (e.g. one whose
     diagrams need a Majorana fermion); the message names the process and what is missing."""
+
+class SurrogateValidationWarning(UserWarning):
+    """A likelihood surrogate was written although its validation missed a target (|Δt| ≥ 0.1 where
+    t < 10, no validation point where t < 10, or t < −0.01 on the check grid); its metadata says
+    ``passed: false`` and lists the failures."""

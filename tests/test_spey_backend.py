@@ -25,10 +25,10 @@ from _pyhf_toy import toy_spec  # noqa: E402
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory):
     problem = load_problem(toy_spec(), bounds=[[0.0, 8.0]])
-    labels = generate_labels(problem, 40, n_workers=1, progress=False, seed=0)
+    labels = generate_labels(problem, 40, n_check=12, n_workers=1, progress=False, seed=0)
     path = tmp_path_factory.mktemp("spey") / "toy.onnx"
     path, _ = train_surrogate(None, output=path, labels=labels, quiet=True, seed=0,
-                              config=MLPConfig(1, 2, [32, 32], 3))
+                              config=MLPConfig(1, 3, [32, 32], 3))
     return path
 
 
@@ -74,9 +74,11 @@ def test_likelihood_values_are_half_the_surrogate_t(onnx_path):
     loader = SurrogateLikelihood(onnx_path)
     ref = loader.metadata["nll"]["reference_nll"]
     for mu in (0.5, 2.0, 4.0):
-        t_obs, t_asimov = loader.profile([mu])[0]
+        t_obs, t_asimov, t_prefit = loader.profile([mu])[0]
         assert stat.likelihood(poi_test=mu) == pytest.approx(0.5 * (t_obs + ref["observed"]), rel=1e-12)
         assert stat.asimov_likelihood(poi_test=mu) == pytest.approx(0.5 * (t_asimov + ref["asimov"]), rel=1e-12)
+        apriori = spey.ExpectationType.apriori
+        assert stat.likelihood(poi_test=mu, expected=apriori) == pytest.approx(0.5 * (t_prefit + ref["asimov_prefit"]), rel=1e-12)
 
 
 def test_refusals(onnx_path):
@@ -86,7 +88,51 @@ def test_refusals(onnx_path):
     with pytest.raises(InvalidInputError, match="path"):
         backend(path=str(onnx_path) + ".missing")
     stat = backend(path=str(onnx_path))
-    with pytest.raises(InvalidInputError, match="apriori"):
-        stat.exclusion_confidence_level(poi_test=1.0, expected=spey.ExpectationType.apriori)
+    with pytest.raises(InvalidInputError, match="q0"):
+        stat.asimov_likelihood(poi_test=1.0, test_statistics="q0")
     with pytest.raises(InvalidInputError, match="data"):
         stat.likelihood(poi_test=1.0, data=[50.0, 30.0])
+
+
+def test_apriori_expected_limits_match_pyhf_on_prefit_asimov(onnx_path):
+    """Issue 24: spey's a priori expected CLs (pre-fit Asimov data as data) was refused; it now uses the
+    t_asimov_prefit output and matches pyhf's median expected CLs on the pre-fit Asimov data."""
+    pyhf.set_backend("numpy", "minuit")
+    ws = pyhf.Workspace(toy_spec())
+    model = ws.model()
+    init = model.config.suggested_init()
+    init[model.config.poi_index] = 0.0
+    prefit = model.expected_data(init)  # zero signal, nuisances at their initial values (with aux data)
+    stat = spey.get_backend("sbihep.onnx")(path=str(onnx_path))
+    loader = SurrogateLikelihood(onnx_path)
+    for mu in (1.0, 2.5):
+        _, exp_band = pyhf.infer.hypotest(mu, prefit, model, return_expected_set=True)
+        want = float(exp_band[2])  # median expected CLs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = spey_cls = 1.0 - stat.exclusion_confidence_level(poi_test=mu, expected=spey.ExpectationType.apriori)[2]
+        assert spey_cls == pytest.approx(want, abs=0.01)
+        assert loader.cls([mu], expected="apriori")["CLs"][0] == pytest.approx(want, abs=0.01)
+        assert got == pytest.approx(loader.cls([mu], expected="apriori")["CLs"][0], abs=2e-3)
+    ul_pyhf = float(pyhf.infer.intervals.upper_limits.toms748_scan(prefit, model, 1.0, 6.0, rtol=1e-5)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ul_spey = stat.poi_upper_limit(expected=spey.ExpectationType.apriori)
+    assert ul_spey == pytest.approx(ul_pyhf, rel=0.01)
+    assert loader.upper_limit(expected="apriori") == pytest.approx(ul_pyhf, rel=0.01)
+
+
+def test_apriori_refused_on_a_file_without_the_prefit_output(tmp_path):
+    from sbihep.surrogates.network import train_ensemble
+    from sbihep.surrogates.onnx import export_onnx
+
+    problem = load_problem(toy_spec(), bounds=[[0.0, 8.0]])
+    labels = generate_labels(problem, 10, prefit=False, n_workers=1, progress=False, seed=0)
+    assert labels.output_names == ("t_observed", "t_asimov") and labels.t.shape[1] == 2
+    ens, _ = train_ensemble(labels.x, labels.t, MLPConfig(1, 2, [8], 2), adam_epochs=20, lbfgs_rounds=2, quiet=True)
+    path = export_onnx(ens, labels, tmp_path / "old_style.onnx")
+    stat = spey.get_backend("sbihep.onnx")(path=str(path))
+    with pytest.raises(InvalidInputError, match="apriori"):
+        stat.exclusion_confidence_level(poi_test=1.0, expected=spey.ExpectationType.apriori)
+    with pytest.raises(InvalidInputError, match="apriori"):
+        SurrogateLikelihood(path).cls([1.0], expected="apriori")

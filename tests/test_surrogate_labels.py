@@ -47,7 +47,7 @@ def problem_and_exact():
     problem = load_problem(toy_spec(), bounds=[[0.0, 8.0]])
     x = np.array([[0.5], [1.5], [3.0]])
     exact = generate_labels(problem, x=x, n_workers=1, progress=False)
-    assert exact.n_dropped == {"observed": 0, "asimov": 0} and exact.n_disagree == {"observed": 0, "asimov": 0}
+    assert exact.n_dropped == {"observed": 0, "asimov": 0, "asimov_prefit": 0} and exact.n_disagree == {"observed": 0, "asimov": 0, "asimov_prefit": 0}
     return problem, x, exact
 
 
@@ -71,8 +71,8 @@ def test_local_minimum_of_one_start_is_not_dropped(problem_and_exact, monkeypatc
 
     monkeypatch.setattr(labels_mod, "_fit", local_minima)
     out = generate_labels(problem, x=x, n_workers=1, progress=False, agree_tol=0.02, neighbour_start=False)
-    assert out.n_dropped == {"observed": 0, "asimov": 0}
-    assert out.n_disagree == {"observed": 3, "asimov": 3}
+    assert out.n_dropped == {"observed": 0, "asimov": 0, "asimov_prefit": 0}
+    assert out.n_disagree == {"observed": 3, "asimov": 3, "asimov_prefit": 3}
     np.testing.assert_allclose(out.t, exact.t, atol=2e-3)
     # with one start only there is nothing to compare: the local minimum is the label
     one = generate_labels(problem, x=x, n_starts=1, n_workers=1, progress=False, neighbour_start=False)
@@ -102,12 +102,12 @@ def test_drop_only_when_no_start_converges_and_neighbour_rescue(problem_and_exac
 
     monkeypatch.setattr(labels_mod, "_fit", flaky)
     out = generate_labels(problem, x=x, n_workers=1, progress=False, neighbour_start=False)
-    assert out.n_dropped == {"observed": 1, "asimov": 1}
+    assert out.n_dropped == {"observed": 1, "asimov": 1, "asimov_prefit": 1}
     assert out.x[:, 0].tolist() == [0.5, 1.5]
     np.testing.assert_allclose(out.t, exact.t[:2], atol=2e-3)
     rescued = generate_labels(problem, x=x, n_workers=1, progress=False, neighbour_start=True)
-    assert rescued.n_dropped == {"observed": 0, "asimov": 0}
-    assert rescued.n_neighbour == {"observed": 1, "asimov": 1}
+    assert rescued.n_dropped == {"observed": 0, "asimov": 0, "asimov_prefit": 0}
+    assert rescued.n_neighbour == {"observed": 1, "asimov": 1, "asimov_prefit": 1}
     np.testing.assert_allclose(rescued.t, exact.t, atol=2e-3)
 
 

@@ -27,7 +27,7 @@ from _pyhf_toy import toy_spec  # noqa: E402
 @pytest.fixture(scope="module")
 def labels():
     problem = load_problem(toy_spec(), bounds=[[0.0, 8.0]])
-    return generate_labels(problem, 40, n_workers=1, progress=False, seed=0)
+    return generate_labels(problem, 40, n_check=12, n_workers=1, progress=False, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def _exact_profile(spec: dict, mu: np.ndarray, data_kind: str) -> np.ndarray:
 
 
 def test_labels_are_converged_profiled_nll(labels):
-    assert labels.n_dropped == {"observed": 0, "asimov": 0}
-    assert labels.x.shape == (40, 1) and labels.t.shape == (40, 2)
+    assert labels.n_dropped == {"observed": 0, "asimov": 0, "asimov_prefit": 0}
+    assert labels.x.shape == (40, 1) and labels.t.shape == (40, 3)
     assert labels.t.min() > -1e-6  # mu mode: relative to the global minimum
     # dense where t is small
     assert np.mean(labels.t[:, 0] < 10) > 0.5
@@ -78,7 +78,7 @@ def test_failed_fits_are_dropped_not_stored(labels, monkeypatch):
     monkeypatch.setattr(labels_mod, "_fit", flaky)
     x = np.array([[1.0], [7.0], [2.0]])
     out = generate_labels(labels.problem, x=x, n_workers=1, progress=False)
-    assert out.n_dropped == {"observed": 1, "asimov": 1}
+    assert out.n_dropped == {"observed": 1, "asimov": 1, "asimov_prefit": 1}
     assert out.x.tolist() == [[1.0], [2.0]] and np.all(np.isfinite(out.t))
 
 
@@ -97,13 +97,17 @@ def test_yields_mode_labels():
     problem = load_problem(bkg, regions=["SR"], max_yield=30.0)
     assert problem.mode == "yields" and problem.input_names == ["SR[0]", "SR[1]"]
     out = generate_labels(problem, x=np.array([[0.0, 0.0], [5.0, 3.0]]), n_workers=1, progress=False)
-    assert out.n_dropped == {"observed": 0, "asimov": 0}
-    np.testing.assert_allclose(out.t[0], 0.0, atol=1e-4)  # reference: zero signal
+    assert out.n_dropped == {"observed": 0, "asimov": 0, "asimov_prefit": 0}
+    # reference: the minimum over the yields (issue 24; was the zero-signal value, so t could be < 0)
+    assert out.t.min() >= 0.0
+    for j, k in enumerate(("observed", "asimov", "asimov_prefit")):
+        assert out.t[0, j] == pytest.approx(out.zero_signal_nll[k] - out.reference_nll[k], abs=1e-6)
+    np.testing.assert_allclose(out.t[0, 1:], 0.0, atol=1e-4)  # Asimov data at zero signal: minimum there
     # yields (5, 3) equal mu = 1 of the toy's signal: compare with the mu-mode profile
     mu_problem = load_problem(toy_spec(), bounds=[[0.0, 8.0]])
     mu_labels = generate_labels(mu_problem, x=np.array([[0.0], [1.0]]), n_workers=1, progress=False)
     d_mu = mu_labels.t[1] - mu_labels.t[0]
-    np.testing.assert_allclose(out.t[1], d_mu, atol=2e-3)
+    np.testing.assert_allclose(out.t[1] - out.t[0], d_mu, atol=2e-3)
 
 
 def test_surrogate_accuracy_and_torch_vs_onnx(labels, trained):
@@ -139,7 +143,7 @@ def test_wide_box_keeps_small_region_accurate():
     assert labels.t.max() > 500  # the far tail really is far
     x_test = np.linspace(0.0, 1.2, 13)[:, None]
     test = generate_labels(problem, x=x_test, n_starts=1, n_workers=1, progress=False)
-    t_test = test.t + np.array([test.reference_nll[k] - labels.reference_nll[k] for k in ("observed", "asimov")])
+    t_test = test.t + np.array([test.reference_nll[k] - labels.reference_nll[k] for k in labels.reference_nll])
     x_tr, t_tr, _, _ = split_labels(labels, 0.15, 0)
     ens, _ = train_ensemble(x_tr, t_tr, seed=0, quiet=True)
     err = np.abs(ens.predict(test.x)[0] - t_test)
@@ -150,7 +154,7 @@ def test_export_matches_torch_directly(labels, tmp_path):
     from sbihep.surrogates.network import MLPConfig, train_ensemble
     from sbihep.surrogates.onnx import export_onnx
 
-    ens, _ = train_ensemble(labels.x, labels.t, MLPConfig(1, 2, [16, 16], 3), adam_epochs=50, lbfgs_rounds=3, quiet=True)
+    ens, _ = train_ensemble(labels.x, labels.t, MLPConfig(1, 3, [16, 16], 3), adam_epochs=50, lbfgs_rounds=3, quiet=True)
     path = export_onnx(ens, labels, tmp_path / "m.onnx")
     x = np.random.default_rng(1).uniform(0, 8, size=(1000, 1))
     np.testing.assert_allclose(SurrogateLikelihood(path).evaluate(x)[0], ens.predict(x)[0], rtol=1e-5, atol=1e-5)
@@ -168,7 +172,7 @@ def test_metadata_round_trip(labels, trained):
     meta = read_metadata(path)
     assert meta["format"] == "sbihep-likelihood-surrogate/1"
     assert meta["inputs"] == [{"name": "mu", "unit": "1 (signal strength)", "train_low": 0.0, "train_high": 8.0}]
-    assert [o["name"] for o in meta["outputs"]] == ["t_observed", "t_asimov"]
+    assert [o["name"] for o in meta["outputs"]] == ["t_observed", "t_asimov", "t_asimov_prefit"]
     assert meta["regions"] == ["SR"] and meta["mode"] == "mu"
     assert meta["nll"]["reference_nll"] == pytest.approx(labels.reference_nll)
     assert meta["validation"]["held_out"] == pytest.approx(metrics["held_out"])

@@ -40,6 +40,11 @@ __all__ = [
     "unweight_two_stage",
     "unweight_direct",
     "SbihepOnnxBackend",
+    "weights_sha256",
+    "validation_report",
+    "anchor_inputs",
+    "check_grid",
+    "default_yield_box",
 ]
 
 _WHERE = {
@@ -49,6 +54,8 @@ _WHERE = {
     "export_onnx": "onnx", "train_surrogate": "likelihood", "validate": "likelihood",
     "IntegrandProblem": "matrix_element", "MESurrogate": "matrix_element", "train_me_surrogate": "matrix_element",
     "unweight_two_stage": "matrix_element", "unweight_direct": "matrix_element", "SbihepOnnxBackend": "spey",
+    "weights_sha256": "onnx", "validation_report": "likelihood", "anchor_inputs": "labels", "check_grid": "labels",
+    "default_yield_box": "labels",
 }
 
 

@@ -4,9 +4,11 @@
 >>> s.evaluate([[1.0]])                              # (t, t_std), each (1, 2)            # doctest: +SKIP
 >>> s.upper_limit()                                  # 95% CLs upper limit on μ           # doctest: +SKIP
 
-What the outputs mean is in the file's ``sbihep.description``: −2ΔlnL for the observed and the
-Asimov (μ = 0) data.  CLs uses the asymptotic q̃_μ formulae (:mod:`sbihep.surrogates.asymptotics`)
-along the ray x(μ) = μ · direction (direction = 1 for a signal-strength surrogate, the signal
+What the outputs mean is in the file's ``sbihep.description`` and ``sbihep.outputs``: −2ΔlnL for
+the observed data, the post-fit Asimov (μ = 0) data and, in files written since sbihep issue 24, the
+pre-fit Asimov data (``expected="apriori"`` in :meth:`SurrogateLikelihood.cls` and
+:meth:`SurrogateLikelihood.upper_limit`: the a priori median expected CLs and limit).
+CLs uses the asymptotic q̃_μ formulae (:mod:`sbihep.surrogates.asymptotics`) along the ray x(μ) = μ · direction (direction = 1 for a signal-strength surrogate, the signal
 yields per bin for a yields surrogate).
 
 Checks on load: the metadata fields the loader uses are validated one by one (types, finite
@@ -185,6 +187,8 @@ class SurrogateLikelihood:
         self.input_units = [i["unit"] for i in inputs]
         self.bounds = np.array([[i["train_low"], i["train_high"]] for i in inputs], float)
         self.mode = self.metadata["mode"]
+        outputs = self.metadata.get("outputs", [])
+        self.output_names = [o.get("name") for o in outputs if isinstance(o, dict)] if isinstance(outputs, list) else []
         graph_inputs = self._sess.get_inputs()
         shape = graph_inputs[0].shape if len(graph_inputs) == 1 else None
         if shape is None or len(shape) != 2 or shape[1] != len(inputs):
@@ -233,7 +237,8 @@ class SurrogateLikelihood:
             warnings.warn(msg, OutsideTrainingBoundsWarning, stacklevel=3)
 
     def evaluate(self, x: Sequence | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x: (B, d) or (d,) inputs → (t, t_std), each (B, 2): [observed, Asimov] −2ΔlnL and uncertainty."""
+        """x: (B, d) or (d,) inputs → (t, t_std), each (B, k): −2ΔlnL and uncertainty per output
+        (``output_names``: observed, post-fit Asimov and, when present, pre-fit Asimov)."""
         try:
             x = np.asarray(x, float)
         except (TypeError, ValueError) as exc:
@@ -283,8 +288,20 @@ class SurrogateLikelihood:
             raise InvalidInputError(f"mu: must be finite, got {mu[~np.isfinite(mu)][:3].tolist()}")
         return mu
 
+    def _columns(self, expected: str) -> tuple[int, int]:
+        """(data column, Asimov column) for ``expected`` ("observed" or "apriori")."""
+        if expected == "observed":
+            return 0, 1
+        if expected == "apriori":
+            if "t_asimov_prefit" not in self.output_names:
+                raise InvalidInputError(f"expected: 'apriori' needs the pre-fit Asimov output t_asimov_prefit, which "
+                                        f"{self.path.name} lacks (outputs {self.output_names})")
+            j = self.output_names.index("t_asimov_prefit")
+            return j, j
+        raise InvalidInputError(f"expected: must be 'observed' or 'apriori', got {expected!r}")
+
     def profile(self, mu, direction=None) -> np.ndarray:
-        """(n,) μ values → (n, 2) [t_observed, t_asimov] at x = μ · direction."""
+        """(n,) μ values → (n, k) [t_observed, t_asimov, …] at x = μ · direction."""
         mu = self._mu(mu)
         return self.evaluate(mu[:, None] * self._direction(direction))[0]
 
@@ -303,20 +320,25 @@ class SurrogateLikelihood:
         """Best-fit μ ≥ 0 on the observed data from the surrogate (grid + refinement)."""
         return self._minimum(0, direction)[0]
 
-    def cls(self, mu, direction=None) -> dict[str, np.ndarray]:
+    def cls(self, mu, direction=None, *, expected: str = "observed") -> dict[str, np.ndarray]:
         """Asymptotic CL_s+b, CL_b, CL_s (q̃_μ) at the given μ values, each (n,).
 
+        ``expected="apriori"`` uses the pre-fit Asimov data as data and as Asimov data: the a
+        priori median expected values.
+
         Raises:
-            InvalidInputError: a μ that is NaN or infinite (CL_s would read 1.0).
+            InvalidInputError: a μ that is NaN or infinite (CL_s would read 1.0); ``apriori`` on a
+                file without the pre-fit output.
         """
         mu = self._mu(mu)
         self._direction(direction)
-        mu_hat, t_min = self._minimum(0, direction)
-        _, ta_min = self._minimum(1, direction)
+        c_obs, c_asimov = self._columns(expected)
+        mu_hat, t_min = self._minimum(c_obs, direction)
+        _, ta_min = self._minimum(c_asimov, direction)
         t = self.profile(mu, direction)
-        return cls_from_q(qtilde_from_t(t[:, 0], mu, t_min, mu_hat), np.clip(t[:, 1] - ta_min, 0.0, None))
+        return cls_from_q(qtilde_from_t(t[:, c_obs], mu, t_min, mu_hat), np.clip(t[:, c_asimov] - ta_min, 0.0, None))
 
-    def upper_limit(self, level: float = 0.05, direction=None, *, rtol: float = 1e-4) -> float:
+    def upper_limit(self, level: float = 0.05, direction=None, *, rtol: float = 1e-4, expected: str = "observed") -> float:
         """The μ where CL_s = ``level`` (first crossing on a grid, then bisection).
 
         Raises:
@@ -328,9 +350,10 @@ class SurrogateLikelihood:
         if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating)) or not 0.0 < float(rtol) < 1.0:
             raise InvalidInputError(f"rtol: must lie in (0, 1), got {rtol!r}")
         level = float(level)
+        self._columns(expected)
         lo, hi = self.mu_range(direction)
         grid = np.linspace(lo, hi, 1001)
-        cls = self.cls(grid, direction)["CLs"]
+        cls = self.cls(grid, direction, expected=expected)["CLs"]
         above = np.nonzero(cls < level)[0]
         if len(above) == 0:
             raise OutOfBoundsError(f"level: CLs stays above {level} for mu in [{lo}, {hi}] (the training range)")
@@ -340,7 +363,7 @@ class SurrogateLikelihood:
         a, b = grid[i - 1], grid[i]
         while b - a > rtol * max(abs(b), 1e-12):
             m = 0.5 * (a + b)
-            if self.cls([m], direction)["CLs"][0] < level:
+            if self.cls([m], direction, expected=expected)["CLs"][0] < level:
                 b = m
             else:
                 a = m

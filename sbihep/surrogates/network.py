@@ -32,19 +32,30 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 @dataclass
 class MLPConfig:
-    """Architecture of every member: d inputs → ``hidden`` SiLU layers → n_out outputs."""
+    """Architecture of every member: d inputs → ``hidden`` SiLU layers → n_out outputs.
+
+    ``nonnegative=True`` clamps every member's physical output at 0 (t = max(y, 0)): a profiled
+    −2ΔlnL relative to its minimum is ≥ 0, so the clamp can only move a prediction towards the
+    truth; it removes the undershoot below 0 that a plain MLP has near the minimum (the issue-24
+    surrogate gave t_asimov(0) = −0.118).  It does not force t(x̂) = 0: that is measured
+    (``t_at_best_fit`` in the validation).  Training is unaffected (the loss is computed before
+    the clamp).  Ensembles saved before the field existed load with False.
+    """
 
     n_inputs: int
     n_outputs: int = 2
     hidden: list[int] = field(default_factory=lambda: [32, 32])
     n_members: int = 5
+    nonnegative: bool = True
 
 
 class StandardisedMLP(nn.Module):
-    """y = out_scale · MLP((x − in_shift) / in_scale) + out_shift.  x: (B, d) → y: (B, n_out), float32."""
+    """y = out_scale · MLP((x − in_shift) / in_scale) + out_shift (then max(y, 0) when
+    ``nonnegative``).  x: (B, d) → y: (B, n_out), float32."""
 
-    def __init__(self, n_inputs: int, n_outputs: int, hidden: list[int]):
+    def __init__(self, n_inputs: int, n_outputs: int, hidden: list[int], nonnegative: bool = False):
         super().__init__()
+        self.nonnegative = bool(nonnegative)
         sizes = [n_inputs, *hidden, n_outputs]
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.register_buffer("in_shift", torch.zeros(n_inputs))
@@ -59,7 +70,8 @@ class StandardisedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = (x - self.in_shift) / self.in_scale
-        return self.standardised(z) * self.out_scale + self.out_shift
+        y = self.standardised(z) * self.out_scale + self.out_shift
+        return torch.clamp_min(y, 0.0) if self.nonnegative else y
 
 
 class SurrogateEnsemble(nn.Module):
@@ -69,7 +81,8 @@ class SurrogateEnsemble(nn.Module):
         super().__init__()
         self.config = config
         self.members = nn.ModuleList(
-            StandardisedMLP(config.n_inputs, config.n_outputs, config.hidden) for _ in range(config.n_members)
+            StandardisedMLP(config.n_inputs, config.n_outputs, config.hidden, config.nonnegative)
+            for _ in range(config.n_members)
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,6 +131,7 @@ class SurrogateEnsemble(nn.Module):
         try:
             cfg = json.loads((d / "config.json").read_text())
             cfg.pop("sbihep_version", None)
+            cfg.setdefault("nonnegative", False)  # saved before the clamp existed: load as trained
             model = cls(MLPConfig(**cfg))
         except (ValueError, TypeError, AttributeError) as exc:
             raise DataFormatError(f"directory: config.json of {str(d)!r} is not a surrogate ensemble config ({exc})") from exc
@@ -220,6 +234,9 @@ def train_ensemble(
     if not np.all(np.isfinite(t)):
         raise InvalidInputError("t: labels must be finite (failed fits are dropped, not stored)")
     config = config or MLPConfig(n_inputs=x.shape[1], n_outputs=t.shape[1])
+    if (config.n_inputs, config.n_outputs) != (x.shape[1], t.shape[1]):
+        raise InvalidInputError(f"config: has {config.n_inputs} inputs and {config.n_outputs} outputs but the labels have "
+                                f"{x.shape[1]} and {t.shape[1]}")
     dev = resolve_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -6,8 +6,12 @@ ensemble mean and standard deviation.
 
 Graph
     input  ``x``      float32 (batch, d)   inputs in the order and units of ``sbihep.inputs``
-    output ``t``      float32 (batch, 2)   ensemble mean of [t_observed, t_asimov] (−2ΔlnL)
-    output ``t_std``  float32 (batch, 2)   ensemble standard deviation (uncertainty per point)
+    output ``t``      float32 (batch, k)   ensemble mean of [t_observed, t_asimov(, t_asimov_prefit)]
+                                           (−2ΔlnL; k and the names in ``sbihep.outputs``)
+    output ``t_std``  float32 (batch, k)   ensemble standard deviation (uncertainty per point)
+
+With ``MLPConfig.nonnegative`` every member's output is clamped at 0 (a ``Relu`` node) before the
+ensemble mean, so t ≥ 0 everywhere.
 
 Metadata (``metadata_props``; every value a JSON string; read back with
 :func:`sbihep.surrogates.loader.read_metadata`): see :data:`METADATA_KEYS`.
@@ -27,7 +31,7 @@ from sbihep._version import __version__
 from sbihep.errors import InvalidInputError
 from sbihep.surrogates.loader import INTEGRITY_KEY, metadata_digest
 
-__all__ = ["export_onnx", "add_integrity_record", "METADATA_KEYS", "FORMAT", "OPSET"]
+__all__ = ["export_onnx", "add_integrity_record", "weights_sha256", "METADATA_KEYS", "FORMAT", "OPSET"]
 
 FORMAT = "sbihep-likelihood-surrogate/1"
 OPSET = 17
@@ -41,7 +45,10 @@ METADATA_KEYS = (
     "sbihep.preprocessing", # standardisation constants (applied inside the graph)
     "sbihep.nll",           # reference, best-fit and background-only −2 lnL per data set; best-fit inputs
     "sbihep.labels",        # points requested / used / dropped (failed convergence)
-    "sbihep.validation",    # metrics on held-out labels
+    "sbihep.validation",    # held-out labels, check grid over the box, min t, targets and passed
+    "sbihep.weights",       # sha256 of the network weights (weights_sha256)
+    "sbihep.nuisances",     # names of the profiled parameters
+    "sbihep.backgrounds",   # per-bin observed counts, pre-/post-fit backgrounds and uncertainties
     "sbihep.provenance",    # sha256 of workspace and patch, versions, licence, creation time
     "sbihep.test_vectors",  # inputs and expected outputs checked on load
     "sbihep.integrity",     # sha256 of every other field and of the file bytes (this hash zeroed)
@@ -78,9 +85,13 @@ def _build_graph(ensemble) -> Any:
                 nodes += [helper.make_node("Sigmoid", [f"{p}g{i}"], [f"{p}s{i}"]),
                           helper.make_node("Mul", [f"{p}g{i}", f"{p}s{i}"], [f"{p}h{i + 1}"])]
                 h = f"{p}h{i + 1}"
+        y = p + "y"
         nodes += [helper.make_node("Mul", [f"{p}g{n_layers - 1}", p + "out_scale"], [p + "ys"]),
-                  helper.make_node("Add", [p + "ys", p + "out_shift"], [p + "y"]),
-                  helper.make_node("Unsqueeze", [p + "y", "axis0"], [p + "y3"])]
+                  helper.make_node("Add", [p + "ys", p + "out_shift"], [y])]
+        if getattr(member, "nonnegative", False):  # t = max(y, 0): see MLPConfig.nonnegative
+            nodes.append(helper.make_node("Relu", [y], [p + "yr"]))
+            y = p + "yr"
+        nodes.append(helper.make_node("Unsqueeze", [y, "axis0"], [p + "y3"]))
         stacked.append(p + "y3")
     inits.append(onnx.numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"))
     nodes += [
@@ -103,6 +114,37 @@ def _build_graph(ensemble) -> Any:
     model.ir_version = 8  # readable by onnxruntime ≥ 1.10
     onnx.checker.check_model(model)
     return model
+
+
+_OUTPUT_MEANING = {
+    "t_observed": "-2 Delta lnL, observed data",
+    "t_asimov": "-2 Delta lnL, Asimov data of the background-only fit to the observed data (post-fit, "
+                "spey's aposteriori; pyhf's q~_mu Asimov)",
+    "t_asimov_prefit": "-2 Delta lnL, pre-fit Asimov data (zero signal, parameters at their initial values; "
+                       "spey's apriori)",
+}
+_WEIGHTS_ALGORITHM = ("sha256 over the graph's initializers in name order: for each, the UTF-8 bytes of "
+                      "'name|dtype|shape|' followed by its raw little-endian bytes")
+
+
+def weights_sha256(model) -> str:
+    """sha256 (hex) of the network weights of an ONNX model (``onnx.ModelProto`` or a file path).
+
+    Every initializer (weights, biases, standardisation constants) in name order: the bytes of
+    ``f"{name}|{dtype}|{shape}|"`` then the array's raw little-endian bytes.  Independent of the
+    metadata, so two files with the same network have the same hash.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model))
+    h = hashlib.sha256()
+    for init in sorted(model.graph.initializer, key=lambda i: i.name):
+        arr = np.ascontiguousarray(numpy_helper.to_array(init))
+        h.update(f"{init.name}|{arr.dtype.str}|{tuple(arr.shape)}|".encode())
+        h.update(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+    return h.hexdigest()
 
 
 def _run(model_bytes: bytes, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,36 +196,49 @@ def export_onnx(
     t_ref, s_ref = _run(model.SerializeToString(), test_inputs)
 
     m0 = ensemble.members[0]
+    n_out = ensemble.config.n_outputs
+    out_names = list(getattr(labels, "output_names", ("t_observed", "t_asimov")))
+    if len(out_names) != n_out:
+        raise InvalidInputError(f"ensemble: has {n_out} outputs but the labels name {len(out_names)} ({out_names})")
+    nonneg = bool(getattr(ensemble.config, "nonnegative", False))
     meta = {
         "sbihep.format": FORMAT,
         "sbihep.description": (
             "t_D(x) = -2 ln L(x, profiled nuisances | D) - NLL_ref,D for D = observed data and the "
             "Asimov data generated from the background-only fit to the observed data (pyhf's q~_mu "
-            "convention). mode=mu: x = signal strength of one signal hypothesis, NLL_ref = global "
-            "minimum (POI within the model bounds). mode=yields: x = signal yields (events) per bin of "
-            "the signal regions, NLL_ref = the zero-signal value."
+            "convention)" + (", and D = the pre-fit Asimov data (zero signal, every parameter at its initial "
+                             "value)" if "t_asimov_prefit" in out_names else "") + ". NLL_ref = the global "
+            "minimum over the inputs (within the model bounds and the training box) and the nuisances, so "
+            "t >= 0 and t(best fit) = 0 (files written before sbihep issue 24 in mode=yields: the zero-signal "
+            "value). mode=mu: x = signal strength of one signal hypothesis. mode=yields: x = signal yields "
+            "(events) per bin of the signal regions."
         ),
         "sbihep.mode": prob.mode,
         "sbihep.inputs": [{"name": n, "unit": u, "train_low": float(a), "train_high": float(b)}
                           for n, u, a, b in zip(prob.input_names, prob.input_units, lo, hi)],
-        "sbihep.outputs": [{"name": "t_observed", "meaning": "-2 Delta lnL, observed data"},
-                           {"name": "t_asimov", "meaning": "-2 Delta lnL, Asimov data (mu=0)"}],
+        "sbihep.outputs": [{"name": n, "meaning": _OUTPUT_MEANING.get(n, n)} for n in out_names],
         "sbihep.regions": list(prob.regions),
         "sbihep.preprocessing": {
             "applied_inside_graph": True,
             "input": "z = (x - in_shift) / in_scale",
-            "output": "t = y * out_scale + out_shift",
+            "output": "t = max(y * out_scale + out_shift, 0)" if nonneg else "t = y * out_scale + out_shift",
+            "nonnegative": nonneg,
             "in_shift": m0.in_shift.tolist(), "in_scale": m0.in_scale.tolist(),
             "out_shift": m0.out_shift.tolist(), "out_scale": m0.out_scale.tolist(),
             "architecture": {"hidden": ensemble.config.hidden, "activation": "SiLU",
                              "n_members": ensemble.config.n_members, "dtype": "float32"},
         },
         "sbihep.nll": {"reference_nll": labels.reference_nll, "best_fit_nll": labels.best_fit_nll,
-                       "best_fit_inputs": labels.best_fit, "unit": "-2 ln L"},
+                       "best_fit_inputs": labels.best_fit, "zero_signal_nll": getattr(labels, "zero_signal_nll", {}),
+                       "unit": "-2 ln L"},
         "sbihep.labels": {"n_requested": labels.n_requested, "n_used": int(len(labels.x)),
                           "n_dropped": labels.n_dropped, "n_disagree": labels.n_disagree,
-                          "n_neighbour": labels.n_neighbour, "fitter": "MINUIT via pyhf (numpy backend)"},
+                          "n_neighbour": labels.n_neighbour, "fitter": "MINUIT via pyhf (numpy backend)",
+                          **_label_extras(labels)},
         "sbihep.validation": validation or {},
+        "sbihep.weights": {"sha256": weights_sha256(model), "algorithm": _WEIGHTS_ALGORITHM},
+        "sbihep.nuisances": list(getattr(labels, "nuisance_names", [])),
+        "sbihep.backgrounds": dict(getattr(labels, "backgrounds", {})),
         "sbihep.provenance": {
             **prob.provenance, "sbihep_version": __version__, "pyhf_version": pyhf.__version__,
             "onnx_version": onnx.__version__, "licence": licence,
@@ -195,6 +250,22 @@ def export_onnx(
     blob = _serialise_with_integrity(model, {k: json.dumps(v) for k, v in meta.items()})
     _write_atomic(blob, Path(path))
     return Path(path)
+
+
+def _label_extras(labels) -> dict:
+    """Anchors, check grid, reference refits and timing of a LabelSet (absent on older label objects)."""
+    out: dict[str, Any] = {}
+    anchor = getattr(labels, "is_anchor", None)
+    if anchor is not None:
+        out["anchors"] = np.asarray(labels.x)[np.asarray(anchor, bool)].tolist()
+    x_check = getattr(labels, "x_check", None)
+    if x_check is not None:
+        out["n_check"] = int(len(x_check))
+        out["n_dropped_check"] = getattr(labels, "n_dropped_check", {})
+    for key in ("n_reference_refits", "timing"):
+        if getattr(labels, key, None):
+            out[key] = getattr(labels, key)
+    return out
 
 
 def _serialise_with_integrity(model, props: dict[str, str]) -> bytes:

@@ -19,9 +19,12 @@ were profiled when the labels were made.  spey's fast-path methods (``negative_l
 calculator work without Asimov data generation.
 
 Expectation types: ``observed`` and ``aposteriori`` use the observed data and the post-fit
-(background-only fit to the observed data) Asimov data, which is what the surrogate was trained
-on; ``apriori`` (pre-fit Asimov data) is not available from the file and raises.  The ``q0``
-discovery statistic needs Asimov data at μ = 1 and is not available either.
+(background-only fit to the observed data) Asimov data.  ``apriori`` uses the pre-fit Asimov data
+(output ``t_asimov_prefit``, zero signal with every parameter at its initial value) in place of
+both — as spey's own backends do, the "data" is then the pre-fit background expectation and its
+Asimov data is itself — so a priori expected limits work; files written without that output
+(before sbihep issue 24, or with ``prefit=False``) raise for ``apriori``.  The ``q0`` discovery
+statistic needs Asimov data at μ = 1 and is not available.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from sbihep.surrogates.loader import SurrogateLikelihood
 __all__ = ["SbihepOnnxBackend"]
 
 _OBSERVED, _ASIMOV = 0, 1
+_PREFIT_NAME = "t_asimov_prefit"
 
 
 class SbihepOnnxBackend(BackendBase):
@@ -79,7 +83,11 @@ class SbihepOnnxBackend(BackendBase):
             raise InvalidInputError(f"n_grid: must be an integer ≥ 11, got {n_grid!r}")
         self.n_grid = int(n_grid)
         ref = self.surrogate.metadata["nll"]["reference_nll"]
-        self.reference_nll = (float(ref["observed"]), float(ref["asimov"]))
+        self.reference_nll = {_OBSERVED: float(ref["observed"]), _ASIMOV: float(ref["asimov"])}
+        names = [o.get("name") for o in self.surrogate.metadata.get("outputs", []) if isinstance(o, dict)]
+        self._prefit = names.index(_PREFIT_NAME) if _PREFIT_NAME in names and "asimov_prefit" in ref else None
+        if self._prefit is not None:
+            self.reference_nll[self._prefit] = float(ref["asimov_prefit"])
         lo, hi = self.surrogate.mu_range(self.direction)
         low_box = self.surrogate.bounds[:, 0] / np.where(self.direction > 0, self.direction, np.inf)
         # negative μ only when the training box extends below zero along the ray
@@ -103,48 +111,53 @@ class SbihepOnnxBackend(BackendBase):
     def get_logpdf_func(self, expected: ExpectationType = ExpectationType.observed,
                         data: Optional[Union[List[float], np.ndarray]] = None) -> Callable[[np.ndarray], float]:
         """ln L(μ) on the observed data: pars (1,) → float."""
-        self._check(expected, data)
-        return lambda pars: -self._nll(float(np.asarray(pars).reshape(-1)[0]), _OBSERVED)
+        column = self._check(expected, data)[0]
+        return lambda pars: -self._nll(float(np.asarray(pars).reshape(-1)[0]), column)
 
     # --- fast paths (no nuisance parameters left to fit) ---------------------------------------
 
     def negative_loglikelihood(self, poi_test=1.0, expected: ExpectationType = ExpectationType.observed,
                                data=None, return_parameters: bool = False, **kwargs):
         """−ln L(μ) on the observed data (and (μ,) when ``return_parameters``)."""
-        self._check(expected, data)
+        column = self._check(expected, data)[0]
         mu = self._poi(poi_test)
-        nll = self._nll(mu, _OBSERVED)
+        nll = self._nll(mu, column)
         return (nll, np.array([mu])) if return_parameters else nll
 
     def asimov_negative_loglikelihood(self, poi_test=1.0, expected: ExpectationType = ExpectationType.observed,
                                       test_statistics: str = "qtilde", **kwargs) -> float:
-        """−ln L_A(μ) on the Asimov data of the background-only fit."""
-        self._check(expected, None, test_statistics)
-        return self._nll(self._poi(poi_test), _ASIMOV)
+        """−ln L_A(μ) on the Asimov data of the background-only fit (pre-fit Asimov data for ``apriori``)."""
+        column = self._check(expected, None, test_statistics)[1]
+        return self._nll(self._poi(poi_test), column)
 
     def minimize_negative_loglikelihood(self, expected: ExpectationType = ExpectationType.observed,
                                         allow_negative_signal: bool = True, data=None, poi_indices=None, **kwargs):
-        """(μ̂, −ln L(μ̂)) on the observed data."""
-        self._check(expected, data)
-        return self._pack(*self._minimum(_OBSERVED, allow_negative_signal), poi_indices)
+        """(μ̂, −ln L(μ̂)) on the observed data (pre-fit Asimov data for ``apriori``)."""
+        column = self._check(expected, data)[0]
+        return self._pack(*self._minimum(column, allow_negative_signal), poi_indices)
 
     def minimize_asimov_negative_loglikelihood(self, expected: ExpectationType = ExpectationType.observed,
                                                test_statistics: str = "qtilde", poi_indices=None, **kwargs):
         """(μ̂_A, −ln L_A(μ̂_A)) on the Asimov data."""
-        self._check(expected, None, test_statistics)
-        return self._pack(*self._minimum(_ASIMOV, test_statistics in ("q", "qmu")), poi_indices)
+        column = self._check(expected, None, test_statistics)[1]
+        return self._pack(*self._minimum(column, test_statistics in ("q", "qmu")), poi_indices)
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _check(self, expected, data, test_statistics: str = "qtilde") -> None:
+    def _check(self, expected, data, test_statistics: str = "qtilde") -> tuple[int, int]:
+        """(data column, Asimov column) for ``expected``; refusals as InvalidInputError."""
         if data is not None:
             raise InvalidInputError("data: an sbihep surrogate is trained on fixed data; it cannot be evaluated on other data")
-        if ExpectationType.apriori == expected:
-            raise InvalidInputError(
-                "expected: 'apriori' needs the pre-fit Asimov data, which the surrogate was not trained on; "
-                "use 'observed' or 'aposteriori' (post-fit Asimov data)")
         if test_statistics == "q0":
             raise InvalidInputError("test_statistics: 'q0' needs Asimov data at mu = 1, which the surrogate does not store")
+        if ExpectationType.apriori == expected:
+            if self._prefit is None:
+                raise InvalidInputError(
+                    "expected: 'apriori' needs the pre-fit Asimov data, which this surrogate was not trained on (no "
+                    f"{_PREFIT_NAME!r} output; written before sbihep issue 24 or with prefit=False); use 'observed' or "
+                    "'aposteriori' (post-fit Asimov data)")
+            return self._prefit, self._prefit
+        return _OBSERVED, _ASIMOV
 
     @staticmethod
     def _poi(poi_test) -> float:
