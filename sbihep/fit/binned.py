@@ -73,14 +73,20 @@ class BinnedTerm:
     @classmethod
     def from_eventset(cls, eventset, bins: Mapping[str, Sequence[float]], lumi_ifb: float, *,
                       pois: Mapping[str, tuple[float, float]] | None = None, counts=None,
-                      lumi_uncertainty: float | None = None, nuisance_bounds=(-5.0, 5.0)) -> "BinnedTerm":
+                      lumi_uncertainty: float | None = None, nuisance_bounds=(-5.0, 5.0),
+                      fixed: Mapping[str, float] | None = None) -> "BinnedTerm":
         """Templates from an EventSet histogrammed in one or two observables of its ``x``.
 
         Args:
             bins: observable name → bin edges (1 or 2 observables); events outside are dropped.
             pois: operator → bounds (default every operator, bounds (−10, 10)).
             counts: observed counts (flattened over the bins, C order); default the Asimov counts at the SM.
+            fixed: operators held at given values (TeV⁻²) instead of 0 — the templates are built on that
+                slice (:meth:`~sbihep.events.eventset.EventSet.restrict`) and these operators are no
+                parameters of the term.
         """
+        if fixed:
+            eventset = eventset.restrict([op for op in eventset.operators if op not in fixed], fixed)
         if not 1 <= len(bins) <= 2:
             raise InvalidInputError(f"BinnedTerm.from_eventset: bins must name 1 or 2 observables, got {list(bins)}")
         x = eventset.observables()

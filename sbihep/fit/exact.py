@@ -156,6 +156,7 @@ def exact_unbinned_term(
     lumi_uncertainty: float | None = None,
     nuisance_bounds: tuple[float, float] = (-5.0, 5.0),
     theta_ref: Mapping[str, float] | None = None,
+    fixed: Mapping[str, float] | None = None,
 ) -> UnbinnedTerm:
     """The exact extended unbinned term of an EventSet's parton-level events.
 
@@ -173,7 +174,11 @@ def exact_unbinned_term(
         lumi_uncertainty: relative luminosity uncertainty (adds the nuisance ``lumi``).
         nuisance_bounds: bounds of the EventSet's nuisance parameters.
         theta_ref: reference hypothesis of the ratio (default SM).
+        fixed: operators held at given values (TeV⁻²) instead of 0: the term is built on that slice
+            (:meth:`~sbihep.events.eventset.EventSet.restrict`) and these operators are no parameters.
     """
+    if fixed:
+        eventset = eventset.restrict([op for op in eventset.operators if op not in fixed], fixed)
     ratio = ExactLogRatio(eventset, theta_ref)
     if pois is None:
         pois = {op: (-10.0, 10.0) for op in ratio.operators}
