@@ -240,7 +240,8 @@ def ratio_training_sample(
         events: the base EventSet (ideally generated near the middle of the prior).
         prior: θ₀ sampler (e.g. :func:`uniform_prior`).
         n_samples: total samples; half with y = 0 (x ~ θ₀), half with y = 1 (x ~ θ₁).
-        theta1: fixed reference θ₁ by name (default SM), or a sampler for doubly parametrised estimators.
+        theta1: fixed reference θ₁ by name (default SM: the prior's parameters at 0, held operators at their
+            ``fixed`` values), or a sampler over the prior's parameters for doubly parametrised estimators.
         features: "x" (all observables), a list of observable names, or "z" (parton-level momenta).
         seed: random seed.
         fixed: values (TeV⁻²) of operators of ``events`` that the prior leaves out (default 0, the SM).
