@@ -105,6 +105,12 @@ def test_restricted_eventset_weights_scores_and_file_state_the_slice(events, tmp
         events.restrict(["cHW"], fixed={"cHW": 0.1})
     with pytest.raises(InvalidInputError, match="cHX"):
         events.restrict(["cHX"])
+    with pytest.raises(InvalidInputError, match="held fixed"):
+        part.weights({"cHq3": 0.1})
+    # slices at different held values are different models: joining them would mix two σ(θ)
+    EventSet.concatenate([part, part])
+    with pytest.raises(InvalidInputError, match="different slices"):
+        EventSet.concatenate([part, events.restrict(["cHWtil", "cHW"], fixed={"cHq3": 0.1})])
 
 
 # ---- training samples and estimators -------------------------------------------------------

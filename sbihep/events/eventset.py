@@ -224,7 +224,9 @@ class EventSet:
         theta = _parameter_mapping(theta, "theta")
         unknown = sorted(set(theta) - set(self.operators))
         if unknown:
-            raise InvalidInputError(f"theta: unknown operator(s) {unknown}; this EventSet has {self.operators}")
+            held = {k: v for k, v in self.fixed_operators.items() if k in unknown}
+            note = f" ({held} are held fixed by restrict(): the events live on that slice)" if held else ""
+            raise InvalidInputError(f"theta: unknown operator(s) {unknown}; this EventSet has {self.operators}{note}")
         return torch.tensor([theta.get(op, 0.0) for op in self.operators], dtype=torch.float64)
 
     def weights(self, theta: Mapping[str, float] | None = None, nuisances: Mapping[str, float] | None = None) -> torch.Tensor:
@@ -355,6 +357,9 @@ class EventSet:
                         f"cannot concatenate EventSets with different {key}: "
                         f"{first.data.attrs.get(key)!r} vs {other.data.attrs.get(key)!r}"
                     )
+            if other.fixed_operators != first.fixed_operators:
+                raise InvalidInputError(f"cannot concatenate EventSets on different slices of the EFT: held operators "
+                                        f"{first.fixed_operators} vs {other.fixed_operators}")
         return EventSet(xr.concat([s.data for s in sets], dim="event", combine_attrs="override"))
 
     @property
