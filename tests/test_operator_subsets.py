@@ -182,5 +182,7 @@ def test_fit_terms_on_a_slice_with_a_held_operator(events):
     exact = exact_unbinned_term(events, 1e-5, pois={"cHW": (-1, 1), "cHWtil": (-1, 1)}, fixed=held)
     binned = BinnedTerm.from_eventset(events, {"x1": np.linspace(-1, 1, 5)}, 1e-5, pois={"cHW": (-1, 1)}, fixed=held)
     assert set(exact.parameters.names) == {"cHW", "cHWtil"} and set(binned.parameters.names) == {"cHW"}
+    assert exact.fixed_operators == held and binned.fixed_operators == held  # the slice is stated
+    assert "fixed={'cHq3': 0.2}" in repr(exact) and "fixed={'cHq3': 0.2}" in repr(binned.asimov({}))
     theta = {"cHW": 0.3, "cHWtil": -0.2}
     assert float(exact.sigma_pb(theta)) == pytest.approx(events.sigma({**theta, **held}), rel=1e-12)

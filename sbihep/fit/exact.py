@@ -55,6 +55,8 @@ class ExactLogRatio:
 
     def __init__(self, reference, theta_ref: Mapping[str, float] | None = None) -> None:
         self.sigma = EventSetSigma(reference)
+        #: operators of the reference events held at these values (EventSet.restrict); not parameters
+        self.fixed_operators = dict(getattr(reference, "fixed_operators", {}))
         morph = self.sigma.morphing
         self.operators, self.order, self.nuisances = morph.operators, morph.order, morph.nuisances
         self.theta_ref = {k: float(v) for k, v in (theta_ref or {}).items()}
