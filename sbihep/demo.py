@@ -374,7 +374,7 @@ def scan_box(likelihoods: Mapping, margin: float = 1.25) -> dict[str, float]:
 def scan_likelihoods(likelihoods: Mapping, box: Mapping[str, float], n_points: int, *, progress: bool = True) -> dict:
     """method → 2D profile scan (:func:`~sbihep.fit.profile_scan` Dataset) over the same grid
     cHW × cHWtil ∈ [−box, box]² with ``n_points`` per axis."""
-    from tqdm.auto import tqdm
+    from sbihep._progress import tqdm
 
     from sbihep.fit import minimize, profile_scan
 

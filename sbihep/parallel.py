@@ -59,7 +59,7 @@ def map_jobs(
         InvalidInputError: both ``executor`` and ``client`` given, or ``n_workers`` < 1.
         Whatever a job raises is re-raised here (the first failure in job order).
     """
-    from tqdm.auto import tqdm
+    from sbihep._progress import tqdm
 
     job_args: Sequence[tuple] = [job if isinstance(job, tuple) else (job,) for job in jobs]
     if executor is not None and client is not None:

@@ -87,6 +87,6 @@ def test_bad_input(events, space):
     with pytest.raises(InvalidInputError, match="observables"):
         augment.ratio_training_sample(events, augment.uniform_prior(space), 10, features=["m_bb"])
     with pytest.raises(InvalidInputError, match="finite bounds"):
-        augment.uniform_prior(get_process("wh_lvbb").parameter_space({"cHW": (-1, 1)}), {"cHWtil": (0, float("inf"))})
+        augment.uniform_prior(get_process("wh_lvbb").parameter_space({"cHW": (-1, 1), "cHWtil": (-1, 1)}), {"cHWtil": (0, float("inf"))})
     with pytest.raises(InvalidInputError, match="n_samples"):
         augment.ratio_training_sample(events, augment.uniform_prior(space), 1)

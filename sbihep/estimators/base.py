@@ -47,6 +47,7 @@ __all__ = [
     "as_features",
     "as_theta",
     "check_sample_labels",
+    "sample_fixed_parameters",
     "save_estimator",
     "read_estimator",
     "load_weights",
@@ -128,7 +129,22 @@ def check_sample_labels(data, observables, space: ParameterSpace) -> None:
         raise ShapeError(f"data: observables {obs} differ from the estimator's {list(observables)}")
     params = [str(p) for p in data["parameter"].values]
     if params != list(space.names):
-        raise ShapeError(f"data: parameters {params} differ from the estimator's {list(space.names)}")
+        extra = [p for p in params if p not in space.names]
+        hint = (f"; to train on {list(space.names)} alone, draw the sample from a prior over the estimator's space "
+                f"(the other operators {extra} are then held at 0, or at values given with fixed=...)") if extra and set(space.names) <= set(params) else ""
+        raise ShapeError(f"data: parameters {params} differ from the estimator's {list(space.names)}{hint}")
+
+
+def sample_fixed_parameters(data) -> dict[str, float]:
+    """The held operators of a training sample (attrs ``fixed_parameters``, JSON {name: value}; {} if none)."""
+    raw = getattr(data, "attrs", {}).get("fixed_parameters")
+    if raw is None:
+        return {}
+    try:
+        held = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        return {str(k): float(v) for k, v in held.items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(f"data: attrs['fixed_parameters'] must be a JSON object {{name: value}}, got {raw!r}") from exc
 
 
 def as_theta(theta, space: ParameterSpace, n_rows: int, argument: str = "theta") -> torch.Tensor:
@@ -243,6 +259,13 @@ class PersistentEstimator:
 
     def config(self) -> dict:
         raise NotImplementedError
+
+    @property
+    def fixed_parameters(self) -> dict[str, float]:
+        """Operators of the training events that are not parameters of this estimator, with the values
+        (TeV⁻²) they were held at in training — the slice of the EFT the estimator describes ({} when
+        its parameters were all the events' operators, or for estimators saved before this was recorded)."""
+        return {str(k): float(v) for k, v in getattr(self, "training", {}).get("fixed_parameters", {}).items()}
 
     def save(self, path) -> Path:
         """Directory with config.json and state_dict.pt (see :func:`save_estimator`)."""

@@ -228,7 +228,8 @@ class QuadraticEFTClassifier(PersistentEstimator):
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
         return grid[np.abs(grid - self.space.to_vector()).sum(1) > 0]
 
-    def fit(self, events: EventSet, *, thetas=None, loss: str = "quadratic", **train_options) -> TrainingHistory:
+    def fit(self, events: EventSet, *, thetas=None, loss: str = "quadratic", fixed: Mapping[str, float] | None = None,
+            **train_options) -> TrainingHistory:
         """Train on the exact per-event weights of ``events`` at the θ points ``thetas``.
 
         Args:
@@ -236,6 +237,8 @@ class QuadraticEFTClassifier(PersistentEstimator):
                 covering this estimator's operators at (at least) its order; weighted or unweighted.
             thetas: (K, n) training points in ``space`` order (default :meth:`default_thetas`).
             loss: "quadratic" or "cross_entropy".
+            fixed: values (TeV⁻²) at which operators of ``events`` that are not parameters of this
+                estimator are held (default 0, the SM); recorded in :attr:`fixed_parameters`.
             train_options: passed to :func:`sbihep.estimators.train.train` (epochs, batch_size,
                 learning_rate, seed, device="auto", quiet, checkpoint, …).
         """
@@ -246,6 +249,13 @@ class QuadraticEFTClassifier(PersistentEstimator):
         unknown = sorted(set(self.space.names) - set(events.operators))
         if unknown:
             raise InvalidInputError(f"events: the EventSet has no operator(s) {unknown} (it has {events.operators})")
+        held_names = [op for op in events.operators if op not in self.space.names]
+        if fixed:
+            bad = sorted(set(fixed) - set(held_names))
+            if bad:
+                raise InvalidInputError(f"fixed: {bad} are not operators of the EventSet outside the estimator's parameters ({held_names})")
+            events = events.restrict([op for op in events.operators if op in self.space.names], fixed)
+        held = {**events.fixed_operators, **{op: 0.0 for op in events.operators if op not in self.space.names}}
         grid = self.default_thetas() if thetas is None else np.atleast_2d(np.asarray(getattr(thetas, "values", thetas), dtype=np.float64))
         if grid.ndim != 2 or grid.shape[1] != len(self.space) or len(grid) == 0:
             raise ShapeError(f"thetas: expected shape (K, {len(self.space)}) for parameters {list(self.space.names)}, got {grid.shape}")
@@ -274,7 +284,7 @@ class QuadraticEFTClassifier(PersistentEstimator):
         self.network.x_norm.fit(tensors["x"])
         self.loss = loss
         self.sigma_coefficients = [float(v) for v in events.sigma_coefficients()[columns]]
-        self.training = {"n_events": int(events.n_events), "thetas": grid.tolist()}
+        self.training = {"n_events": int(events.n_events), "thetas": grid.tolist(), "fixed_parameters": held}
         self.training.update({k: v for k, v in train_options.items() if isinstance(v, (int, float, str, bool))})
         objective = quadratic_eft_loss(loss, theta_t, self.order, normalisation)
         return train(self.network, objective, tensors, fingerprint=self.config(), **train_options)
@@ -355,4 +365,6 @@ class QuadraticEFTClassifier(PersistentEstimator):
         self.sigma_coefficients = config.get("sigma_coefficients")
 
     def __repr__(self) -> str:
-        return f"QuadraticEFTClassifier(order={self.order!r}, loss={self.loss!r}, observables={len(self.observables)}, parameters={list(self.space.names)}, hidden={self.hidden})"
+        held = f", fixed={self.fixed_parameters}" if self.fixed_parameters else ""
+        return (f"QuadraticEFTClassifier(order={self.order!r}, loss={self.loss!r}, observables={len(self.observables)}, "
+                f"parameters={list(self.space.names)}{held}, hidden={self.hidden})")

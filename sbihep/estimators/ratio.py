@@ -43,7 +43,16 @@ import xarray as xr
 from torch import nn
 
 from sbihep.errors import InvalidInputError, ShapeError
-from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, as_theta, check_sample_labels, seeded_init
+from sbihep.estimators.base import (
+    MLP,
+    PersistentEstimator,
+    Standardize,
+    as_features,
+    as_theta,
+    check_sample_labels,
+    sample_fixed_parameters,
+    seeded_init,
+)
 from sbihep.estimators.quadratic import CoefficientNetwork, polynomial_ratio
 from sbihep.estimators.train import TrainingHistory, train
 from sbihep.events.eft import monomial_names, n_monomials, restrict_coefficients
@@ -280,7 +289,9 @@ class RatioEstimator(PersistentEstimator):
         Args:
             data: Dataset with x (sample, observable), theta0/theta1/t_xz0/t_xz1 (sample, parameter),
                 log_r_xz and either y or weight0/weight1/event (sample); its observable and parameter
-                labels must match this estimator.
+                labels must match this estimator.  A sample drawn from a prior over a subset of the
+                events' operators has exactly that subset as its parameters; the operators it held
+                (attrs ``fixed_parameters``) are recorded in :attr:`fixed_parameters`.
             method: one of :data:`METHODS`.
             alpha: weight of the score term (rascal, alices, cascal).
             score_units: ``"theta"`` — the score term in the raw units of θ (as in 1805.00020);
@@ -324,7 +335,8 @@ class RatioEstimator(PersistentEstimator):
         self.network.fit_preprocessing(tensors["x"], torch.cat([tensors["theta0"], tensors["theta1"]]))
         self.method = method
         self.training = {"alpha": float(alpha), "log_r_clip": float(log_r_clip), "doubly": doubly,
-                         "n_samples": int(len(tensors["theta0"])), "sample": "weighted" if weighted else "resampled"}
+                         "n_samples": int(len(tensors["theta0"])), "sample": "weighted" if weighted else "resampled",
+                         "fixed_parameters": sample_fixed_parameters(data)}
         self.training.update({k: v for k, v in train_options.items() if isinstance(v, (int, float, str, bool))})
         if score_units not in ("theta", "bounds"):
             raise InvalidInputError(f"score_units must be 'theta' or 'bounds', got {score_units!r}")
@@ -457,4 +469,6 @@ class RatioEstimator(PersistentEstimator):
         self.method, self.training = config.get("method"), config.get("training", {})
 
     def __repr__(self) -> str:
-        return f"RatioEstimator(method={self.method!r}, architecture={self.architecture!r}, observables={len(self.observables)}, parameters={list(self.space.names)}, hidden={self.hidden})"
+        held = f", fixed={self.fixed_parameters}" if self.fixed_parameters else ""
+        return (f"RatioEstimator(method={self.method!r}, architecture={self.architecture!r}, observables={len(self.observables)}, "
+                f"parameters={list(self.space.names)}{held}, hidden={self.hidden})")

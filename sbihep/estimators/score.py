@@ -22,7 +22,7 @@ import xarray as xr
 from torch import nn
 
 from sbihep.errors import InvalidInputError, ShapeError
-from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, check_sample_labels, seeded_init
+from sbihep.estimators.base import MLP, PersistentEstimator, Standardize, as_features, check_sample_labels, sample_fixed_parameters, seeded_init
 from sbihep.estimators.train import TrainingHistory, train
 from sbihep.params import ParameterSpace
 
@@ -104,9 +104,9 @@ class ScoreEstimator(PersistentEstimator):
         if not np.allclose(data["theta0"].values, ref):
             raise InvalidInputError(f"data: the sample was not drawn at the estimator's theta_ref {self.theta_ref}")
         tensors = {k: torch.as_tensor(np.asarray(data[k].values, dtype=np.float64)) for k in ("x", "t_xz0")}
-        return self._fit_tensors(tensors, {"sample": "resampled"}, train_options)
+        return self._fit_tensors(tensors, {"sample": "resampled", "fixed_parameters": sample_fixed_parameters(data)}, train_options)
 
-    def fit_events(self, events, **train_options) -> TrainingHistory:
+    def fit_events(self, events, *, fixed: Mapping[str, float] | None = None, **train_options) -> TrainingHistory:
         """Train on every event of a weighted :class:`~sbihep.events.eventset.EventSet`, without resampling.
 
         The features are the EventSet's observables named ``self.observables``; the targets are the
@@ -116,14 +116,19 @@ class ScoreEstimator(PersistentEstimator):
         appear several times and leak between the training and validation splits), every event is
         used exactly once.  This matters for EFT scores, whose information sits in rare tail events
         (in WH → ℓνbb̄ the 1% largest |t| carry 50–75% of the Fisher information).
-        ``train_options`` as in :meth:`fit`.
+        Operators of ``events`` that are not parameters of this estimator are held at 0 or at their
+        ``fixed`` values (TeV⁻²; :meth:`~sbihep.events.eventset.EventSet.restrict`), recorded in
+        :attr:`fixed_parameters`.  ``train_options`` as in :meth:`fit`.
         """
+        from sbihep.events.augment import on_slice
         from sbihep.events.eventset import EventSet
 
         if not isinstance(events, EventSet):
             raise InvalidInputError(f"events must be an EventSet, got {type(events).__name__}")
-        if list(events.operators) != list(self.space.names):
-            raise InvalidInputError(f"events: operators {list(events.operators)} differ from the estimator's parameters {list(self.space.names)}")
+        missing_ops = [p for p in self.space.names if p not in events.operators]
+        if missing_ops:
+            raise InvalidInputError(f"events: operators {list(events.operators)} lack the estimator's parameters {missing_ops}")
+        events = on_slice(events, list(self.space.names), fixed)
         have = [str(o) for o in events.observables()["observable"].values]
         missing = [o for o in self.observables if o not in have]
         if missing:
@@ -137,7 +142,7 @@ class ScoreEstimator(PersistentEstimator):
             "t_xz0": events.joint_score(self.theta_ref).double(),
             "weight": w / w.mean(),
         }
-        return self._fit_tensors(tensors, {"sample": "weighted events"}, train_options)
+        return self._fit_tensors(tensors, {"sample": "weighted events", "fixed_parameters": events.fixed_operators}, train_options)
 
     def _fit_tensors(self, tensors: dict, info: dict, train_options: Mapping) -> TrainingHistory:
         """Check for NaN, fit the (weighted) standardisations, record the training summary, train."""

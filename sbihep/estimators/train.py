@@ -27,6 +27,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from sbihep._adam import Adam
 from sbihep._atomic import atomic_destination
 from sbihep.errors import DataFormatError, InvalidInputError, ShapeError
 
@@ -141,7 +142,7 @@ def _save_atomic(obj, path: Path) -> None:
 def _progress(total: int, quiet: bool):
     if quiet:
         return None
-    from tqdm.auto import tqdm
+    from sbihep._progress import tqdm
 
     return tqdm(total=total, desc="training", unit="epoch", leave=False)
 
@@ -246,9 +247,10 @@ def train(
         val_idx, train_idx = order[:n_val], order[n_val:]
     else:
         val_idx, train_idx = _split_by_group(groups, n, validation_fraction, generator)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    # sbihep's Adam: the update of torch.optim.Adam without importing torch._dynamo (seconds) on first use
+    optimizer = Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     gamma = (final_learning_rate / learning_rate) ** (1.0 / max(epochs - 1, 1))
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+    epochs_done = 0  # the exponential schedule: lr ← lr·γ after every epoch (ExponentialLR's chained form)
     history = TrainingHistory()
     best_val, best_state, start_epoch, since_best = math.inf, None, 0, 0
 
@@ -271,7 +273,7 @@ def train(
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+            epochs_done = int(state["scheduler"]["last_epoch"])
             generator.set_state(state["generator"])
             history = TrainingHistory(**json.loads(state["history"]))
             best_val, best_state = float(state["best_val"]), state["best_state"]
@@ -294,7 +296,7 @@ def train(
             for start in range(0, len(perm), batch_size):
                 idx = perm[start : start + batch_size]
                 batch = {k: v[idx].to(dev) for k, v in data.items()}
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 value = loss(model, batch)
                 if not torch.isfinite(value):
                     raise InvalidInputError(f"the training loss became {float(value)} in epoch {epoch}: lower learning_rate or check the data")
@@ -306,9 +308,10 @@ def train(
                 count += len(idx)
             history.samples_seen += count
             history.train_loss.append(total / count)
-            history.learning_rate.append(optimizer.param_groups[0]["lr"])
+            history.learning_rate.append(optimizer.lr)
             history.validation_loss.append(_evaluate(model, loss, data, val_idx, batch_size * 8, dev))
-            scheduler.step()
+            optimizer.lr *= gamma
+            epochs_done += 1
             if history.validation_loss[-1] < best_val:
                 best_val, since_best, history.best_epoch = history.validation_loss[-1], 0, epoch
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -326,7 +329,7 @@ def train(
                         "fingerprint": print_key,
                         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                         "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
+                        "scheduler": {"gamma": gamma, "last_epoch": epochs_done, "_last_lr": [optimizer.lr]},
                         "generator": generator.get_state(),
                         "history": json.dumps(asdict(history)),
                         "best_val": best_val,

@@ -19,6 +19,7 @@ The result is an ``xarray.Dataset`` with dims (sample, observable) and (sample, 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -41,6 +42,7 @@ __all__ = [
     "ratio_training_sample",
     "weighted_ratio_training_sample",
     "score_training_sample",
+    "on_slice",
 ]
 
 #: elements of one block of the (distinct θ × events) weight matrix in draw_at_theta (≈ 0.4 GB float64)
@@ -62,8 +64,16 @@ class _Named:
 
 
 def uniform_prior(space: ParameterSpace, bounds: Mapping[str, tuple[float, float]] | None = None) -> _Named:
-    """θ uniform in each parameter's bounds (or the narrower ``bounds`` given by name)."""
+    """θ uniform in each parameter's bounds (or the narrower ``bounds`` given by name).
+
+    Raises:
+        InvalidInputError: a ``bounds`` name that is not a parameter of ``space``, or bounds that are not
+            finite with low < high.
+    """
     bounds = dict(bounds or {})
+    unknown = sorted(set(bounds) - set(space.names))
+    if unknown:
+        raise InvalidInputError(f"uniform_prior: bounds for {unknown}, which are not parameters of the space {list(space.names)}")
     lows, highs = [], []
     for p in space:
         low, high = bounds.get(p.name, p.bounds)
@@ -111,15 +121,25 @@ def benchmarks(space: ParameterSpace, points: Sequence[Mapping[str, float]]) -> 
     return _Named(space.names, lambda n, rng: table[np.arange(n) % len(table)])
 
 
-def _order_theta(names: Sequence[str], events: EventSet, theta: np.ndarray) -> torch.Tensor:
-    """θ columns in the EventSet's operator order (names not in the sampler are at 0)."""
+def on_slice(events: EventSet, names: Sequence[str], fixed: Mapping[str, float] | None = None) -> EventSet:
+    """``events`` restricted to the operators ``names`` (a sampler's parameters), every other operator held
+    at 0 or at its ``fixed`` value (:meth:`~sbihep.events.eventset.EventSet.restrict`); ``events`` itself
+    when ``names`` are all its operators in its order and nothing is fixed.
+
+    Raises:
+        InvalidInputError: a name that is not an operator of ``events``, or a ``fixed`` entry for an
+            operator that is sampled or unknown.
+    """
+    names = [str(n) for n in names]
     unknown = sorted(set(names) - set(events.operators))
     if unknown:
         raise InvalidInputError(f"the θ sampler has parameters {unknown} that the EventSet does not know ({events.operators})")
-    out = np.zeros((theta.shape[0], len(events.operators)))
-    for j, name in enumerate(names):
-        out[:, events.operators.index(name)] = theta[:, j]
-    return torch.from_numpy(out)
+    if names == list(events.operators) and not fixed:
+        return events
+    clash = sorted(set(fixed or {}) & set(names))
+    if clash:
+        raise InvalidInputError(f"fixed: {clash} are also sampled by the prior; fix only operators the prior leaves out")
+    return events.restrict(names, fixed)
 
 
 def draw_at_theta(events: EventSet, theta: torch.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -152,6 +172,15 @@ def draw_at_theta(events: EventSet, theta: torch.Tensor, rng: np.random.Generato
         idx[mine] = torch.clamp(position - local * n_events, 0, n_events - 1)
         ess_sum += float(ess_rows[local].sum())
     return idx.numpy(), ess_sum / theta.shape[0]
+
+
+def _theta1_vector(events: EventSet, theta: Mapping[str, float] | None, argument: str = "theta1") -> torch.Tensor:
+    """θ by name on the events' (possibly restricted) operators; a held operator named is an error."""
+    held = sorted(set(theta or {}) & set(events.fixed_operators))
+    if held:
+        raise InvalidInputError(f"{argument}: {held} are held fixed in this sample (at {events.fixed_operators}); "
+                                f"name only the sampled parameters {events.operators}")
+    return events.theta_vector(theta or {})
 
 
 def _features(events: EventSet, features: str | Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -187,7 +216,7 @@ def _sigma_attrs(events: EventSet) -> dict:
     """The base events' σ(θ) polynomial (pb, over the monomials of their operators and order): lets a
     morphing-aware estimator use the exact cross section (``RatioEstimator.fit(normalisation="cross_section")``)."""
     return {"sigma_coefficients": events.sigma_coefficients().numpy().astype(np.float64), "eft_order": events.order,
-            "sigma_operators": list(events.operators)}
+            "sigma_operators": list(events.operators), "fixed_parameters": json.dumps(events.fixed_operators)}
 
 
 def ratio_training_sample(
@@ -198,31 +227,46 @@ def ratio_training_sample(
     theta1: Mapping[str, float] | _Named | None = None,
     features: str | Sequence[str] = "x",
     seed: int = 0,
+    fixed: Mapping[str, float] | None = None,
 ) -> xr.Dataset:
     """Samples for parametrised ratio estimators r̂(x|θ₀, θ₁).
+
+    The sample's parameters are the prior's, in its order: a prior over a subset of the EventSet's
+    operators draws on the slice where the others are held at 0 (SM) or at their ``fixed`` values
+    (:func:`on_slice`), and the sample's θ columns, joint ratios, scores and σ(θ) polynomial are those
+    of that slice.
 
     Args:
         events: the base EventSet (ideally generated near the middle of the prior).
         prior: θ₀ sampler (e.g. :func:`uniform_prior`).
         n_samples: total samples; half with y = 0 (x ~ θ₀), half with y = 1 (x ~ θ₁).
-        theta1: fixed reference θ₁ by name (default SM), or a sampler for doubly parametrised estimators.
+        theta1: fixed reference θ₁ by name (default SM: the prior's parameters at 0, held operators at their
+            ``fixed`` values), or a sampler over the prior's parameters for doubly parametrised estimators.
         features: "x" (all observables), a list of observable names, or "z" (parton-level momenta).
         seed: random seed.
+        fixed: values (TeV⁻²) of operators of ``events`` that the prior leaves out (default 0, the SM).
     Returns:
         Dataset with x (sample, observable), theta0/theta1/t_xz0/t_xz1 (sample, parameter),
-        y and log_r_xz (sample); attrs record the effective sample sizes and the base events' σ(θ)
-        polynomial (``sigma_coefficients`` in pb, ``eft_order``).
+        y and log_r_xz (sample); attrs record the effective sample sizes, the base events' σ(θ)
+        polynomial (``sigma_coefficients`` in pb, ``eft_order``, ``sigma_operators``) and the held
+        operators (``fixed_parameters``, JSON {name: value}).
+    Raises:
+        InvalidInputError: a ``theta1`` sampler over other parameters than the prior, a ``theta1``
+            mapping naming a held operator, or a bad ``fixed`` entry (see :func:`on_slice`).
     """
     if int(n_samples) != n_samples or n_samples < 2:
         raise InvalidInputError(f"n_samples must be an integer ≥ 2, got {n_samples!r}")
     rng = np.random.default_rng(seed)
     n0 = n_samples // 2
     n1 = n_samples - n0
-    th0 = _order_theta(prior.names, events, prior(n_samples, rng))
+    events = on_slice(events, prior.names, fixed)
+    th0 = torch.from_numpy(np.asarray(prior(n_samples, rng), dtype=np.float64))
     if isinstance(theta1, _Named):
-        th1 = _order_theta(theta1.names, events, theta1(n_samples, rng))
+        if list(theta1.names) != list(prior.names):
+            raise InvalidInputError(f"theta1: the sampler's parameters {list(theta1.names)} must be the prior's {list(prior.names)}")
+        th1 = torch.from_numpy(np.asarray(theta1(n_samples, rng), dtype=np.float64))
     else:
-        th1 = events.theta_vector(theta1 or {}).expand(n_samples, -1).clone()
+        th1 = _theta1_vector(events, theta1).expand(n_samples, -1).clone()
     y = np.concatenate([np.zeros(n0), np.ones(n1)])
     source = torch.where(torch.from_numpy(y)[:, None] == 0, th0, th1)
     idx, ess = draw_at_theta(events, source, rng)
@@ -244,6 +288,7 @@ def weighted_ratio_training_sample(
     theta1: Mapping[str, float] | None = None,
     features: str | Sequence[str] = "x",
     seed: int = 0,
+    fixed: Mapping[str, float] | None = None,
 ) -> xr.Dataset:
     """Weighted samples for ratio estimators: every event with ``n_theta_per_event`` draws of θ₀.
 
@@ -265,6 +310,7 @@ def weighted_ratio_training_sample(
         theta1: the fixed reference θ₁ by name (default SM).
         features: as in :func:`ratio_training_sample`.
         seed: random seed of the θ₀ draws.
+        fixed: values of operators the prior leaves out (default 0), as in :func:`ratio_training_sample`.
     Returns:
         Dataset with x (sample, observable); theta0, theta1, t_xz0, t_xz1 (sample, parameter);
         log_r_xz, weight0, weight1 and ``event`` (the event's index, for splitting by event) (sample);
@@ -275,10 +321,11 @@ def weighted_ratio_training_sample(
     if isinstance(theta1, _Named):
         raise InvalidInputError("theta1: weighted samples need one fixed reference θ₁ (a mapping), not a sampler")
     rng = np.random.default_rng(seed)
+    events = on_slice(events, prior.names, fixed)
     n_events, k = events.n_events, int(n_theta_per_event)
     event = np.repeat(np.arange(n_events), k)
-    th0 = _order_theta(prior.names, events, prior(n_events * k, rng))
-    th1 = events.theta_vector(theta1 or {}).expand(n_events * k, -1).clone()
+    th0 = torch.from_numpy(np.asarray(prior(n_events * k, rng), dtype=np.float64))
+    th1 = _theta1_vector(events, theta1).expand(n_events * k, -1).clone()
     coefficients = events.coefficients()
     sample_sigma = coefficients.sum(0)  # Σ_j w_j(θ) = m(θ)·Σ_j c_j: this sample's own normalisation
     order = eft_math._order_from_width(coefficients, th0.shape[-1])
@@ -324,14 +371,32 @@ def score_training_sample(
     theta_ref: Mapping[str, float] | None = None,
     features: str | Sequence[str] = "x",
     seed: int = 0,
+    parameters: Sequence[str] | None = None,
+    fixed: Mapping[str, float] | None = None,
 ) -> xr.Dataset:
-    """Samples x ~ p(x|θ_ref) with the joint score t(x,z|θ_ref) (SALLY, SALLINO)."""
+    """Samples x ~ p(x|θ_ref) with the joint score t(x,z|θ_ref) (SALLY, SALLINO).
+
+    Args:
+        events: the base EventSet.
+        n_samples: number of samples.
+        theta_ref: the reference point by name (default SM; only ``parameters`` may be named).
+        features: as in :func:`ratio_training_sample`.
+        seed: random seed.
+        parameters: the operators whose score is learned, in this order (default every operator of
+            ``events``); the others are held at 0 or at their ``fixed`` values (:func:`on_slice`).
+        fixed: values of the held operators (TeV⁻²).
+    Returns:
+        Dataset with x (sample, observable), theta0 and t_xz0 (sample, parameter); attrs record the
+        effective sample size and the held operators (``fixed_parameters``, JSON).
+    """
     if int(n_samples) != n_samples or n_samples < 1:
         raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}")
     rng = np.random.default_rng(seed)
-    th = events.theta_vector(theta_ref or {}).expand(n_samples, -1).clone()
+    events = on_slice(events, events.operators if parameters is None else list(parameters), fixed)
+    th = _theta1_vector(events, theta_ref, "theta_ref").expand(n_samples, -1).clone()
     idx, ess = draw_at_theta(events, th, rng)
     t = eft_math.joint_score(events.coefficients()[idx], events.sigma_coefficients(), th[0])
     x, names = _features(events, features)
-    attrs = {"effective_sample_size": ess, "n_base_events": events.n_events, "seed": seed, "kind": "score"}
+    attrs = {"effective_sample_size": ess, "n_base_events": events.n_events, "seed": seed, "kind": "score",
+             "fixed_parameters": json.dumps(events.fixed_operators)}
     return _dataset(x[idx], names, events.operators, th.numpy(), None, None, None, t.numpy(), None, attrs)

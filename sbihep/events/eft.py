@@ -18,7 +18,8 @@ Everything here is torch and differentiable; θ of shape (n,) or (K, n).
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
 import torch
 
@@ -30,6 +31,7 @@ __all__ = [
     "n_monomials",
     "monomials",
     "restrict_coefficients",
+    "fix_coefficients",
     "monomial_jacobian",
     "weights_at",
     "log_joint_ratio",
@@ -71,6 +73,61 @@ def restrict_coefficients(coefficients, operators: Sequence[str], order: EFTOrde
     column = {tuple(sorted(n.split("*"))): k for k, n in enumerate(names)}
     index = [column[tuple(sorted(n.split("*")))] for n in monomial_names(list(keep), order)]
     return c[..., index]
+
+
+def fix_coefficients(
+    coefficients, operators: Sequence[str], order: EFTOrder, keep: Sequence[str], fixed: Mapping[str, float] | None = None
+) -> torch.Tensor:
+    """Coefficients (..., M) over the monomials of ``operators`` → those (..., M') over the monomials of
+    ``keep`` (in its order) on the slice where every other operator sits at its ``fixed`` value (default
+    0, the SM): c'·m(θ_keep) = c·m(θ) for every θ with θ_k = fixed[k] outside ``keep``.
+
+    At θ_other = 0 this is :func:`restrict_coefficients`; at other values the terms of the fixed operators
+    fold into the kept monomials (e.g. c_{a*b} θ_a v_b adds v_b c_{a*b} to the coefficient of θ_a).
+
+    Raises:
+        InvalidInputError: a name in ``keep`` that is not one of ``operators`` or is repeated; a
+            ``fixed`` name that is not an operator or is also kept; a fixed value that is not finite.
+        ShapeError: a last axis that is not the monomial count of ``operators`` at ``order``.
+    """
+    fixed = dict(fixed or {})
+    kept_and_fixed = sorted(set(fixed) & set(keep))
+    unknown = sorted(set(fixed) - set(operators))
+    if unknown or kept_and_fixed:
+        raise InvalidInputError(f"fixed: {unknown or kept_and_fixed} {'are not operators of ' + str(list(operators)) if unknown else 'are also kept'}; "
+                                "fix only operators outside keep")
+    values = {}
+    for name, value in fixed.items():
+        try:
+            values[name] = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"fixed[{name!r}]: {value!r} is not a number") from None
+        if not math.isfinite(values[name]):
+            raise InvalidInputError(f"fixed[{name!r}]: {value!r} is not finite")
+    if not any(values.values()):
+        return restrict_coefficients(coefficients, operators, order, keep)
+    c = torch.as_tensor(coefficients, dtype=torch.float64)
+    missing = [k for k in keep if k not in operators]
+    if missing or len(set(keep)) != len(keep):
+        raise InvalidInputError(f"fix_coefficients: keep {list(keep)} must be distinct names among {list(operators)}")
+    names = monomial_names(operators, order)
+    if c.shape[-1] != len(names):
+        raise ShapeError(f"fix_coefficients: expected {len(names)} coefficients for {list(operators)} at {order} order, got {c.shape[-1]}")
+    target = {(): 0}
+    target.update({tuple(sorted(n.split("*"))): k for k, n in enumerate(monomial_names(list(keep), order)) if n != "1"})
+    out = torch.zeros(c.shape[:-1] + (len(target),), dtype=torch.float64)
+    for k, name in enumerate(names):
+        factors = [] if name == "1" else name.split("*")
+        constant = 1.0
+        free = []
+        for f in factors:
+            if f in keep:
+                free.append(f)
+            else:
+                constant *= values.get(f, 0.0)
+        if constant != 0.0:
+            out[..., target[tuple(sorted(free))]] += constant * c[..., k]
+    return out
 
 
 def _pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:

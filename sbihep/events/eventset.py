@@ -198,8 +198,10 @@ class EventSet:
         return str(self.data.attrs["process"])
 
     def __repr__(self) -> str:
+        held = self.fixed_operators
+        held_text = f" ({', '.join(f'{k} = {v:g}' for k, v in held.items())} held fixed)" if held else ""
         return (
-            f"EventSet({self.process or 'unnamed'}: {self.n_events} events, operators {self.operators}, "
+            f"EventSet({self.process or 'unnamed'}: {self.n_events} events, operators {self.operators}{held_text}, "
             f"{self.order} order, {'unweighted' if self.data.attrs.get('unweighted') else 'weighted'})"
         )
 
@@ -222,7 +224,9 @@ class EventSet:
         theta = _parameter_mapping(theta, "theta")
         unknown = sorted(set(theta) - set(self.operators))
         if unknown:
-            raise InvalidInputError(f"theta: unknown operator(s) {unknown}; this EventSet has {self.operators}")
+            held = {k: v for k, v in self.fixed_operators.items() if k in unknown}
+            note = f" ({held} are held fixed by restrict(): the events live on that slice)" if held else ""
+            raise InvalidInputError(f"theta: unknown operator(s) {unknown}; this EventSet has {self.operators}{note}")
         return torch.tensor([theta.get(op, 0.0) for op in self.operators], dtype=torch.float64)
 
     def weights(self, theta: Mapping[str, float] | None = None, nuisances: Mapping[str, float] | None = None) -> torch.Tensor:
@@ -353,7 +357,81 @@ class EventSet:
                         f"cannot concatenate EventSets with different {key}: "
                         f"{first.data.attrs.get(key)!r} vs {other.data.attrs.get(key)!r}"
                     )
+            if other.fixed_operators != first.fixed_operators:
+                raise InvalidInputError(f"cannot concatenate EventSets on different slices of the EFT: held operators "
+                                        f"{first.fixed_operators} vs {other.fixed_operators}")
         return EventSet(xr.concat([s.data for s in sets], dim="event", combine_attrs="override"))
+
+    @property
+    def fixed_operators(self) -> dict[str, float]:
+        """Operators removed by :meth:`restrict`, with the values they are held at (empty for a full set)."""
+        return {str(k): float(v) for k, v in json.loads(self.data.attrs.get("fixed_operators", "{}")).items()}
+
+    def restrict(self, operators: Sequence[str], fixed: Mapping[str, float] | None = None) -> "EventSet":
+        """The same events on a subset of the operators, the others held at 0 (SM) or at ``fixed`` values.
+
+        The coefficients are re-expressed over the monomials of ``operators`` (in the order given) with
+        :func:`sbihep.events.eft.fix_coefficients`, so that ``restricted.weights(θ)`` equals
+        ``self.weights({**θ, **fixed})`` for every θ over ``operators``; σ(θ), joint ratios and scores,
+        training samples, estimators and fit terms built from the result all live on that slice.  The
+        held operators and values are recorded in the attribute ``fixed_operators`` (JSON, see
+        :attr:`fixed_operators`; restricting twice accumulates them).
+
+        Args:
+            operators: the operators to keep (a non-empty subset of :attr:`operators`, any order).
+            fixed: value of each operator left out (c_i/Λ² in TeV⁻²); operators not named are held at 0.
+
+        Returns:
+            a new EventSet with ``operators`` as its operators.
+
+        Raises:
+            InvalidInputError: an empty or repeated ``operators``, a name that is not an operator, or a
+                ``fixed`` entry for a kept or unknown operator or with a non-finite value.
+
+        Example:
+            >>> cp = events.restrict(["cHW", "cHWtil"], fixed={"cHq3": 0.02})  # doctest: +SKIP
+            >>> cp.operators, cp.fixed_operators  # doctest: +SKIP
+            (['cHW', 'cHWtil'], {'cHq3': 0.02})
+        """
+        if isinstance(operators, str):
+            operators = [operators]
+        keep = [str(o) for o in operators]
+        if not keep:
+            raise InvalidInputError("operators: name at least one operator to keep")
+        unknown = [o for o in keep if o not in self.operators]
+        if unknown or len(set(keep)) != len(keep):
+            raise InvalidInputError(f"operators: {unknown or keep} — keep distinct operators among {self.operators}")
+        fixed = _parameter_mapping(fixed, "fixed")
+        bad = sorted(set(fixed) - (set(self.operators) - set(keep)))
+        if bad:
+            raise InvalidInputError(f"fixed: {bad} are not operators left out by the restriction (left out: "
+                                    f"{[o for o in self.operators if o not in keep]})")
+        held = {**{o: float(fixed.get(o, 0.0)) for o in self.operators if o not in keep}}
+        args = (self.operators, self.order, keep, held)
+        data = self.data.drop_vars(["eft", "component"] + (["eft_variations"] if "eft_variations" in self.data else []))
+        names = eft_math.monomial_names(keep, self.order)
+        new = {"eft": (("event", "component"), eft_math.fix_coefficients(self.coefficients(), *args).numpy())}
+        if "eft_variations" in self.data:
+            v = torch.from_numpy(np.asarray(self.data["eft_variations"].values))
+            new["eft_variations"] = (("event", "variation", "component"), eft_math.fix_coefficients(v, *args).numpy())
+        data = data.assign(new).assign_coords(component=names)
+        attrs = dict(self.data.attrs)
+        attrs.pop(HASH_ATTR, None)
+        attrs["operators"] = json.dumps(keep)
+        attrs["fixed_operators"] = json.dumps({**self.fixed_operators, **held})
+        if "theta_gen" in attrs:
+            gen = json.loads(attrs["theta_gen"])
+            attrs["theta_gen"] = json.dumps({o: float(gen.get(o, 0.0)) for o in keep})
+        if "sigma_pb" in attrs:  # the generation-time σ(θ) polynomial, on the same slice
+            try:
+                poly = json.loads(attrs["sigma_pb"])
+                old = eft_math.monomial_names(self.operators, self.order)
+                values = torch.tensor([float(poly[n]) for n in old], dtype=torch.float64)
+                attrs["sigma_pb"] = json.dumps(dict(zip(names, eft_math.fix_coefficients(values, *args).tolist())))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                attrs.pop("sigma_pb")  # not in the monomial layout this restriction understands
+        data.attrs = attrs
+        return EventSet(data)
 
     # ---- IO --------------------------------------------------------------------------
     @staticmethod

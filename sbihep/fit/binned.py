@@ -44,7 +44,9 @@ class BinnedTerm:
 
     def __init__(self, counts, coefficients, operators: Sequence[str], order: str, parameters: ParameterSpace, lumi_ifb: float, *,
                  up=None, down=None, nuisances: Sequence[str] = (), lumi_uncertainty: float | None = None,
-                 edges: Mapping[str, np.ndarray] | None = None) -> None:
+                 edges: Mapping[str, np.ndarray] | None = None, fixed_operators: Mapping[str, float] | None = None) -> None:
+        #: operators of the events the templates came from that are held at these values (not parameters)
+        self.fixed_operators = {str(k): float(v) for k, v in (fixed_operators or {}).items()}
         self.coefficients = np.asarray(coefficients, dtype=np.float64)
         self.counts = np.asarray(counts, dtype=np.float64)
         n_bins = self.coefficients.shape[0]
@@ -73,14 +75,20 @@ class BinnedTerm:
     @classmethod
     def from_eventset(cls, eventset, bins: Mapping[str, Sequence[float]], lumi_ifb: float, *,
                       pois: Mapping[str, tuple[float, float]] | None = None, counts=None,
-                      lumi_uncertainty: float | None = None, nuisance_bounds=(-5.0, 5.0)) -> "BinnedTerm":
+                      lumi_uncertainty: float | None = None, nuisance_bounds=(-5.0, 5.0),
+                      fixed: Mapping[str, float] | None = None) -> "BinnedTerm":
         """Templates from an EventSet histogrammed in one or two observables of its ``x``.
 
         Args:
             bins: observable name → bin edges (1 or 2 observables); events outside are dropped.
             pois: operator → bounds (default every operator, bounds (−10, 10)).
             counts: observed counts (flattened over the bins, C order); default the Asimov counts at the SM.
+            fixed: operators held at given values (TeV⁻²) instead of 0 — the templates are built on that
+                slice (:meth:`~sbihep.events.eventset.EventSet.restrict`) and these operators are no
+                parameters of the term.
         """
+        if fixed:
+            eventset = eventset.restrict([op for op in eventset.operators if op not in fixed], fixed)
         if not 1 <= len(bins) <= 2:
             raise InvalidInputError(f"BinnedTerm.from_eventset: bins must name 1 or 2 observables, got {list(bins)}")
         x = eventset.observables()
@@ -125,7 +133,8 @@ class BinnedTerm:
         space = space.merge(eventset.nuisance_space(nuisance_bounds))
         c = binned(coeff)
         term = cls(np.zeros(n_total), c, eventset.operators, eventset.order, space, lumi_ifb, up=up, down=down,
-                   nuisances=nuis, lumi_uncertainty=lumi_uncertainty, edges=edges)
+                   nuisances=nuis, lumi_uncertainty=lumi_uncertainty, edges=edges,
+                   fixed_operators=getattr(eventset, "fixed_operators", {}))
         return term.asimov(term.parameters.sm_point()) if counts is None else term.with_counts(counts)
 
     def expected(self, theta: Mapping[str, float]) -> np.ndarray:
@@ -153,7 +162,7 @@ class BinnedTerm:
     def with_counts(self, counts) -> "BinnedTerm":
         return BinnedTerm(counts, self.coefficients, self.operators, self.order, self.model_parameters, self.lumi_ifb,
                           up=self.up, down=self.down, nuisances=self.nuisances,
-                          lumi_uncertainty=self.lumi_uncertainty, edges=self.edges)
+                          lumi_uncertainty=self.lumi_uncertainty, edges=self.edges, fixed_operators=self.fixed_operators)
 
     def asimov(self, theta: Mapping[str, float]) -> "BinnedTerm":
         return self.with_counts(self.expected(theta))
@@ -162,4 +171,5 @@ class BinnedTerm:
         return self.with_counts(rng.poisson(self.expected(theta)).astype(np.float64))
 
     def __repr__(self) -> str:
-        return f"BinnedTerm({len(self.counts)} bins in {list(self.edges)}, parameters={list(self.parameters.names)})"
+        held = f", fixed={self.fixed_operators}" if self.fixed_operators else ""
+        return f"BinnedTerm({len(self.counts)} bins in {list(self.edges)}, parameters={list(self.parameters.names)}{held})"

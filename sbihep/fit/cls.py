@@ -259,7 +259,7 @@ def cls_upper_limit(
     low_b, high_b = likelihood.parameters[poi].bounds
     bar = None
     if _progress_default(progress):
-        from tqdm.auto import tqdm
+        from sbihep._progress import tqdm
 
         bar = tqdm(desc="CLs limit", unit="fit")
     tick = (lambda: bar.update(1)) if bar is not None else None

@@ -55,6 +55,8 @@ class ExactLogRatio:
 
     def __init__(self, reference, theta_ref: Mapping[str, float] | None = None) -> None:
         self.sigma = EventSetSigma(reference)
+        #: operators of the reference events held at these values (EventSet.restrict); not parameters
+        self.fixed_operators = dict(getattr(reference, "fixed_operators", {}))
         morph = self.sigma.morphing
         self.operators, self.order, self.nuisances = morph.operators, morph.order, morph.nuisances
         self.theta_ref = {k: float(v) for k, v in (theta_ref or {}).items()}
@@ -156,6 +158,7 @@ def exact_unbinned_term(
     lumi_uncertainty: float | None = None,
     nuisance_bounds: tuple[float, float] = (-5.0, 5.0),
     theta_ref: Mapping[str, float] | None = None,
+    fixed: Mapping[str, float] | None = None,
 ) -> UnbinnedTerm:
     """The exact extended unbinned term of an EventSet's parton-level events.
 
@@ -173,7 +176,11 @@ def exact_unbinned_term(
         lumi_uncertainty: relative luminosity uncertainty (adds the nuisance ``lumi``).
         nuisance_bounds: bounds of the EventSet's nuisance parameters.
         theta_ref: reference hypothesis of the ratio (default SM).
+        fixed: operators held at given values (TeV⁻²) instead of 0: the term is built on that slice
+            (:meth:`~sbihep.events.eventset.EventSet.restrict`) and these operators are no parameters.
     """
+    if fixed:
+        eventset = eventset.restrict([op for op in eventset.operators if op not in fixed], fixed)
     ratio = ExactLogRatio(eventset, theta_ref)
     if pois is None:
         pois = {op: (-10.0, 10.0) for op in ratio.operators}

@@ -389,4 +389,12 @@ class UnbinnedTerm:
         return ds
 
     def __repr__(self) -> str:
-        return f"UnbinnedTerm({self.x.shape[0]} events, N={self.n_observed:g}, parameters={list(self.parameters.names)})"
+        held = self.fixed_operators
+        return (f"UnbinnedTerm({self.x.shape[0]} events, N={self.n_observed:g}, parameters={list(self.parameters.names)}"
+                f"{f', fixed={held}' if held else ''})")
+
+    @property
+    def fixed_operators(self) -> dict[str, float]:
+        """Operators held at fixed values by the model's events (:meth:`~sbihep.events.eventset.EventSet.restrict`),
+        as the log-ratio reports them ({} when it does not say)."""
+        return dict(getattr(self.log_ratio, "fixed_operators", {}) or {})

@@ -416,7 +416,7 @@ def binned_spectrum(values, weights, bins) -> xr.Dataset:
 def _progress(total: int, quiet: bool, desc: str):
     if quiet:
         return None
-    from tqdm.auto import tqdm
+    from sbihep._progress import tqdm
 
     return tqdm(total=total, desc=desc, leave=False)
 

@@ -182,7 +182,7 @@ def operator_parameter(name: str, bounds: tuple[float, float] | None = None) -> 
     return Parameter(
         name=op.name,
         sm_value=0.0,
-        bounds=bounds or op.default_bounds,
+        bounds=op.default_bounds if bounds is None else bounds,
         kind="poi",
         unit="TeV^-2",
         description=f"Wilson coefficient of {op.definition}" + (" (CP-odd)" if op.cp_odd else ""),

@@ -321,7 +321,7 @@ def cross_section(
     """
     import gvar
     import vegas
-    from tqdm.auto import tqdm
+    from sbihep._progress import tqdm
 
     check_counts(
         ("n_evaluations", n_evaluations, 100),

@@ -328,7 +328,7 @@ def _subset(batch: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.nd
 
 def _run(problem, surrogate, n_events, seed, n_pilot, max_overweight, chunk_size, max_points, quiet) -> UnweightedSample:
     """Shared driver: pilot → maxima, then chunks until ``n_events`` are accepted."""
-    from tqdm.auto import tqdm
+    from sbihep._progress import tqdm
 
     _check_args(n_events, n_pilot, max_overweight, chunk_size, max_points)
     two_stage = surrogate is not None

@@ -223,7 +223,7 @@ def train_ensemble(
     Returns:
         (ensemble on CPU in eval mode, info dict with per-member best validation loss and round).
     """
-    from tqdm.auto import tqdm
+    from sbihep._progress import tqdm
 
     x = np.asarray(x, np.float64)
     t = np.asarray(t, np.float64)

@@ -232,13 +232,43 @@ class Process(ABC):
     def n_external(self) -> int:
         return len(self.particles)
 
-    def parameter_space(self, bounds: Mapping[str, tuple[float, float]] | None = None) -> ParameterSpace:
-        """The Wilson coefficients of this process as a :class:`~sbihep.params.ParameterSpace`."""
-        bounds = dict(bounds or {})
-        unknown = set(bounds) - set(self.operators)
+    def parameter_space(self, bounds: Mapping[str, tuple[float, float] | None] | None = None) -> ParameterSpace:
+        """Wilson coefficients of this process as a :class:`~sbihep.params.ParameterSpace` (c_i/Λ², TeV⁻²).
+
+        With ``bounds`` the space holds exactly the operators named, in the order named, with the
+        bounds given; every operator left out is not a parameter of the space — it stays at its SM
+        value 0 (fit, train or sample on that subset with
+        :meth:`~sbihep.events.eventset.EventSet.restrict` or a prior over this space).  No bounds are
+        invented for an operator that was not named: a value ``None`` asks explicitly for the
+        operator's default range (:data:`~sbihep.physics.couplings.OPERATORS`, e.g. (−10, 10)).
+        Without ``bounds`` the space holds every operator with its default range (what the event
+        generator checks θ against).
+
+        Args:
+            bounds: operator name → (low, high) in TeV⁻², or None for the operator's default range.
+
+        Returns:
+            the :class:`~sbihep.params.ParameterSpace` (every parameter a POI with SM value 0).
+
+        Raises:
+            UnknownParameterError: a name that is not an operator of this process.
+            InvalidInputError: an empty mapping, or bounds that are not a pair low < high around 0.
+
+        Example:
+            >>> from sbihep.physics.processes import get_process
+            >>> get_process("wh_lvbb").parameter_space({"cHW": (-1, 1), "cHWtil": (-1, 1)})
+            ParameterSpace(cHW∈[-1,1], cHWtil∈[-1,1])
+        """
+        if bounds is None:
+            return ParameterSpace(operator_parameter(op) for op in self.operators)
+        if not isinstance(bounds, Mapping):
+            raise InvalidInputError(f"{self.name}: bounds must be a mapping operator → (low, high) or None, got {type(bounds).__name__}")
+        unknown = [op for op in bounds if op not in self.operators]
         if unknown:
-            raise UnknownParameterError(f"{self.name}: no operator(s) {sorted(unknown)}; known: {list(self.operators)}")
-        return ParameterSpace(operator_parameter(op, bounds.get(op)) for op in self.operators)
+            raise UnknownParameterError(f"{self.name}: no operator(s) {unknown}; known: {list(self.operators)}")
+        if not bounds:
+            raise InvalidInputError(f"{self.name}: bounds is empty; name the operators of the space (or pass None for all of {list(self.operators)})")
+        return ParameterSpace(operator_parameter(op, b) for op, b in bounds.items())
 
     def theta_vector(self, theta: Mapping[str, float] | torch.Tensor | None) -> torch.Tensor:
         """θ by name (or an (n,) / (N, n) tensor already in operator order) → float64 tensor."""
