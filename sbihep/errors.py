@@ -132,6 +132,7 @@ class UnsupportedProcessError(InvalidInputError):
     """A process that sbihep's diagram generator or amplitude engine does not handle (e.g. one whose
     diagrams need a Majorana fermion); the message names the process and what is missing."""
 
+
 class SurrogateValidationWarning(UserWarning):
     """A likelihood surrogate was written although its validation missed a target (|Δt| ≥ 0.1 where
     t < 10, no validation point where t < 10, or t < −0.01 on the check grid); its metadata says

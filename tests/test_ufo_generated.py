@@ -171,3 +171,12 @@ def test_cli_xsec_generates_from_a_model(tmp_path):
     assert "sigma(cle=1)" in result.output
     bad = CliRunner().invoke(app, ["xsec", "ee_mumu", "--orders", "NP=1"], env=env)
     assert bad.exit_code != 0
+
+
+def test_parameter_space_of_model_operators(eft):
+    proc = generate_process("e+ e- > mu+ mu-", eft, ["cHWB", "cle"], orders={"NP": 1}, bounds={"cle": (-2, 3)}, cache=False)
+    space = proc.parameter_space()
+    assert space.names == ("cHWB", "cle") and space["cHWB"].bounds == (-10.0, 10.0) and space["cle"].bounds == (-2.0, 3.0)
+    assert proc.parameter_space({"cHWB": None}).names == ("cHWB",)
+    with pytest.raises(InvalidInputError, match="low < 0 < high"):
+        generate_process("e+ e- > mu+ mu-", eft, ["cle"], bounds={"cle": (1, 2)}, cache=False)

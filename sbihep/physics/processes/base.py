@@ -260,7 +260,7 @@ class Process(ABC):
             ParameterSpace(cHW∈[-1,1], cHWtil∈[-1,1])
         """
         if bounds is None:
-            return ParameterSpace(operator_parameter(op) for op in self.operators)
+            return ParameterSpace(operator_parameter(op, self.default_bounds(op)) for op in self.operators)
         if not isinstance(bounds, Mapping):
             raise InvalidInputError(f"{self.name}: bounds must be a mapping operator → (low, high) or None, got {type(bounds).__name__}")
         unknown = [op for op in bounds if op not in self.operators]
@@ -268,7 +268,12 @@ class Process(ABC):
             raise UnknownParameterError(f"{self.name}: no operator(s) {unknown}; known: {list(self.operators)}")
         if not bounds:
             raise InvalidInputError(f"{self.name}: bounds is empty; name the operators of the space (or pass None for all of {list(self.operators)})")
-        return ParameterSpace(operator_parameter(op, b) for op, b in bounds.items())
+        return ParameterSpace(operator_parameter(op, self.default_bounds(op) if b is None else b) for op, b in bounds.items())
+
+    def default_bounds(self, operator: str) -> tuple[float, float] | None:
+        """The default range (TeV⁻²) of one of this process's operators; None means the range of
+        sbihep's operator registry (:data:`~sbihep.physics.couplings.OPERATORS`)."""
+        return None
 
     def theta_vector(self, theta: Mapping[str, float] | torch.Tensor | None) -> torch.Tensor:
         """θ by name (or an (n,) / (N, n) tensor already in operator order) → float64 tensor."""

@@ -70,7 +70,8 @@ class GeneratedProcess(Process):
     description = "a process generated from a UFO model"
 
     def __init__(self, text: str, amplitudes: Mapping[str, object], beams: Mapping[str, Sequence[tuple[int, int]]],
-                 operators: Sequence[str], *, model_name: str, model_hash: str, roles: Mapping[str, tuple[str, ...]]) -> None:
+                 operators: Sequence[str], *, model_name: str, model_hash: str, roles: Mapping[str, tuple[str, ...]],
+                 bounds: Mapping[str, tuple[float, float]] | None = None) -> None:
         super().__init__()
         if not amplitudes:
             raise InvalidInputError(f"process {text!r}: no subprocess")
@@ -82,6 +83,7 @@ class GeneratedProcess(Process):
         self._beams = {k: tuple(tuple(b) for b in v) for k, v in beams.items()}
         self._roles = dict(roles)
         self.operators = tuple(operators)
+        self._bounds = {op: _operator_bounds(op, (bounds or {}).get(op)) for op in self.operators}
         self.model_name = model_name
         self.model_hash = model_hash
         first = self.amplitude_of[self.subprocesses[0]]
@@ -101,6 +103,11 @@ class GeneratedProcess(Process):
         return f"GeneratedProcess({self.text!r}, operators={list(self.operators)}, subprocesses={len(self.subprocesses)})"
 
     # ---- Process interface ----------------------------------------------------------------------
+    def default_bounds(self, operator: str) -> tuple[float, float]:
+        """The operator's default range (TeV⁻²): as given to :func:`generate_process`, else the range of
+        sbihep's operator registry, else (−10, 10)."""
+        return self._bounds[operator]
+
     def external_masses(self) -> tuple[float, ...]:
         return self._masses
 
@@ -145,6 +152,21 @@ class GeneratedProcess(Process):
         return torch.cat([p1[:, None], p2[:, None], final], dim=1), weight
 
 
+#: the default range (TeV⁻²) of a model operator sbihep's registry does not know
+MODEL_OPERATOR_BOUNDS = (-10.0, 10.0)
+
+
+def _operator_bounds(operator: str, given) -> tuple[float, float]:
+    from sbihep.physics.couplings import OPERATORS
+
+    if given is not None:
+        lo, hi = (float(x) for x in given)
+        if not lo < 0.0 < hi:
+            raise InvalidInputError(f"bounds of {operator}: need low < 0 < high (TeV⁻²), got {given!r}")
+        return (lo, hi)
+    return tuple(OPERATORS[operator].default_bounds) if operator in OPERATORS else MODEL_OPERATOR_BOUNDS
+
+
 def _wilson_coefficients(model, blocks: Sequence[str] | None) -> list[str]:
     if blocks is None:
         wanted = lambda b: b.startswith("smeft") and b != "smeftcutoff"  # noqa: E731
@@ -170,6 +192,7 @@ def generate_process(
     multiparticles: Mapping[str, str | Sequence[str]] | None = None,
     wilson_blocks: Sequence[str] | None = None,
     t_channel_widths: bool = False,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
     cache: bool = True,
     progress: bool = False,
 ) -> GeneratedProcess:
@@ -189,6 +212,9 @@ def generate_process(
         wilson_blocks: LHA blocks holding the Wilson coefficients (default: blocks ``SMEFT*`` except
             ``SMEFTcutoff``); their parameters not in ``operators`` are set to 0.
         t_channel_widths: keep widths in t-channel propagators (default: zero width there, as MadGraph).
+        bounds: operator → default range (TeV⁻²) for :meth:`~GeneratedProcess.parameter_space` and the
+            event generator's checks; an operator not given keeps sbihep's registry range, or
+            (−10, 10) for operators the registry does not know.
         cache: read / write the on-disk cache (see :func:`cache_directory`).
         progress: print a line per subprocess while building.
 
@@ -221,6 +247,7 @@ def generate_process(
         "inputs": {k: float(v) for k, v in sorted((inputs or {}).items())},
         "wilson_blocks": None if wilson_blocks is None else sorted(wilson_blocks),
         "t_channel_widths": bool(t_channel_widths),
+        "bounds": {k: [float(x) for x in v] for k, v in sorted((bounds or {}).items())},
     }
     if model_path is not None:
         key_material.update(model=model_hash(model_path), restriction=_file_hash(locate(restriction)),
@@ -245,7 +272,7 @@ def generate_process(
     if model_path is not None:
         model = load_ufo(model_path, restriction=locate(restriction), param_card=locate(param_card))
     proc = _build(process, model, operators, inputs=inputs, orders=orders, multiparticles=multiparticles,
-                  wilson_blocks=wilson_blocks, t_channel_widths=t_channel_widths, progress=progress)
+                  wilson_blocks=wilson_blocks, t_channel_widths=t_channel_widths, bounds=bounds, progress=progress)
     if cache:
         try:
             _write_atomically(path, {"key": key_material, "process": proc})
@@ -256,7 +283,7 @@ def generate_process(
     return proc
 
 
-def _build(process, model, operators, *, inputs, orders, multiparticles, wilson_blocks, t_channel_widths, progress):
+def _build(process, model, operators, *, inputs, orders, multiparticles, wilson_blocks, t_channel_widths, bounds, progress):
     from sbihep.physics.ufo.amplitude import TreeAmplitude
     from sbihep.physics.ufo.diagrams import diagrams_for
     from sbihep.physics.ufo.process_spec import parse_process
@@ -296,7 +323,8 @@ def _build(process, model, operators, *, inputs, orders, multiparticles, wilson_
     if progress and skipped:
         print(f"  {len(skipped)} subprocesses without diagrams dropped: {', '.join(k for k, _ in skipped[:6])}"
               + (" …" if len(skipped) > 6 else ""))
-    return GeneratedProcess(process, amplitudes, beams, ops, model_name=model.name, model_hash=model.content_hash, roles=roles)
+    return GeneratedProcess(process, amplitudes, beams, ops, model_name=model.name, model_hash=model.content_hash, roles=roles,
+                            bounds=bounds)
 
 
 def _write_atomically(path: Path, obj) -> None:
