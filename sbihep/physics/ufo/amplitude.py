@@ -68,6 +68,7 @@ class VertexPiece:
             (times the term's sign).
         colour: colour tensor over the interaction's canonical legs (one axis per leg, length 1, 3 or 8).
         has_eft: whether any coupling of the piece depends on θ.
+        active: the components k ≥ 1 (operators) whose couplings are not all zero.
     """
 
     interaction: int
@@ -75,6 +76,7 @@ class VertexPiece:
     couplings: torch.Tensor
     colour: np.ndarray
     has_eft: bool
+    active: tuple[int, ...] = ()
 
 
 @dataclass(eq=False)
@@ -88,6 +90,7 @@ class _Node:
     key: tuple = field(default=())
     mass: float = 0.0
     width: float = 0.0
+    active: tuple[int, ...] = ()
 
 
 def _colour_rep(particle) -> int:
@@ -253,8 +256,8 @@ class TreeAmplitude:
             lorentz = _COMPILED.get(signature)
             if lorentz is None:
                 lorentz = _COMPILED[signature] = compile_lorentz(structures, spins, name)
-            has_eft = bool(np.any(couplings[:, 1:] != 0))
-            pieces.append(VertexPiece(interaction.index, lorentz, torch.as_tensor(couplings), tensor, has_eft))
+            active = tuple(int(k) for k in np.flatnonzero(np.any(couplings != 0, axis=0)) if k > 0)
+            pieces.append(VertexPiece(interaction.index, lorentz, torch.as_tensor(couplings), tensor, bool(active), active))
         return pieces
 
     def _nodes(self, line) -> list[_Node]:
@@ -272,7 +275,8 @@ class TreeAmplitude:
                     has_eft = piece.has_eft or any(c is not None and c.has_eft for c in children)
                     key = (line, id(piece), tuple(None if c is None else id(c) for c in children))
                     mass, width = self._propagator(line)
-                    nodes.append(_Node(line, piece, tuple(children), has_eft, key, mass, width))
+                    active = tuple(sorted(set(piece.active).union(*[c.active for c in children if c is not None])))
+                    nodes.append(_Node(line, piece, tuple(children), has_eft, key, mass, width, active))
         self._node_cache[line] = nodes
         return nodes
 
@@ -295,27 +299,25 @@ class TreeAmplitude:
         return contract(factors, [("ext", i) for i in range(self.n_legs)])
 
     # ---- evaluation -------------------------------------------------------------------------------
-    def _external(self, momenta: torch.Tensor, helicities: torch.Tensor, gauge_leg: int | None = None) -> list[torch.Tensor]:
-        """Wavefunctions (1, N, H, 4) (or (1, N, H) for scalars) of every leg, gathered over configurations;
-        the vector leg ``gauge_leg`` gets its momentum instead of its polarisation (Ward identities)."""
+    def _external(self, momenta: torch.Tensor, plan: "_HelicityPlan", gauge_leg: int | None = None) -> list[torch.Tensor]:
+        """Wavefunctions (1, N, h_i, 4) (or (1, N, h_i) for scalars) of every leg i on its own distinct
+        helicities; the vector leg ``gauge_leg`` gets its momentum instead of its polarisation (Ward identities)."""
         out = []
         for leg, p in enumerate(self._particles):
             k = momenta[:, leg]
+            values = tuple(u[0] for u in plan.configurations((leg,)))
             if leg == gauge_leg:
                 if p.spin != 3:
                     raise InvalidInputError(f"gauge_leg {leg} is not a vector boson ({p.name})")
-                out.append(k.to(CDTYPE)[None, :, None, :].expand(1, k.shape[0], helicities.shape[0], 4))
+                out.append(k.to(CDTYPE)[None, :, None, :].expand(1, k.shape[0], len(values), 4))
                 continue
-            values = self._leg_helicities[leg]
             incoming = leg < self.n_initial
             if p.spin == 2:
                 column = self.external[leg] < 0  # label is an antiparticle: ψ slot
                 kind = ("u" if incoming else "v") if column else ("vbar" if incoming else "ubar")
             else:
                 kind = "in" if incoming else "out"
-            wf = external_wavefunctions(k, p.spin, kind, self.masses[leg], values)  # (N, h, [4])
-            index = torch.tensor([values.index(int(h)) for h in helicities[:, leg]], device=k.device)
-            out.append(wf[:, index][None])
+            out.append(external_wavefunctions(k, p.spin, kind, self.masses[leg], values)[None])  # (1, N, h_i, [4])
         return out
 
     def _line_momenta(self, momenta: torch.Tensor) -> dict[tuple[int, ...], torch.Tensor]:
@@ -335,30 +337,37 @@ class TreeAmplitude:
         n_in = sum(1 for leg in legs if leg < self.n_initial)
         return 0 < n_in < self.n_initial
 
-    def _vertex(self, piece: VertexPiece, inputs: list[torch.Tensor | None], moms: list, open_leg: int | None,
-                mass: float = 0.0, width: float = 0.0) -> torch.Tensor:
-        """The truncated product rule: inputs with a leading component axis (1 or K) → (K or 1, …)."""
-        K = self.n_components
+    def _vertex(self, piece: VertexPiece, inputs: list[torch.Tensor | None], active: list[tuple[int, ...]],
+                moms: list, open_leg: int | None, mass: float = 0.0, width: float = 0.0) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """The product rule truncated at first order in θ, on sparse components.
+
+        Each input carries the SM part and the components of the operators in its ``active`` tuple
+        (leading axis 1 + len(active)); the result carries those of the union with the piece's own.
+        """
         lor = piece.lorentz
-        coup = piece.couplings if piece.has_eft else piece.couplings[:, :1]
 
         def call(wfs, couplings):
             if open_leg is None:
                 return lor.amplitude(wfs, moms, couplings)
             return lor.offshell(open_leg, wfs, moms, mass, width, couplings)
 
+        union = tuple(sorted(set(piece.active).union(*[a for a in active if a])))
         sm = [None if x is None else x[0] for x in inputs]
-        base = call(sm, coup)  # (*b, K', [4])
+        base = call(sm, piece.couplings[:, (0, *piece.active)])  # (*b, 1 + len(piece.active), [4])
         base = torch.movedim(base, -2 if (open_leg is not None and lor.spins[open_leg] != 1) else -1, 0)
-        eft_children = [j for j, x in enumerate(inputs) if x is not None and x.shape[0] > 1]
-        if not eft_children:
-            return base
-        out = base if base.shape[0] == K else torch.cat([base, base.new_zeros((K - 1,) + base.shape[1:])])
-        extra = out[1:]
-        for j in eft_children:
-            wfs = [None if x is None else (inputs[j][1:] if i == j else x[0]) for i, x in enumerate(inputs)]
-            extra = extra + call(wfs, piece.couplings[:, 0])
-        return torch.cat([out[:1], extra])
+        if not any(active):  # no input carries θ components: the piece's own are all there is
+            return base, union
+        where = {k: i + 1 for i, k in enumerate(union)}
+        out = base.new_zeros((1 + len(union),) + base.shape[1:])
+        out[0] = base[0]
+        if piece.active:
+            out[[where[k] for k in piece.active]] += base[1:]
+        for j, x in enumerate(inputs):
+            if x is None or not active[j]:
+                continue
+            wfs = [None if y is None else (x[1:] if i == j else y[0]) for i, y in enumerate(inputs)]
+            out[[where[k] for k in active[j]]] += call(wfs, piece.couplings[:, 0])
+        return out, union
 
     def _evaluate_node(self, node: _Node, ext: list[torch.Tensor], moms, memo: dict) -> torch.Tensor:
         if node.piece is None:
@@ -367,15 +376,20 @@ class TreeAmplitude:
         if value is not None:
             return value
         inputs, vertex_moms, open_leg = [], [], None
+        legs = tuple(node.line.legs)
         for leg, child in enumerate(node.children):
             if child is None:
                 open_leg = leg
                 inputs.append(None)
                 vertex_moms.append(None)
             else:
-                inputs.append(self._evaluate_node(child, ext, moms, memo))
+                value = self._evaluate_node(child, ext, moms, memo)
+                inputs.append(value.index_select(2, memo["plan"].gather(legs, tuple(child.line.legs))))
                 vertex_moms.append(moms(tuple(child.line.legs)))
-        value = self._vertex(node.piece, inputs, vertex_moms, open_leg, node.mass, node.width)
+        active = [() if c is None else c.active for c in node.children]
+        value, union = self._vertex(node.piece, inputs, active, vertex_moms, open_leg, node.mass, node.width)
+        if union != node.active:  # pragma: no cover - construction guarantees it
+            raise AssertionError("component bookkeeping")
         memo[id(node)] = value
         return value
 
@@ -403,17 +417,22 @@ class TreeAmplitude:
             gauge_leg: a vector leg whose polarisation is replaced by its momentum (Ward identities).
         """
         hel = self.helicities if helicities is None else helicities
-        ext = self._external(momenta, hel, gauge_leg)
+        plan = _HelicityPlan(hel)
+        ext = self._external(momenta, plan, gauge_leg)
         moms = self._line_momenta(momenta)
-        memo: dict = {}
+        memo: dict = {"plan": plan}
         K = self.n_components
+        everything = tuple(range(self.n_legs))
         out = []
         for _, piece, children in self._resolved:
-            inputs = [self._evaluate_node(c, ext, moms, memo) for c in children]
+            inputs = [self._evaluate_node(c, ext, moms, memo).index_select(2, plan.gather(everything, tuple(c.line.legs)))
+                      for c in children]
             vertex_moms = [moms(tuple(c.line.legs)) for c in children]
-            amp = self._vertex(piece, inputs, vertex_moms, None)  # (K', N, H)
-            if amp.shape[0] != K:
-                amp = torch.cat([amp, amp.new_zeros((K - amp.shape[0],) + amp.shape[1:])])
+            amp, union = self._vertex(piece, inputs, [c.active for c in children], vertex_moms, None)  # (1 + len(union), N, H)
+            if len(union) != K - 1:
+                full = amp.new_zeros((K,) + amp.shape[1:])
+                full[[0, *union]] = amp
+                amp = full
             out.append(amp)
         return torch.stack(out)
 
@@ -452,6 +471,38 @@ class TreeAmplitude:
             raise InvalidInputError("TreeAmplitude: every helicity configuration vanishes at the check points "
                                     "(the process has no tree-level amplitude with these couplings)")
         self.helicities = self.helicities[keep]
+
+
+class _HelicityPlan:
+    """Which helicity configurations each subtree needs: a subtree over legs S depends only on the
+    helicities of S, so it is evaluated once per distinct sub-configuration and gathered where a
+    parent needs it (helicities stay a batch axis, without repeating work)."""
+
+    def __init__(self, helicities: torch.Tensor) -> None:
+        self.rows = [tuple(int(h) for h in r) for r in helicities.tolist()]
+        self.device = helicities.device
+        self._sub: dict[tuple[int, ...], tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]] = {}
+        self._gather: dict[tuple, torch.Tensor] = {}
+
+    def configurations(self, legs: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The distinct helicity configurations of ``legs``, in order of first appearance."""
+        return self._index(legs)[0]
+
+    def _index(self, legs: tuple[int, ...]):
+        if legs not in self._sub:
+            unique = list(dict.fromkeys(tuple(r[i] for i in legs) for r in self.rows))
+            self._sub[legs] = (unique, {u: k for k, u in enumerate(unique)})
+        return self._sub[legs]
+
+    def gather(self, parent: tuple[int, ...], child: tuple[int, ...]) -> torch.Tensor:
+        """For each configuration of ``parent``, the index of its restriction to ``child``."""
+        key = (parent, child)
+        if key not in self._gather:
+            position = [parent.index(leg) for leg in child]
+            lookup = self._index(child)[1]
+            self._gather[key] = torch.tensor([lookup[tuple(u[i] for i in position)] for u in self._index(parent)[0]],
+                                             dtype=torch.int64, device=self.device)
+        return self._gather[key]
 
 
 def _incoming_pair(sqrt_s: float, masses: Sequence[float], n: int) -> torch.Tensor:
