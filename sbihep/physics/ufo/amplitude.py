@@ -27,7 +27,11 @@ How
   points for every component are pruned when the amplitude is built.
 * **Momenta** follow the UFO convention of :mod:`~sbihep.physics.ufo.lorentz_compile`: at each vertex
   the momentum of a line is the one flowing *into* the vertex, i.e. Σ over the line's external legs
-  of (p for an incoming leg, −p for an outgoing one).
+  of (p for an incoming leg, −p for an outgoing one).  A line whose legs include every incoming leg
+  takes the (equal, by momentum conservation) sum of the outgoing legs on its other side instead, so
+  that an s-channel resonance sees the invariant mass of its decay products: near a narrow pole
+  (h → b b̄, m_H/Γ_H ≈ 3·10⁴) the rounding of momentum conservation in a phase-space generator
+  (~1e-13 GeV) would otherwise change |M|² at the 1e-10 level.
 * **Propagators** carry the model's widths in s-channel lines and zero width in t-channel lines
   (MadGraph's default ``zerowidth_tchannel``); ``t_channel_widths=True`` keeps them everywhere.
 
@@ -308,7 +312,15 @@ class TreeAmplitude:
 
         def get(legs: tuple[int, ...]) -> torch.Tensor:
             if legs not in cache:
-                cache[legs] = incoming[:, list(legs)].sum(1)[:, None, :]  # (N, 1, 4)
+                if all(i in legs for i in range(self.n_initial)):
+                    # An s-channel line on the side of the initial state: its momentum is that of the
+                    # final-state legs on the other side (equal by momentum conservation, which phase-space
+                    # generators keep only to rounding, ~1e-13 GeV); a resonance decaying into those legs
+                    # then sees the invariant mass of its decay products, as its phase space sampled it.
+                    rest = [i for i in range(self.n_legs) if i not in legs]
+                    cache[legs] = momenta[:, rest].sum(1)[:, None, :]  # (N, 1, 4)
+                else:
+                    cache[legs] = incoming[:, list(legs)].sum(1)[:, None, :]  # (N, 1, 4)
             return cache[legs]
 
         return get  # type: ignore[return-value]
@@ -318,7 +330,7 @@ class TreeAmplitude:
         return 0 < n_in < self.n_initial
 
     def _vertex(self, piece: VertexPiece, inputs: list[torch.Tensor | None], moms: list, open_leg: int | None,
-                mass: float = 0.0, width: float = 0.0) -> torch.Tensor:
+                mass: float = 0.0, width: float = 0.0, q: torch.Tensor | None = None) -> torch.Tensor:
         """The truncated product rule: inputs with a leading component axis (1 or K) → (K or 1, …)."""
         K = self.n_components
         lor = piece.lorentz
@@ -327,7 +339,7 @@ class TreeAmplitude:
         def call(wfs, couplings):
             if open_leg is None:
                 return lor.amplitude(wfs, moms, couplings)
-            return lor.offshell(open_leg, wfs, moms, mass, width, couplings)
+            return lor.offshell(open_leg, wfs, moms, mass, width, couplings, q=q)
 
         sm = [None if x is None else x[0] for x in inputs]
         base = call(sm, coup)  # (*b, K', [4])
@@ -357,7 +369,8 @@ class TreeAmplitude:
             else:
                 inputs.append(self._evaluate_node(child, ext, moms, memo))
                 vertex_moms.append(moms(tuple(child.line.legs)))
-        value = self._vertex(node.piece, inputs, vertex_moms, open_leg, node.mass, node.width)
+        q = None if open_leg is None else moms(tuple(node.line.legs))  # the line's own momentum, not Σ children
+        value = self._vertex(node.piece, inputs, vertex_moms, open_leg, node.mass, node.width, q)
         memo[id(node)] = value
         return value
 
