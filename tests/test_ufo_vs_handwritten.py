@@ -107,3 +107,24 @@ def test_aligned_inputs_and_ckm():
 def test_restriction_card_rejects_unknown_entry(tmp_path):
     with pytest.raises(UnknownParameterError, match="cNotThere"):
         restriction_card(U35 / "restrict_massless.dat", tmp_path / "card.dat", {"cNotThere": 0.1})
+
+
+def test_u35_cll1_is_the_cll_contact_plus_the_gf_shift(models):
+    """U35's cll1 = (l̄_p γ l_r)(l̄_r γ l_p) Fierzes into the same e–μ contact as cll and also shifts G_F
+    (dGf = −cll1 v²/Λ²): A_lin(cll1) = A_lin(cll) + (v²/Λ²) ∂A₀/∂ln G_F, checked by a central difference in Gf.
+    The hand-written ee_mumu has no input shifts, so it is compared with cll only."""
+    from sbihep.physics.ufo import generate_process
+
+    case = CASES["ee_mumu"]
+    hand = case.make(DEFAULT_SM)
+    r = torch.rand(5, hand.n_random, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    momenta, _ = hand.phase_space(r, 250.0)
+    inputs = aligned_inputs(DEFAULT_SM)
+    both = generate_process(case.process, models["U35"], ["cll", "cll1"], inputs=inputs, orders={"NP": 1}, cache=False)
+    lin = both.eft_decomposition(momenta, "linear").linear
+    h = 1e-4
+    sm_at = [generate_process(case.process, models["U35"], [], inputs={**inputs, "Gf": DEFAULT_SM.G_F * (1 + s * h)},
+                              orders={"NP": 1}, cache=False).matrix_element2(momenta) for s in (1, -1)]
+    d_sm = (sm_at[0] - sm_at[1]) / (2 * h)
+    v2 = DEFAULT_SM.vev**2 / 1e6
+    assert torch.allclose(lin[:, 1] - lin[:, 0], v2 * d_sm, rtol=1e-6, atol=0)

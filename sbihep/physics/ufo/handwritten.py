@@ -22,7 +22,8 @@ ee_mumu        cle → cle (U35)                 κ = 1   Σ_{p,r} (l̄_p γ l_p
 ee_mumu        cee → cee (U35)                 κ = 2   as cll: (ē_p γ e_p)(ē_r γ e_r) for (1, 2) and (2, 1)
 ee_mumu        (cll1 not compared)             —       U35's cll1 = (l̄_p γ l_r)(l̄_r γ l_p) Fierzes into the same
                                                        contact (κ = 2) *and* shifts G_F (dGf = (2 cHl3 − cll1)
-                                                       v²/Λ²); the hand-written process has no input shifts
+                                                       v²/Λ²): A_lin(cll1) = A_lin(cll) + (v²/Λ²) ∂A₀/∂ln G_F
+                                                       (tested); the hand-written process has no input shifts
 w_lv           cHl3 → cHl3, clq3 → clq3 (U35)  κ = 1   both include the G_F shift of cHl3 (dGf above)
 w_lv, wh_*     CKM                             F       F = |V_ud|² = (1 − λ²/2)² with SMEFTsim's Wolfenstein
                                                        V_ud (λ = ``sm.sin_cabibbo``); the hand-written amplitude
