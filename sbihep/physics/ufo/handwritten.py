@@ -10,29 +10,16 @@ sets of operators.  With the generated amplitude components written in terms of 
 the EFT coefficients map as constant_gen = F · constant_hw, linear_gen,i = F κ_i linear_hw,i and
 quadratic_gen,ij = F κ_i κ_j quadratic_hw,ij.  The conventions found (every κ and F, and where they come from):
 
-=============  ==============================  ======  ========================================================
-process        hand-written → SMEFTsim         factor  why
-=============  ==============================  ======  ========================================================
-ee_mumu        cll → cll (U35)                 κ = 2   U35's cll multiplies Σ_{p,r} (l̄_p γ l_p)(l̄_r γ l_r): the
-                                                       e–μ term appears for (p, r) = (1, 2) and (2, 1); the
-                                                       hand-written cll is the coefficient of the LL contact
-                                                       term itself (= C^{1122} + C^{2211} + C^{1221} + C^{2112})
-ee_mumu        cle → cle (U35)                 κ = 1   Σ_{p,r} (l̄_p γ l_p)(ē_r γ e_r) gives the LR and the RL
-                                                       term once each, as the hand-written cle
-ee_mumu        cee → cee (U35)                 κ = 2   as cll: (ē_p γ e_p)(ē_r γ e_r) for (1, 2) and (2, 1)
-ee_mumu        (cll1 not compared)             —       U35's cll1 = (l̄_p γ l_r)(l̄_r γ l_p) Fierzes into the same
-                                                       contact (κ = 2) *and* shifts G_F (dGf = (2 cHl3 − cll1)
-                                                       v²/Λ²): A_lin(cll1) = A_lin(cll) + (v²/Λ²) ∂A₀/∂ln G_F
-                                                       (tested); the hand-written process has no input shifts
-w_lv           cHl3 → cHl3, clq3 → clq3 (U35)  κ = 1   both include the G_F shift of cHl3 (dGf above)
-w_lv, wh_*     CKM                             F       F = |V_ud|² = (1 − λ²/2)² with SMEFTsim's Wolfenstein
-                                                       V_ud (λ = ``sm.sin_cabibbo``); the hand-written amplitude
-                                                       has no CKM element (its channel factor is cos²θ_C =
-                                                       1 − λ², which differs from (1 − λ²/2)² by λ⁴/4 ≈ 6e-4)
-wh_onshell,    cHW, cHWtil, cHq3 (U35)         κ = 1   ε_{0123} = +1 on both sides (UFO Epsilon ε^{0123} = −1)
-wh_lvbb
-ttbar          ctG → ctGRe (top model)         κ = 1   same sign of D_μ and no g_s in the operator on both sides
-=============  ==============================  ======  ========================================================
+| process | hand-written → SMEFTsim | factor | why |
+|---|---|---|---|
+| ee_mumu | cll → cll (U35) | κ = 2 | U35's cll multiplies Σ_{p,r} (l̄_p γ l_p)(l̄_r γ l_r): the e–μ term appears for (p, r) = (1, 2) and (2, 1); the hand-written cll is the coefficient of the LL contact term itself (= C^{1122} + C^{2211} + C^{1221} + C^{2112}) |
+| ee_mumu | cle → cle (U35) | κ = 1 | Σ_{p,r} (l̄_p γ l_p)(ē_r γ e_r) gives the LR and the RL term once each, as the hand-written cle |
+| ee_mumu | cee → cee (U35) | κ = 2 | as cll: (ē_p γ e_p)(ē_r γ e_r) for (1, 2) and (2, 1) |
+| ee_mumu | (cll1 not compared) | — | U35's cll1 = (l̄_p γ l_r)(l̄_r γ l_p) Fierzes into the same contact (κ = 2) *and* shifts G_F (dGf = (2 cHl3 − cll1) v²/Λ²): A_lin(cll1) = A_lin(cll) + (v²/Λ²) ∂A₀/∂ln G_F (tested); the hand-written process has no input shifts |
+| w_lv | cHl3 → cHl3, clq3 → clq3 (U35) | κ = 1 | both include the G_F shift of cHl3 (dGf above) |
+| w_lv, wh_* | CKM | F | F = V_ud² = (1 − λ²/2)² with SMEFTsim's Wolfenstein V_ud (λ = ``sm.sin_cabibbo``); the hand-written amplitude has no CKM element (its channel factor is cos²θ_C = 1 − λ², which differs from (1 − λ²/2)² by λ⁴/4 ≈ 6e-4) |
+| wh_onshell, wh_lvbb | cHW, cHWtil, cHq3 (U35) | κ = 1 | ε_{0123} = +1 on both sides (UFO Epsilon ε^{0123} = −1) |
+| ttbar | ctG → ctGRe (top model) | κ = 1 | same sign of D_μ and no g_s in the operator on both sides |
 
 Aligned inputs (:func:`aligned_inputs`): MW, MZ, Gf, MH and the widths WZ, WW, WH, WT, the top mass MT = ymt,
 MB = ``sm.m_b`` (spinors and kinematics) with the Yukawa mass ymb = ``sm.m_b_yukawa`` (the h b b̄ coupling), aS =
