@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sections import run_sections  # noqa: E402
 
 #: section name → module under benchmarks/ufo_amplitudes/
-SECTIONS = ("reader",)
+SECTIONS = ("reader", "handwritten")
 
 
 def _ufo_dir(ap) -> None:

@@ -27,7 +27,11 @@ How
   points for every component are pruned when the amplitude is built.
 * **Momenta** follow the UFO convention of :mod:`~sbihep.physics.ufo.lorentz_compile`: at each vertex
   the momentum of a line is the one flowing *into* the vertex, i.e. Σ over the line's external legs
-  of (p for an incoming leg, −p for an outgoing one).
+  of (p for an incoming leg, −p for an outgoing one).  A line whose legs include every incoming leg
+  takes the (equal, by momentum conservation) sum of the outgoing legs on its other side instead, so
+  that an s-channel resonance sees the invariant mass of its decay products: near a narrow pole
+  (h → b b̄, m_H/Γ_H ≈ 3·10⁴) the rounding of momentum conservation in a phase-space generator
+  (~1e-13 GeV) would otherwise change |M|² at the 1e-10 level.
 * **Propagators** carry the model's widths in s-channel lines and zero width in t-channel lines
   (MadGraph's default ``zerowidth_tchannel``); ``t_channel_widths=True`` keeps them everywhere.
 
@@ -328,7 +332,15 @@ class TreeAmplitude:
 
         def get(legs: tuple[int, ...]) -> torch.Tensor:
             if legs not in cache:
-                cache[legs] = incoming[:, list(legs)].sum(1)[:, None, :]  # (N, 1, 4)
+                if all(i in legs for i in range(self.n_initial)):
+                    # An s-channel line on the side of the initial state: its momentum is that of the
+                    # final-state legs on the other side (equal by momentum conservation, which phase-space
+                    # generators keep only to rounding, ~1e-13 GeV); a resonance decaying into those legs
+                    # then sees the invariant mass of its decay products, as its phase space sampled it.
+                    rest = [i for i in range(self.n_legs) if i not in legs]
+                    cache[legs] = momenta[:, rest].sum(1)[:, None, :]  # (N, 1, 4)
+                else:
+                    cache[legs] = incoming[:, list(legs)].sum(1)[:, None, :]  # (N, 1, 4)
             return cache[legs]
 
         return get  # type: ignore[return-value]
@@ -338,18 +350,20 @@ class TreeAmplitude:
         return 0 < n_in < self.n_initial
 
     def _vertex(self, piece: VertexPiece, inputs: list[torch.Tensor | None], active: list[tuple[int, ...]],
-                moms: list, open_leg: int | None, mass: float = 0.0, width: float = 0.0) -> tuple[torch.Tensor, tuple[int, ...]]:
+                moms: list, open_leg: int | None, mass: float = 0.0, width: float = 0.0,
+                q: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[int, ...]]:
         """The product rule truncated at first order in θ, on sparse components.
 
         Each input carries the SM part and the components of the operators in its ``active`` tuple
         (leading axis 1 + len(active)); the result carries those of the union with the piece's own.
+        ``q`` is the open line's own momentum (for its propagator).
         """
         lor = piece.lorentz
 
         def call(wfs, couplings):
             if open_leg is None:
                 return lor.amplitude(wfs, moms, couplings)
-            return lor.offshell(open_leg, wfs, moms, mass, width, couplings)
+            return lor.offshell(open_leg, wfs, moms, mass, width, couplings, q=q)
 
         union = tuple(sorted(set(piece.active).union(*[a for a in active if a])))
         sm = [None if x is None else x[0] for x in inputs]
@@ -387,7 +401,8 @@ class TreeAmplitude:
                 inputs.append(value.index_select(2, memo["plan"].gather(legs, tuple(child.line.legs))))
                 vertex_moms.append(moms(tuple(child.line.legs)))
         active = [() if c is None else c.active for c in node.children]
-        value, union = self._vertex(node.piece, inputs, active, vertex_moms, open_leg, node.mass, node.width)
+        q = None if open_leg is None else moms(tuple(node.line.legs))  # the line's own momentum, not Σ children
+        value, union = self._vertex(node.piece, inputs, active, vertex_moms, open_leg, node.mass, node.width, q)
         if union != node.active:  # pragma: no cover - construction guarantees it
             raise AssertionError("component bookkeeping")
         memo[id(node)] = value

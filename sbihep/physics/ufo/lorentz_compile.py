@@ -569,10 +569,13 @@ class CompiledLorentz:
         mass: float = 0.0,
         width: float = 0.0,
         couplings=None,
+        q: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The off-shell wavefunction of ``leg``: :meth:`vertex_current` times the propagator.
 
-        Its momentum is Q = Σ_{j≠leg} momenta[j] (the incoming momentum at the next vertex).  Vector:
+        Its momentum is Q = Σ_{j≠leg} momenta[j] (the incoming momentum at the next vertex), or ``q``
+        when given: the same momentum computed another way (equal up to rounding), e.g. from the
+        decay products of a narrow resonance, whose propagator amplifies the rounding by M/Γ.  Vector:
         P^{μν}(Q) V_ν (unitary gauge, −i g^{μν}/Q² if massless); scalar: iV/D; row slot (column
         result): S(Q)·V; column slot (row result): V·S(−Q).  mass, width in GeV.  Shapes as
         :meth:`vertex_current`.
@@ -582,9 +585,10 @@ class CompiledLorentz:
         if any(p is None for p in others):
             raise ShapeError(f"{self!r}: offshell currents need the momenta of all other legs")
         current = self.vertex_current(leg, wavefunctions, momenta, couplings)
-        q = others[0]
-        for p in others[1:]:
-            q = q + p
+        if q is None:
+            q = others[0]
+            for p in others[1:]:
+                q = q + p
         c, k = self._couplings(couplings)
         if (c is not None and k is not None) or (c is None and self.n_structures > 1):
             q = q[..., None, :]  # the component / structure axis
