@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sections import run_sections  # noqa: E402
 
 #: section name → module under benchmarks/ufo_amplitudes/
-SECTIONS = ("reader", "handwritten")
+SECTIONS = ("reader", "handwritten", "speed")
 
 
 def _ufo_dir(ap) -> None:
