@@ -18,11 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sections import run_sections  # noqa: E402
 
 #: section name → module under benchmarks/ufo_amplitudes/
-SECTIONS = ("reader", "handwritten", "speed")
+SECTIONS = ("reader", "handwritten", "checks", "speed")
 
 
 def _ufo_dir(ap) -> None:
     ap.add_argument("--ufo-dir", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ufo"))
+    ap.add_argument("--points", type=int, default=20, help="phase-space points per process (section checks)")
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ def _best(fn, repeat: int) -> float:
 
 
 def _gradient_time(process, momenta, repeat: int) -> float:
-    import torch
 
     def once():
         p = momenta.clone().requires_grad_(True)

@@ -213,7 +213,7 @@ def region_backgrounds(model, data: Sequence[float], regions: Sequence[str], par
     fixed = np.array(model.config.suggested_fixed(), bool)
     fixed[list(zero_slots)] = True
     if covariance is None:
-        steps, var = [], np.zeros_like(b)
+        var = np.zeros_like(b)
         for name in model.config.par_order:
             ps = model.config.param_set(name)
             if not getattr(ps, "constrained", False):

@@ -115,7 +115,8 @@ class TreeAmplitude:
         decomposition: a :class:`~sbihep.physics.ufo.model.CouplingDecomposition` for exactly these
             operators (built when omitted).
         t_channel_widths: keep the widths in t-channel propagators.
-        prune_helicities: drop helicity configurations that vanish (checked at random points).
+        prune_helicities: drop helicity configurations that vanish (checked at random points in a
+            random Lorentz frame: a massive leg's helicity is frame dependent).
         prune_sqrt_s: √s (GeV) of the random check points; default 2 × threshold + 500 GeV.
         fuse: evaluate each topology's SM diagram and its single EFT insertions as one diagram
             (:mod:`~sbihep.physics.ufo.fusion`; exact, and much faster with many operators).
@@ -479,6 +480,12 @@ class TreeAmplitude:
         r = torch.rand(n_points, 4 * n_final, generator=gen, dtype=torch.float64)
         final, _ = rambo(r, sqrt_s, masses_out)
         momenta = torch.cat([_incoming_pair(sqrt_s, masses_in, n_points), final], dim=1)
+        # in a random frame: the helicity of a massive leg is frame dependent (a boost not along its
+        # momentum mixes its helicities), so a configuration that vanishes in the centre-of-mass frame
+        # (e.g. e⁻_R e⁺_L → W⁺(+) W⁻(−)) need not vanish in the lab frame and must be kept
+        from sbihep.physics.ufo.checks import random_lorentz_transforms
+
+        momenta = torch.einsum("nij,nkj->nki", random_lorentz_transforms(n_points, seed), momenta)
         comps = self.components(momenta, self.helicities)  # (K, N, H, C)
         size = comps.abs().pow(2).sum(dim=(0, 3)).amax(0)  # (H,)
         keep = size > 1e-24 * float(size.max())

@@ -96,7 +96,6 @@ diagrams of e⁺e⁻ → μ⁺μ⁻ agree for any spinors, whereas by position t
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -510,7 +509,6 @@ def generate_diagrams(model: Any, external: Sequence[int], *, n_initial: int = 2
         line = Line((i,), external[i], None, (), external[i])
         currents[1 << i] = {external[i]: [line]}
         order_vec[id(line)] = (0,) * n_orders
-    available: dict[int, set[int]] = {}  # labels offered by currents on some non-empty submask
 
     def submasks(mask: int):
         sub = (mask - 1) & mask

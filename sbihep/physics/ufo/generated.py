@@ -36,8 +36,9 @@ from sbihep.physics.processes.base import Amplitudes, PartonicChannel, Process
 
 __all__ = ["GeneratedProcess", "generate_process", "cache_directory", "GENERATOR_VERSION"]
 
-#: bump when the generated objects change, so that stale cache entries are not used.
-GENERATOR_VERSION = 1
+#: bump when the generated objects change, so that stale cache entries are not used (2: helicity
+#: pruning in a random frame).
+GENERATOR_VERSION = 2
 
 _QCD_PARTONS = {21, 1, 2, 3, 4, 5, -1, -2, -3, -4, -5}
 
