@@ -67,7 +67,8 @@ class VertexPiece:
 
     Attributes:
         interaction: index of the interaction.
-        lorentz: all Lorentz structures of the piece, compiled together (canonical leg order).
+        parts: the piece's Lorentz structures (canonical leg order) compiled in groups of equal
+            momentum degree, each with the rows of ``couplings`` it takes.
         couplings: (S, K) complex128, S structures × K components (g₀, ∂g/∂θ₁, …) of each coupling
             (times the term's sign).
         colour: colour tensor over the interaction's canonical legs (one axis per leg, length 1, 3 or 8).
@@ -76,7 +77,7 @@ class VertexPiece:
     """
 
     interaction: int
-    lorentz: CompiledLorentz
+    parts: tuple[tuple[CompiledLorentz, torch.Tensor], ...]
     couplings: torch.Tensor
     colour: np.ndarray
     has_eft: bool
@@ -97,6 +98,11 @@ class _Node:
     active: tuple[int, ...] = ()
 
 
+def _momentum_degrees(expression) -> frozenset:
+    """The numbers of momenta P(μ, N) in the terms of a Lorentz expression."""
+    return frozenset(sum(1 for f in term.factors if f.name == "P") for term in expression.terms)
+
+
 def _colour_rep(particle) -> int:
     rep = int(particle.color)
     if rep not in _COLOUR_DIM:
@@ -106,6 +112,8 @@ def _colour_rep(particle) -> int:
 
 class TreeAmplitude:
     """All tree diagrams of one subprocess, compiled for batched evaluation.
+
+    Events are evaluated in chunks of :attr:`chunk_size` (0: one batch).
 
     Args:
         model: the :class:`~sbihep.physics.ufo.model.UFOModel` (its inputs fix masses, widths and the
@@ -129,6 +137,9 @@ class TreeAmplitude:
         average: 1 / (initial spins × initial colours × identical-particle factor).
         n_resolved: number of colour-resolved diagrams.
     """
+
+    #: events per evaluation chunk (memory traffic, not arithmetic, bounds the speed on CPUs)
+    chunk_size: int = 4096
 
     def __init__(
         self,
@@ -256,13 +267,23 @@ class TreeAmplitude:
                 continue
             structures = [x for x, k in zip(structures, keep) if k]
             couplings = couplings[keep]
-            name = "+".join(sorted({t.vertex.lorentz[t.lorentz_index].name for t in terms}))
-            signature = (spins, tuple((k[1], k[2]) for k, c in zip(by_structure, keep) if c))
-            lorentz = _COMPILED.get(signature)
-            if lorentz is None:
-                lorentz = _COMPILED[signature] = compile_lorentz(structures, spins, name)
+            keys = [k for k, c in zip(by_structure, keep) if c]
+            # structures of different momentum degree are compiled apart: a tensor train shared by, say,
+            # the SM metric term and a P³ EFT structure carries rounding relative to the larger (E² more
+            # at E ~ 250 GeV, 1e-11 … 1e-9 of the SM part in e+e- → W+W- with cW)
+            by_degree: dict[frozenset, list[int]] = {}
+            for i, expr in enumerate(structures):
+                by_degree.setdefault(_momentum_degrees(expr), []).append(i)
+            parts = []
+            for rows in by_degree.values():
+                signature = (spins, tuple((keys[i][1], keys[i][2]) for i in rows))
+                lorentz = _COMPILED.get(signature)
+                if lorentz is None:
+                    name = "+".join(keys[i][0] for i in rows)
+                    lorentz = _COMPILED[signature] = compile_lorentz([structures[i] for i in rows], spins, name)
+                parts.append((lorentz, torch.tensor(rows, dtype=torch.int64)))
             active = tuple(int(k) for k in np.flatnonzero(np.any(couplings != 0, axis=0)) if k > 0)
-            pieces.append(VertexPiece(interaction.index, lorentz, torch.as_tensor(couplings), tensor, bool(active), active))
+            pieces.append(VertexPiece(interaction.index, tuple(parts), torch.as_tensor(couplings), tensor, bool(active), active))
         return pieces
 
     def _nodes(self, line) -> list[_Node]:
@@ -359,17 +380,23 @@ class TreeAmplitude:
         (leading axis 1 + len(active)); the result carries those of the union with the piece's own.
         ``q`` is the open line's own momentum (for its propagator).
         """
-        lor = piece.lorentz
-
         def call(wfs, couplings):
-            if open_leg is None:
-                return lor.amplitude(wfs, moms, couplings)
-            return lor.offshell(open_leg, wfs, moms, mass, width, couplings, q=q)
+            total = None
+            for lor, rows in piece.parts:
+                c = couplings.index_select(0, rows)
+                if open_leg is None:
+                    value = lor.amplitude(wfs, moms, c)
+                else:
+                    value = lor.offshell(open_leg, wfs, moms, mass, width, c, q=q)
+                total = value if total is None else total + value
+            return total
+
+        spins = piece.parts[0][0].spins
 
         union = tuple(sorted(set(piece.active).union(*[a for a in active if a])))
         sm = [None if x is None else x[0] for x in inputs]
         base = call(sm, piece.couplings[:, (0, *piece.active)])  # (*b, 1 + len(piece.active), [4])
-        base = torch.movedim(base, -2 if (open_leg is not None and lor.spins[open_leg] != 1) else -1, 0)
+        base = torch.movedim(base, -2 if (open_leg is not None and spins[open_leg] != 1) else -1, 0)
         if not any(active):  # no input carries θ components: the piece's own are all there is
             return base, union
         where = {k: i + 1 for i, k in enumerate(union)}
@@ -458,6 +485,9 @@ class TreeAmplitude:
         as :meth:`diagram_amplitudes`."""
         if momenta.ndim != 3 or momenta.shape[1:] != (self.n_legs, 4):
             raise ShapeError(f"momenta must have shape (N, {self.n_legs}, 4), got {tuple(momenta.shape)}")
+        chunk = self.chunk_size
+        if chunk and momenta.shape[0] > chunk:  # the intermediates of a chunk stay in cache: faster than one batch
+            return torch.cat([self.components(part, helicities, gauge_leg) for part in momenta.split(chunk)], dim=1)
         diagrams = self.diagram_amplitudes(momenta, helicities, gauge_leg)  # (D, K, N, H)
         coeff = self._colour_coefficients.to(diagrams.device)
         return torch.einsum("dknh,dc->knhc", diagrams, coeff)
