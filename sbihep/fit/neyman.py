@@ -22,6 +22,11 @@ Which construction covers where:
   ``"berger_boos"``, and the profile construction evaluated at each data set's own ν̂̂
   (``"profile"``); see :mod:`sbihep.fit.neyman_nuisance`.
 
+For likelihoods of :class:`~sbihep.fit.counting.CountingTerm` s, ``neyman_belt(...,
+method="exact")`` replaces the toys by the Poisson lattice of the counts, each count vector
+fitted once and weighed with its exact probability (:mod:`sbihep.fit.neyman_exact`): critical
+values and calibrations without toy noise, which matters where t has point masses.
+
 Interval ends are found by root finding on t_obs(θ) − c(θ) (profile fits at off-grid points,
 c interpolated between grid nodes), seeded by the grid and the best fit.
 

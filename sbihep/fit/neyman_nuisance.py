@@ -18,7 +18,12 @@ critical value c(θ; D) a data set D is tested against (θ accepted iff t_D(θ) 
   nuisance grid, up to toy error (and, between nodes, up to the smoothness of the coverage in ν).
   It starts from the profile construction (h = Q_cl) and moves each node's h until that node's
   coverage reaches the target (Gauss–Seidel sweeps, then raising-only passes, which never lower
-  any node's coverage).  It is the Berger–Boos idea taken to its limit: instead of the worst
+  any node's coverage), then lowers each h_j as far as every node's target allows (lowering
+  passes, which keep every node covered).  On an *exact* belt (``neyman_belt(...,
+  method="exact")``, counting models: lattice probabilities instead of toys, see
+  :mod:`sbihep.fit.neyman_exact`) node coverages are exact, no toy margin is added, and the
+  only overcoverage left is what the point masses of t force (LF2I OnOff, 33 ν nodes: ≤ +0.7%
+  at 68% except +3.0% at (μ, ν) = (0, 0.6), where the test that knows ν overcovers by +2.2%).  It is the Berger–Boos idea taken to its limit: instead of the worst
   critical value over a nuisance confidence set it calibrates the plug-in threshold itself, which
   keeps the overcoverage near what the discreteness of t forces.
 - ``"berger_boos"`` — c = sup_{ν ∈ C_γ(θ; D)} Q_{cl+γ}(θ, ν) (Berger & Boos, JASA 89 (1994) 1012),
