@@ -28,6 +28,7 @@ __all__ = [
     "ModelFormatError",
     "UnsafeModelError",
     "NonlinearCouplingWarning",
+    "CoverageWarning",
 ]
 
 
@@ -124,3 +125,9 @@ class UnsafeModelError(ModelFormatError):
 class NonlinearCouplingWarning(UserWarning):
     """A UFO coupling (or internal parameter) that is not linear in the chosen Wilson coefficients: its
     decomposition c₀ + Σ θᵢ cᵢ does not reproduce its value at θ = eᵢ + eⱼ."""
+
+
+class CoverageWarning(UserWarning):
+    """A Neyman construction cannot give its confidence level at some belt node: fits that failed
+    and probability left out of an exact lattice (both counted as rejected) leave less than cl to
+    accept there, so that node's coverage is below cl."""

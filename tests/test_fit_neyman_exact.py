@@ -132,3 +132,59 @@ def test_calibrated_on_exact_onoff_probabilities_covers_between_nodes_without_to
     cov = np.array([onoff.prob(mu, nu).ravel()[keep][accepted].sum() for nu in fine]) - ONE_SIGMA
     assert cov.min() > -0.002, cov
     assert cov.max() < 0.035, cov
+
+
+def _weighted_belt(t, w, nu_hat, nodes):
+    """A hand-made exact nuisance belt over one tested point mu = 0 (t, w, nu_hat: (n_nodes, n))."""
+    t, w, nu_hat = (np.asarray(x, dtype=float) for x in (t, w, nu_hat))
+    return xr.Dataset({"statistic": (("mu", "nu", "toy"), t[None]), "weight": (("mu", "nu", "toy"), w[None]),
+                       "profiled_nuisance": (("mu", "nu", "toy", "nuisance"), nu_hat[None, :, :, None])},
+                      coords={"mu": [0.0], "nu": np.asarray(nodes, dtype=float), "cl": [0.5], "nuisance": ["nu"]},
+                      attrs={"tested": "mu", "nuisances": "nu"})
+
+
+def _node_coverage(belt, h):
+    nodes = np.asarray(belt["nu"], dtype=float)
+    t, w = belt["statistic"].values[0], belt["weight"].values[0]
+    nh = belt["profiled_nuisance"].values[0, :, :, 0]
+    return np.array([np.sum(w[j][t[j] <= np.interp(nh[j], nodes, h) + TIE_TOLERANCE]) for j in range(len(nodes))])
+
+
+def test_calibrated_reaches_the_target_at_a_node_whose_data_read_only_other_nodes():
+    """Node ν = 0's data sets all have ν̂̂ = 1 (they read only h(ν = 1)): its own h cannot help,
+    and the old raising passes stalled and returned h with coverage 0 there, silently.  Now h(1)
+    is raised until node 0 is covered, then lowered as far as both targets allow: h(1) = 2."""
+    belt = _weighted_belt(t=[[0.5, 1.0, 2.0, 3.0], [0.0, 0.1, 0.2, 5.0]], w=np.full((2, 4), 0.25),
+                          nu_hat=np.ones((2, 4)), nodes=[0.0, 1.0])
+    h = calibrated_thresholds(belt, 0.7)[0]
+    cov = _node_coverage(belt, h)
+    assert np.all(cov >= 0.7), (h, cov)
+    assert cov[0] == pytest.approx(0.75)
+    assert h[1] == pytest.approx(2.0 - TIE_TOLERANCE, abs=1e-6)  # the lowering leaves no slack
+
+
+def test_calibrated_warns_where_failed_fits_leave_less_than_cl():
+    """An exact node whose failed fits (t NaN) carry 50% of the probability cannot reach cl = 0.68:
+    said with a CoverageWarning instead of a silently low coverage."""
+    from sbihep.errors import CoverageWarning
+
+    belt = _weighted_belt(t=[[0.1, 0.2, np.nan, np.nan], [0.1, 0.2, 0.3, 0.4]], w=np.full((2, 4), 0.25),
+                          nu_hat=[[0.0] * 4, [1.0] * 4], nodes=[0.0, 1.0])
+    with pytest.warns(CoverageWarning, match="below cl"):
+        calibrated_thresholds(belt, 0.68)
+
+
+def test_calibrated_lowering_keeps_every_node_covered_on_random_belts():
+    """Random exact belts (3 nodes, shared data sets, point masses at t = 0): after the lowering
+    passes every node's exact coverage is still ≥ cl."""
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = 40
+        t = np.where(rng.random((3, n)) < 0.3, 0.0, rng.exponential(1.0, (3, n)))
+        w = rng.dirichlet(np.ones(n), size=3) * (1 - 1e-7)
+        nh = rng.uniform(0.0, 2.0, (3, n))
+        belt = _weighted_belt(t, w, nh, nodes=[0.0, 1.0, 2.0])
+        for cl in (ONE_SIGMA, 0.95):
+            h = calibrated_thresholds(belt, cl)[0]
+            assert np.all(_node_coverage(belt, h) >= cl - 1e-9)
+

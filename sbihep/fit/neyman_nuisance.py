@@ -50,7 +50,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from sbihep.errors import InvalidInputError
+from sbihep.errors import ConvergenceError, CoverageWarning, InvalidInputError
 
 #: Resolution of t: fitted t carry errors of this order (MINUIT's EDM at the default tolerance), so
 #: data and toys whose exact t tie (e.g. t = 0 when the tested point is the bounded best fit) must
@@ -239,6 +239,14 @@ def calibrated_thresholds(belt, cl: float, *, margin: float | None = None, max_s
         target = cl + (default_margin if margin is None else float(margin))
         need = np.minimum(target, 1.0) * total - 1e-12
         reachable = np.array([P[j, valid[j]].sum() for j in range(n_nodes)])
+        short = reachable < cl * total - 1e-12
+        if short.any():
+            point = ", ".join(f"{n}={float(belt[n].values[i]):.4g}" for n, i in zip(tested, k))
+            where = ", ".join(f"{n}={float(np.ravel(axes[d])[np.unravel_index(j, n_shape)[d]]):.4g}"
+                              for j in np.flatnonzero(short)[:1] for d, n in enumerate(nuisances))
+            warnings.warn(f"calibrated_thresholds: at {int(short.sum())} node(s) of tested point {point} (first: {where}) "
+                          f"failed fits and left-out lattice probability leave only {float(reachable[short].min()):.4g} "
+                          f"< cl = {cl:.4g} to accept: coverage there is below cl", CoverageWarning, stacklevel=2)
         need = np.minimum(need, reachable * (1 - 1e-12))
         start = np.asarray(q0[k], dtype=float).reshape(n_nodes)
         cal = _Calibrator(T, P, valid, IDX, WT, need, np.where(np.isfinite(start), start, 0.0))
@@ -293,6 +301,28 @@ class _Calibrator:
             if np.max(np.abs(self.h - old)) < 1e-10:
                 break
 
+    def raise_to_targets(self) -> None:
+        """Raise h until every node reaches its target; raising any h_j never lowers a node's coverage.
+
+        Raising-only passes first (each short node's own h_j to its target); a node that its own
+        h_j cannot bring to its target (its data sets' ν̂̂ read other nodes' h) then gets every h its
+        data sets read raised to above its largest t, which accepts all it holds (≥ its target,
+        which is capped at that).  Ends with every node at its target, up to rounding.
+        """
+        for _ in range(10 * self.n + 10):
+            short = [j for j in range(self.n) if self.coverage(j) < self.need[j]]
+            if not short:
+                return
+            for j in short:
+                self.h[j] = max(self.h[j], self.solve(j, j))
+        for l in range(self.n):
+            if self.coverage(l) < self.need[l]:
+                ok = self.valid[l]
+                top = float(np.max(self.T[l, ok]))
+                top += 1e-9 * max(1.0, abs(top))
+                read = np.unique(self.IDX[l, ok][self.WT[l, ok] > 0])
+                self.h[read] = np.maximum(self.h[read], top)
+
     def run(self, max_sweeps: int) -> None:
         for _ in range(max_sweeps):  # Gauss–Seidel: each node's own h to its target
             old = self.h.copy()
@@ -300,16 +330,15 @@ class _Calibrator:
                 self.h[j] = self.solve(j, j)
             if np.max(np.abs(self.h - old)) < 1e-10:
                 break
-        for _ in range(10 * self.n + 10):  # raising-only passes: never lower any node's coverage
-            short = [j for j in range(self.n) if self.coverage(j) < self.need[j]]
-            if not short:
-                break
-            for j in short:
-                self.h[j] = max(self.h[j], self.solve(j, j))
-        if np.all(self.excess() >= 0):
-            # lowering passes: no single threshold higher than the targets force (removes the
-            # overcoverage the sweeps leave where neighbouring nodes share data sets)
-            self.lower(max_sweeps)
+        self.raise_to_targets()
+        # lowering passes: no single threshold higher than the targets force (removes the
+        # overcoverage the sweeps leave where neighbouring nodes share data sets); each step keeps
+        # every node at its target
+        self.lower(max_sweeps)
+        self.raise_to_targets()  # repairs what rounding in the lowering may have cost (raises only)
+        bad = self.excess() < -1e-9
+        if bad.any():  # cannot happen: raise_to_targets accepts all of a short node
+            raise ConvergenceError(f"calibrated construction: nodes {np.flatnonzero(bad).tolist()} below their targets")
 
 
 class NuisanceConstruction:
