@@ -188,3 +188,28 @@ def test_calibrated_lowering_keeps_every_node_covered_on_random_belts():
             h = calibrated_thresholds(belt, cl)[0]
             assert np.all(_node_coverage(belt, h) >= cl - 1e-9)
 
+
+def test_exact_fixed_belt_accepts_data_tied_with_the_critical_atom():
+    """One Poisson count n ~ Pois(3 + μ), exact belt at μ = 2, cl = 0.6: the critical value is t of
+    n = 7 (P = 0.104).  The old rule t_obs ≤ c rejected n = 7 whenever its refit came out 5e-13
+    higher than the lattice fit — coverage 0.497 instead of the belt's 0.602.  Now the data's
+    coverage, summed over the lattice, equals the belt's, and the Neyman set of n = 7 holds μ = 2."""
+    from sbihep.fit import neyman_interval
+
+    space = ParameterSpace([Parameter("mu", 1.0, (0.0, 10.0))])
+
+    def lik(n):
+        return Likelihood([CountingTerm([n], [{"mu": 1.0, "1": 3.0}], space)])
+
+    belt = neyman_belt(lik(3.0), {"mu": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, method="exact", cls=(0.6,), polish=True)
+    k = 1
+    counts, w = belt["lattice_counts"].values[k, :, 0], belt["weight"].values[k]
+    t, c = belt["statistic"].values[k], float(belt["critical_value"].values[k, 0])
+    ok = np.isfinite(counts)
+    assert counts[ok][np.argmin(np.abs(t[ok] - c))] == 7.0
+    method = NeymanMethod(belt, 0.6)
+    dec = np.array([covered(lik(n), {"mu": 2.0}, [method], polish=True)[0] for n in counts[ok]])
+    belt_cov = float(w[ok][t[ok] <= c].sum())
+    assert belt_cov >= 0.6
+    assert float(np.sum(w[ok] * np.nan_to_num(dec))) == pytest.approx(belt_cov, abs=1e-12)
+    assert neyman_interval(lik(7.0), belt, 0.6, polish=True).contains(2.0)

@@ -5,7 +5,12 @@ other parameters profiled on the observed data, the usual "profile construction"
 and t(θ_k) (:mod:`sbihep.fit.statistic`) is evaluated on each.  The critical value c_α(θ_k) is
 the empirical ``cl`` quantile of those t; the confidence set is {θ_k : t_obs(θ_k) ≤ c_α(θ_k)}.
 The quantile is taken on the conservative side for discrete t (the smallest toy value v with
-F̂(v) ≥ cl), so that a point mass at the boundary never turns into undercoverage.
+F̂(v) ≥ cl), so that a point mass at the boundary never turns into undercoverage.  On an exact
+belt (``method="exact"``, below) the quantile holds a whole atom of t (one count vector, e.g. 10%
+of the probability for one Poisson count), so data are accepted when t_obs ≤ c_α +
+:data:`~sbihep.fit.neyman_nuisance.TIE_TOLERANCE`: the data's refit must not reject the atom by
+fit noise of 1e-12.  (A toy belt's quantile splits an atom's noisy toys at random, and the data
+with them: no bias, and no tolerance, which would widen intervals on continuous data.)
 
 Which construction covers where:
 
@@ -52,12 +57,12 @@ from sbihep.fit.confidence_set import ConfidenceSet, Interval, merge_pieces
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
-from sbihep.fit.neyman_nuisance import GridTable, NuisanceConstruction, discrete_quantile
+from sbihep.fit.neyman_nuisance import TIE_TOLERANCE, GridTable, NuisanceConstruction, discrete_quantile, is_exact
 from sbihep.fit.scan import grid_axes, profile_scan
 from sbihep.fit.statistic import check_stream, toy_profile_statistics, toy_seed, toy_stream
 from sbihep.parallel import map_jobs
 
-__all__ = ["neyman_belt", "neyman_interval", "neyman_region", "neyman_contours", "neyman_expected", "critical_value"]
+__all__ = ["neyman_belt", "neyman_interval", "neyman_region", "neyman_contours", "neyman_expected", "critical_value", "tie_tolerance"]
 
 #: Quantiles of the expected-interval bands: −2σ, −1σ, median, +1σ, +2σ.
 BAND_QUANTILES = (0.02275, 0.15866, 0.5, 0.84134, 0.97725)
@@ -316,6 +321,13 @@ def critical_value(belt, point: Mapping[str, float], cl: float) -> float:
     return _fixed_table(belt, cl, "critical_value")(point)
 
 
+def tie_tolerance(belt) -> float:
+    """What a fixed belt adds to c_α in the rule t_obs ≤ c_α + tolerance: TIE_TOLERANCE on an exact
+    belt (its quantile is the t of one lattice point, which the data's refit must not lose to fit
+    noise), 0 on a toy belt."""
+    return TIE_TOLERANCE if is_exact(belt) else 0.0
+
+
 def _fixed_table(belt, cl: float, who: str) -> GridTable:
     tested, nuisances = _belt_names(belt)
     names = tested + nuisances
@@ -342,11 +354,12 @@ class _DataCritical:
             _check_cl(belt, cl, who)
             self.fixed = _fixed_table(belt, cl, who)
             self.construction = None
+        self.tie = tie_tolerance(belt)
 
     def __call__(self, likelihood, point: Mapping[str, float], cond_values: Mapping[str, float], cond_nll: float,
                  fit_kwargs) -> float:
         if self.fixed is not None:
-            return self.fixed(point)
+            return self.fixed(point) + self.tie
         return self.construction.critical(likelihood, point, cond_values, cond_nll, **fit_kwargs)
 
 
