@@ -30,6 +30,7 @@ __all__ = [
     "NonlinearCouplingWarning",
     "UnsupportedProcessError",
     "SurrogateValidationWarning",
+    "CoverageWarning",
 ]
 
 
@@ -137,3 +138,9 @@ class SurrogateValidationWarning(UserWarning):
     """A likelihood surrogate was written although its validation missed a target (|Δt| ≥ 0.1 where
     t < 10, no validation point where t < 10, or t < −0.01 on the check grid); its metadata says
     ``passed: false`` and lists the failures."""
+
+
+class CoverageWarning(UserWarning):
+    """A Neyman construction cannot give its confidence level at some belt node: fits that failed
+    and probability left out of an exact lattice (both counted as rejected) leave less than cl to
+    accept there, so that node's coverage is below cl."""

@@ -33,7 +33,7 @@ from sbihep.errors import InvalidInputError
 from sbihep.fit.intervals import ONE_SIGMA, wilks_threshold
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
-from sbihep.fit.neyman import critical_value
+from sbihep.fit.neyman import critical_value, tie_tolerance
 from sbihep.fit.neyman_nuisance import NuisanceConstruction
 from sbihep.fit.statistic import check_stream, profile_fit, toy_seed, toy_stream
 from sbihep.parallel import map_jobs
@@ -56,7 +56,8 @@ class WilksMethod:
 class NeymanMethod:
     """The Neyman set of a belt (:func:`~sbihep.fit.neyman.neyman_belt`): t(θ) ≤ c(θ).
 
-    With a fixed belt (no nuisance grid) c = c_α(θ) of the belt, the same for every toy.  With a
+    With a fixed belt (no nuisance grid) c = c_α(θ) of the belt (+ TIE_TOLERANCE on an exact
+    belt, :func:`~sbihep.fit.neyman.tie_tolerance`), the same for every toy.  With a
     nuisance belt c = c(θ; toy) of ``construction`` (default ``"calibrated"``; ``gamma``, ``margin``:
     see :mod:`sbihep.fit.neyman_nuisance`), computed on each toy.
     """
@@ -89,7 +90,7 @@ class NeymanMethod:
                                     "use accepts_data (coverage() does)")
         if self.construction not in (None, "profile"):
             raise InvalidInputError(f"NeymanMethod: construction {self.construction!r} needs a nuisance belt")
-        return t <= critical_value(self.belt, point, self.cl)
+        return t <= critical_value(self.belt, point, self.cl) + tie_tolerance(self.belt)
 
     def accepts_data(self, toy: Likelihood, t: float, point: Mapping[str, float], conditional, **fit_kwargs) -> bool:
         """Whether the set computed on ``toy`` contains ``point``; ``conditional`` is the toy's fit at ``point``."""

@@ -5,7 +5,12 @@ other parameters profiled on the observed data, the usual "profile construction"
 and t(θ_k) (:mod:`sbihep.fit.statistic`) is evaluated on each.  The critical value c_α(θ_k) is
 the empirical ``cl`` quantile of those t; the confidence set is {θ_k : t_obs(θ_k) ≤ c_α(θ_k)}.
 The quantile is taken on the conservative side for discrete t (the smallest toy value v with
-F̂(v) ≥ cl), so that a point mass at the boundary never turns into undercoverage.
+F̂(v) ≥ cl), so that a point mass at the boundary never turns into undercoverage.  On an exact
+belt (``method="exact"``, below) the quantile holds a whole atom of t (one count vector, e.g. 10%
+of the probability for one Poisson count), so data are accepted when t_obs ≤ c_α +
+:data:`~sbihep.fit.neyman_nuisance.TIE_TOLERANCE`: the data's refit must not reject the atom by
+fit noise of 1e-12.  (A toy belt's quantile splits an atom's noisy toys at random, and the data
+with them: no bias, and no tolerance, which would widen intervals on continuous data.)
 
 Which construction covers where:
 
@@ -21,6 +26,11 @@ Which construction covers where:
   constructions with pointwise coverage over the nuisances: ``"calibrated"`` (default) and
   ``"berger_boos"``, and the profile construction evaluated at each data set's own ν̂̂
   (``"profile"``); see :mod:`sbihep.fit.neyman_nuisance`.
+
+For likelihoods of :class:`~sbihep.fit.counting.CountingTerm` s, ``neyman_belt(...,
+method="exact")`` replaces the toys by the Poisson lattice of the counts, each count vector
+fitted once and weighed with its exact probability (:mod:`sbihep.fit.neyman_exact`): critical
+values and calibrations without toy noise, which matters where t has point masses.
 
 Interval ends are found by root finding on t_obs(θ) − c(θ) (profile fits at off-grid points,
 c interpolated between grid nodes), seeded by the grid and the best fit.
@@ -47,12 +57,12 @@ from sbihep.fit.confidence_set import ConfidenceSet, Interval, merge_pieces
 from sbihep.fit.intervals import ONE_SIGMA, TWO_SIGMA
 from sbihep.fit.likelihood import Likelihood
 from sbihep.fit.minimize import minimize
-from sbihep.fit.neyman_nuisance import GridTable, NuisanceConstruction, discrete_quantile
+from sbihep.fit.neyman_nuisance import TIE_TOLERANCE, GridTable, NuisanceConstruction, discrete_quantile, is_exact
 from sbihep.fit.scan import grid_axes, profile_scan
 from sbihep.fit.statistic import check_stream, toy_profile_statistics, toy_seed, toy_stream
 from sbihep.parallel import map_jobs
 
-__all__ = ["neyman_belt", "neyman_interval", "neyman_region", "neyman_contours", "neyman_expected", "critical_value"]
+__all__ = ["neyman_belt", "neyman_interval", "neyman_region", "neyman_contours", "neyman_expected", "critical_value", "tie_tolerance"]
 
 #: Quantiles of the expected-interval bands: −2σ, −1σ, median, +1σ, +2σ.
 BAND_QUANTILES = (0.02275, 0.15866, 0.5, 0.84134, 0.97725)
@@ -72,9 +82,12 @@ def neyman_belt(
     executor=None,
     client=None,
     progress: bool = False,
+    method: str = "toys",
+    exact_tail: float = 1e-6,
+    max_lattice_points: int = 200_000,
     **fit_kwargs: Any,
 ):
-    """Calibrate t(θ) by toys at every grid point.
+    """Calibrate t(θ) by toys at every grid point (or exactly, for counting models).
 
     Args:
         likelihood: the likelihood of the observed data; its terms must draw toys (``toy``).
@@ -92,6 +105,14 @@ def neyman_belt(
             values, toy index); ``"shared"``: the old (seed, grid index, toy index), which repeats
             in every belt with the same seed.
         n_workers, executor, client, progress: passed to :func:`~sbihep.parallel.map_jobs`.
+        method: ``"toys"`` (default) or ``"exact"``: for a likelihood of
+            :class:`~sbihep.fit.counting.CountingTerm` s only, every count vector of non-negligible
+            probability is fitted once and weighed with its exact Poisson probability at each node
+            (:mod:`sbihep.fit.neyman_exact`) — critical values without toy noise; ``n_toys``,
+            ``seed`` and ``stream`` are then unused.
+        exact_tail: ``method="exact"``: probability each node may leave out of its lattice (counted
+            as rejected, so conservative); default 1e-6.
+        max_lattice_points: ``method="exact"``: refuse a lattice larger than this (default 200000).
         **fit_kwargs: passed to :func:`~sbihep.fit.minimize.minimize`.
 
     Returns:
@@ -104,13 +125,23 @@ def neyman_belt(
         - ``generated_at`` (grid dims, ``parameter``): where the toys were drawn;
         - with ``nuisance_grid``: ``profiled_nuisance`` (grid dims, ``toy``, ``nuisance``), each
             toy's ν̂̂ at the tested point;
-        - attrs ``n_toys``, ``seed``, ``stream``, ``tested`` and ``nuisances`` (comma-joined names).
+        - attrs ``n_toys``, ``seed``, ``stream``, ``tested`` and ``nuisances`` (comma-joined names),
+            ``method``;
+        - with ``method="exact"`` the ``toy`` dim indexes the lattice of each tested point (the same
+            count vectors at all its nuisance nodes; padded with NaN), and also ``weight`` (grid dims,
+            ``toy``): each count vector's probability at the node, ``missing_probability`` (grid
+            dims): the probability left out, ``lattice_counts`` (tested dims, ``toy``, ``count``);
+            ``critical_value`` is then the exact (weighted) conservative quantile.
 
     Raises:
         InvalidInputError / UnknownParameterError: a bad grid, a nuisance also tested, ``n_toys`` < 1,
-            a cl outside (0, 1) or an unknown ``stream``.
+            a cl outside (0, 1), an unknown ``stream`` or ``method``; ``method="exact"`` on a
+            likelihood with other terms than CountingTerms, or a lattice over ``max_lattice_points``.
     """
     import xarray as xr
+
+    if method not in ("toys", "exact"):
+        raise InvalidInputError(f"neyman_belt: method must be 'toys' or 'exact', got {method!r}")
 
     if int(n_toys) != n_toys or n_toys < 1:
         raise InvalidInputError(f"neyman_belt: n_toys must be a positive integer, got {n_toys!r}")
@@ -140,6 +171,9 @@ def neyman_belt(
             generating.append(fit.values)
         else:
             generating.append(likelihood.parameters.validate({**generate_at, **node}))
+    if method == "exact":
+        return _exact_belt(likelihood, names, axes, nuisances, nuisance_axes, nodes, generating, cls, exact_tail,
+                           max_lattice_points, n_workers, executor, client, progress, fit_kwargs)
     # about four jobs per worker, never splitting below one toy
     per_point = max(1, min(n_toys, math.ceil(4 * max(n_workers, 1) / len(nodes))))
     edges = np.linspace(0, n_toys, per_point + 1).astype(int)
@@ -181,7 +215,78 @@ def neyman_belt(
         coords["nuisance"] = list(nuisances)
     return xr.Dataset(data, coords=coords,
                       attrs={"n_toys": n_toys, "seed": int(seed), "stream": stream, "tested": ",".join(names),
-                             "nuisances": ",".join(nuisances)})
+                             "nuisances": ",".join(nuisances), "method": "toys"})
+
+
+def _exact_belt(likelihood, names, axes, nuisances, nuisance_axes, nodes, generating, cls, tail, max_points,
+                n_workers, executor, client, progress, fit_kwargs):
+    """The exact belt (see :mod:`sbihep.fit.neyman_exact`): one lattice per tested point."""
+    import xarray as xr
+
+    from sbihep.fit.neyman_exact import counting_lattice, lattice_statistics
+
+    all_names = names + nuisances
+    shape = tuple(a.size for a in axes + nuisance_axes)
+    t_shape = tuple(a.size for a in axes)
+    n_nu = int(np.prod([a.size for a in nuisance_axes])) if nuisances else 1
+    lattices = []  # per tested point: counts, prob (n_nu, n), missing (n_nu,)
+    for kk in range(int(np.prod(t_shape))):
+        gens = generating[kk * n_nu:(kk + 1) * n_nu]
+        lattices.append(counting_lattice(likelihood, gens, tail=tail, max_lattice_points=max_points))
+    union, where = {}, []
+    for counts, _, _ in lattices:
+        idx = []
+        for c in map(tuple, counts.astype(int).tolist()):
+            idx.append(union.setdefault(c, len(union)))
+        where.append(np.array(idx, dtype=int))
+    all_counts = np.array(list(union), dtype=float)
+    tested_points = [{n: nodes[kk * n_nu][n] for n in names} for kk in range(len(lattices))]
+    mask = np.zeros((len(all_counts), len(lattices)), dtype=bool)
+    for kk, idx in enumerate(where):
+        mask[idx, kk] = True
+    chunks = np.array_split(np.arange(len(all_counts)), max(1, min(len(all_counts), 8 * max(n_workers, 1))))
+    jobs = [(likelihood, all_counts[c], tested_points, mask[c], nuisances, fit_kwargs) for c in chunks if c.size]
+    res = np.concatenate(map_jobs(lattice_statistics, jobs, n_workers=n_workers, executor=executor, client=client,
+                                  progress=progress, desc="exact lattice fits"))
+    n_max = max(len(w) for w in where)
+    n_count = all_counts.shape[1]
+    stat = np.full((len(lattices), n_nu, n_max), np.nan)
+    weight = np.zeros((len(lattices), n_nu, n_max))
+    nu_hat = np.full((len(lattices), n_nu, n_max, len(nuisances)), np.nan)
+    lattice_counts = np.full((len(lattices), n_max, n_count), np.nan)
+    missing = np.zeros((len(lattices), n_nu))
+    n_failed = np.zeros((len(lattices), n_nu), dtype=int)
+    for kk, (idx, (counts, prob, miss)) in enumerate(zip(where, lattices)):
+        r = res[idx, kk]
+        good = r[:, 1] > 0
+        n = len(idx)
+        stat[kk, :, :n] = np.where(good, r[:, 0], np.nan)[None, :]
+        weight[kk, :, :n] = prob
+        nu_hat[kk, :, :n] = np.where(good[:, None], r[:, 2:], np.nan)[None]
+        lattice_counts[kk, :n] = counts
+        missing[kk] = miss
+        n_failed[kk] = int((~good).sum())
+    stat_nodes = stat.reshape(-1, n_max)
+    w_nodes = np.where(np.isfinite(stat_nodes), weight.reshape(-1, n_max), 0.0)
+    crit = np.stack([discrete_quantile(stat_nodes, c, axis=1, weights=w_nodes) for c in cls], axis=-1)
+    coords = {name: axis for name, axis in zip(all_names, axes + nuisance_axes)}
+    coords.update(cl=cls, parameter=list(likelihood.names))
+    dims = tuple(all_names)
+    data = {
+        "statistic": ((*dims, "toy"), stat.reshape(*shape, n_max)),
+        "weight": ((*dims, "toy"), weight.reshape(*shape, n_max)),
+        "critical_value": ((*dims, "cl"), crit.reshape(*shape, len(cls))),
+        "n_failed": (dims, n_failed.reshape(shape)),
+        "missing_probability": (dims, missing.reshape(shape)),
+        "generated_at": ((*dims, "parameter"), np.array([[g[n] for n in likelihood.names] for g in generating]).reshape(*shape, -1)),
+        "lattice_counts": ((*names, "toy", "count"), lattice_counts.reshape(*t_shape, n_max, n_count)),
+    }
+    if nuisances:
+        data["profiled_nuisance"] = ((*dims, "toy", "nuisance"), nu_hat.reshape(*shape, n_max, len(nuisances)))
+        coords["nuisance"] = list(nuisances)
+    return xr.Dataset(data, coords=coords,
+                      attrs={"n_toys": int(n_max), "seed": -1, "stream": "none", "tested": ",".join(names),
+                             "nuisances": ",".join(nuisances), "method": "exact", "exact_tail": float(tail)})
 
 
 def _quantile(stat: np.ndarray, q: float) -> np.ndarray:
@@ -216,6 +321,13 @@ def critical_value(belt, point: Mapping[str, float], cl: float) -> float:
     return _fixed_table(belt, cl, "critical_value")(point)
 
 
+def tie_tolerance(belt) -> float:
+    """What a fixed belt adds to c_α in the rule t_obs ≤ c_α + tolerance: TIE_TOLERANCE on an exact
+    belt (its quantile is the t of one lattice point, which the data's refit must not lose to fit
+    noise), 0 on a toy belt."""
+    return TIE_TOLERANCE if is_exact(belt) else 0.0
+
+
 def _fixed_table(belt, cl: float, who: str) -> GridTable:
     tested, nuisances = _belt_names(belt)
     names = tested + nuisances
@@ -242,11 +354,12 @@ class _DataCritical:
             _check_cl(belt, cl, who)
             self.fixed = _fixed_table(belt, cl, who)
             self.construction = None
+        self.tie = tie_tolerance(belt)
 
     def __call__(self, likelihood, point: Mapping[str, float], cond_values: Mapping[str, float], cond_nll: float,
                  fit_kwargs) -> float:
         if self.fixed is not None:
-            return self.fixed(point)
+            return self.fixed(point) + self.tie
         return self.construction.critical(likelihood, point, cond_values, cond_nll, **fit_kwargs)
 
 
