@@ -1,0 +1,24 @@
+"""Sections of benchmarks/bench_ufo_amplitudes.py (one module each), and what they share."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def temporary_process_cache():
+    """Point ``SBIHEP_CACHE_DIR`` at a fresh temporary folder (yielded) for the duration, so that figures never
+    come from a process cached by an earlier run; the previous value is restored."""
+    old = os.environ.get("SBIHEP_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SBIHEP_CACHE_DIR"] = str(Path(tmp) / "cache")
+        try:
+            yield Path(tmp)
+        finally:
+            if old is None:
+                os.environ.pop("SBIHEP_CACHE_DIR", None)
+            else:
+                os.environ["SBIHEP_CACHE_DIR"] = old

@@ -13,8 +13,6 @@ relative to that scale instead; e.g. cHWtil × SM in u d~ > w+ h vanishes identi
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,16 +24,10 @@ def run(args) -> dict:
     ufo = Path(args.ufo_dir)
     n = 100 if args.quick else 1000
     out: dict = {"ufo_vs_handwritten_points_per_energy": n, "ufo_vs_handwritten_ckm_factor": ckm_factor(DEFAULT_SM)}
-    old_cache = os.environ.get("SBIHEP_CACHE_DIR")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["SBIHEP_CACHE_DIR"] = str(Path(tmp) / "cache")
-        try:
-            _compare_all(ufo, Path(tmp), n, out)
-        finally:
-            if old_cache is None:
-                os.environ.pop("SBIHEP_CACHE_DIR", None)
-            else:
-                os.environ["SBIHEP_CACHE_DIR"] = old_cache
+    from ufo_amplitudes import temporary_process_cache
+
+    with temporary_process_cache() as tmp:
+        _compare_all(ufo, tmp, n, out)
     return out
 
 

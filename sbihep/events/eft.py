@@ -54,6 +54,18 @@ def monomial_names(operators: Sequence[str], order: EFTOrder) -> list[str]:
     return names
 
 
+def _checked(coefficients, operators, order, keep, who: str):
+    """The coefficients as float64 and the monomial names, after checking ``keep`` and the last axis."""
+    c = torch.as_tensor(coefficients, dtype=torch.float64)
+    missing = [k for k in keep if k not in operators]
+    if missing or len(set(keep)) != len(keep):
+        raise InvalidInputError(f"{who}: keep {list(keep)} must be distinct names among {list(operators)}")
+    names = monomial_names(operators, order)
+    if c.shape[-1] != len(names):
+        raise ShapeError(f"{who}: expected {len(names)} coefficients for {list(operators)} at {order} order, got {c.shape[-1]}")
+    return c, names
+
+
 def restrict_coefficients(coefficients, operators: Sequence[str], order: EFTOrder, keep: Sequence[str]) -> torch.Tensor:
     """Coefficients (..., M) over the monomials of ``operators`` → those (..., M') over the monomials of
     ``keep`` (in its order), the other operators held at the SM (θ = 0): c·m(θ) is unchanged for every θ
@@ -63,13 +75,7 @@ def restrict_coefficients(coefficients, operators: Sequence[str], order: EFTOrde
         InvalidInputError: a name in ``keep`` that is not one of ``operators``, or a repeated name.
         ShapeError: a last axis that is not the monomial count of ``operators`` at ``order``.
     """
-    c = torch.as_tensor(coefficients, dtype=torch.float64)
-    missing = [k for k in keep if k not in operators]
-    if missing or len(set(keep)) != len(keep):
-        raise InvalidInputError(f"restrict_coefficients: keep {list(keep)} must be distinct names among {list(operators)}")
-    names = monomial_names(operators, order)
-    if c.shape[-1] != len(names):
-        raise ShapeError(f"restrict_coefficients: expected {len(names)} coefficients for {list(operators)} at {order} order, got {c.shape[-1]}")
+    c, names = _checked(coefficients, operators, order, keep, "restrict_coefficients")
     column = {tuple(sorted(n.split("*"))): k for k, n in enumerate(names)}
     index = [column[tuple(sorted(n.split("*")))] for n in monomial_names(list(keep), order)]
     return c[..., index]
@@ -106,13 +112,7 @@ def fix_coefficients(
             raise InvalidInputError(f"fixed[{name!r}]: {value!r} is not finite")
     if not any(values.values()):
         return restrict_coefficients(coefficients, operators, order, keep)
-    c = torch.as_tensor(coefficients, dtype=torch.float64)
-    missing = [k for k in keep if k not in operators]
-    if missing or len(set(keep)) != len(keep):
-        raise InvalidInputError(f"fix_coefficients: keep {list(keep)} must be distinct names among {list(operators)}")
-    names = monomial_names(operators, order)
-    if c.shape[-1] != len(names):
-        raise ShapeError(f"fix_coefficients: expected {len(names)} coefficients for {list(operators)} at {order} order, got {c.shape[-1]}")
+    c, names = _checked(coefficients, operators, order, keep, "fix_coefficients")
     target = {(): 0}
     target.update({tuple(sorted(n.split("*"))): k for k, n in enumerate(monomial_names(list(keep), order)) if n != "1"})
     out = torch.zeros(c.shape[:-1] + (len(target),), dtype=torch.float64)
