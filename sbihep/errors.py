@@ -31,6 +31,7 @@ __all__ = [
     "UnsupportedProcessError",
     "SurrogateValidationWarning",
     "CoverageWarning",
+    "NoDiagramWarning",
 ]
 
 
@@ -144,3 +145,8 @@ class CoverageWarning(UserWarning):
     """A Neyman construction cannot give its confidence level at some belt node: fits that failed
     and probability left out of an exact lattice (both counted as rejected) leave less than cl to
     accept there, so that node's coverage is below cl."""
+
+
+class NoDiagramWarning(UserWarning):
+    """An operator kept as θ of a generated process enters none of its diagrams, so its coefficients are
+    exactly zero — usually coupling orders that exclude its vertices."""

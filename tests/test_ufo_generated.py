@@ -180,3 +180,14 @@ def test_parameter_space_of_model_operators(eft):
     assert proc.parameter_space({"cHWB": None}).names == ("cHWB",)
     with pytest.raises(InvalidInputError, match="low < 0 < high"):
         generate_process("e+ e- > mu+ mu-", eft, ["cle"], bounds={"cle": (1, 2)}, cache=False)
+
+
+def test_an_operator_no_diagram_reaches_is_reported():
+    """ctG's couplings carry QED = 1: with QED = 0 no diagram has it, and its coefficients would be 0 silently."""
+    from sbihep.errors import NoDiagramWarning
+
+    model = load_ufo(TOP, restriction=TOP / "restrict_massless.dat")
+    with pytest.warns(NoDiagramWarning, match="ctGRe"):
+        proc = generate_process("g g > t t~", model, ["ctGRe"], orders={"QED": 0, "NP": 1}, cache=False)
+    p = checks.random_momenta(proc, 900.0, 2)
+    assert float(proc.eft_decomposition(p).linear.abs().max()) == 0.0

@@ -206,6 +206,11 @@ class TreeAmplitude:
                     resolved.append((diagram, piece, children))
         self._resolved = resolved
         self.n_resolved = len(resolved)
+        present: set[int] = set()
+        for _, piece, children in resolved:
+            present |= set(piece.active).union(*[c.active for c in children])
+        #: the operators θ that enter at least one diagram (the others have exactly zero coefficients)
+        self.operators_present = tuple(op for k, op in enumerate(self.operators, start=1) if k in present)
         tensors = [self._colour_tensor(piece, children, contract) for _, piece, children in resolved]
         self.colour = colour_basis(tensors)
         signs = torch.tensor([float(d.sign) for d, _, _ in resolved], dtype=torch.float64)

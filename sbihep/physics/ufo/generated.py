@@ -321,6 +321,17 @@ def _build(process, model, operators, *, inputs, orders, multiparticles, wilson_
                   f"{amp.colour.matrix.shape[0]} colour flows")
     if not amplitudes:
         raise skipped[0][1] if skipped else UnknownParameterError(f"process {process!r}: no subprocess")
+    present = {op for amp in amplitudes.values() for op in amp.operators_present}
+    absent = [op for op in ops if op not in present]
+    if absent:
+        import warnings
+
+        from sbihep.errors import NoDiagramWarning
+
+        warnings.warn(f"process {process!r}: operator(s) {absent} enter no diagram, so their coefficients are exactly 0 "
+                      f"(coupling orders: {[str(c) for c in spec.orders] or 'default'}); SMEFTsim's EFT couplings carry "
+                      "extra QED orders — allow them, e.g. orders={'NP': 1, 'QED': 3}, if the operator should contribute",
+                      NoDiagramWarning, stacklevel=3)
     if progress and skipped:
         print(f"  {len(skipped)} subprocesses without diagrams dropped: {', '.join(k for k, _ in skipped[:6])}"
               + (" …" if len(skipped) > 6 else ""))
