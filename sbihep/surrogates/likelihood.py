@@ -25,6 +25,7 @@ with status 3.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from pathlib import Path
@@ -198,6 +199,8 @@ def train_surrogate(
         prefit: also label and learn the pre-fit Asimov data (spey's ``apriori``).
         labels: use these labels instead of labelling (their check grid, if any, is used).
         target_abs_dt: the accuracy target, max |Δt| where t < 10.
+        config: the network (:class:`~sbihep.surrogates.network.MLPConfig`); its ``n_outputs`` is set
+            from the labels (2, or 3 with ``prefit``).
         Others: see :func:`~sbihep.surrogates.labels.load_problem`,
             :func:`~sbihep.surrogates.labels.generate_labels`,
             :func:`~sbihep.surrogates.network.train_ensemble`.
@@ -215,6 +218,9 @@ def train_surrogate(
         labels = generate_labels(problem, n_points, n_check=n_check, n_starts=n_starts, prefit=prefit, seed=seed,
                                  n_workers=n_workers, client=client, progress=not quiet)
     x_tr, t_tr, x_te, t_te = split_labels(labels, test_fraction, seed)
+    if config is not None and config.n_outputs != t_tr.shape[1]:
+        # the outputs are the labels' (observed, Asimov, and the pre-fit Asimov with prefit=True), not a choice
+        config = dataclasses.replace(config, n_outputs=int(t_tr.shape[1]))
     ensemble, info = train_ensemble(x_tr, t_tr, config, seed=seed, device=device, quiet=quiet)
     metrics = validation_report(ensemble, labels, x_te, t_te, x_tr, t_tr, target_abs_dt=target_abs_dt)
     metrics["member_val_loss"] = info["val_loss"]
