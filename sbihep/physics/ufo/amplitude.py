@@ -387,8 +387,11 @@ class TreeAmplitude:
         """
         def call(wfs, couplings):
             total = None
-            for lor, rows in piece.parts:
+            for i, (lor, rows) in enumerate(piece.parts):
                 c = couplings.index_select(0, rows)
+                if total is not None or i < len(piece.parts) - 1:
+                    if not bool(c.ne(0).any()):  # e.g. an EFT-only structure in an SM-coupling call: zero
+                        continue
                 if open_leg is None:
                     value = lor.amplitude(wfs, moms, c)
                 else:
