@@ -38,7 +38,7 @@ __all__ = ["GeneratedProcess", "generate_process", "cache_directory", "GENERATOR
 
 #: bump when the generated objects change, so that stale cache entries are not used (2: helicity
 #: pruning in a random frame).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 _QCD_PARTONS = {21, 1, 2, 3, 4, 5, -1, -2, -3, -4, -5}
 
