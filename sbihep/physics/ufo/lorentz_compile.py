@@ -225,7 +225,7 @@ def _term_tensor(term, index_legs: list[int], label_base: int) -> tuple[tuple[in
     return tuple(leg for leg, _ in slots), term.coefficient * tensor
 
 
-def _tensor_train(tensor: torch.Tensor, dims: list[int], max_exact_rank: int = 64, rtol: float = 1e-14) -> list[torch.Tensor]:
+def _tensor_train(tensor: torch.Tensor, dims: list[int], max_exact_rank: int = 16, rtol: float = 1e-14) -> list[torch.Tensor]:
     """Tensor-train factorisation of ``tensor`` (shape (d_0, …, d_{L-1}, d_out)) into cores.
 
     Returns cores G_i of shape (r_{i-1}, d_i, r_i) with r_{-1} = 1; the last core has shape
@@ -234,10 +234,10 @@ def _tensor_train(tensor: torch.Tensor, dims: list[int], max_exact_rank: int = 6
     rank), so this is all they need.  Only if more than ``max_exact_rank`` rows remain (vertices
     with five or six vectors) is the rank compressed further by an SVD, dropping singular values
     below rtol × the largest (the rounding noise of an exactly low-rank tensor).
-    The SVD's rounding is relative to the largest entry of the whole unfolding, so it would spoil a
-    small term fused with large ones (a metric SM vertex compiled together with momentum-dependent
-    EFT structures lost 5e-12 of its value at E ~ 100 GeV with a limit of 16); hence the generous
-    exact limit.
+    The SVD's rounding is relative to the largest entry of the whole unfolding, which is harmless among
+    structures of one momentum degree but not across degrees: compiled together with a P² structure, a
+    metric term loses ~ε·E² of its value (5e-12 at E ~ 100 GeV).  Compile structures of different
+    momentum degree separately for full precision (the amplitude engine does).
     """
     d_out = tensor.shape[-1]
     cores = []
