@@ -27,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from _results import write_results
 from _ufo_ee_mumu import UFOEngineEEToMuMu
+from ufo_amplitudes import best_time
 from sbihep.physics.processes import EEToMuMu
 
 THETA = {"cll": 0.5, "cle": -1.0, "cee": 0.8}
@@ -40,16 +41,6 @@ class _OpCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.count += 1
         return func(*args, **(kwargs or {}))
-
-
-def _best(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -81,19 +72,19 @@ def main() -> None:
     figures["max_rel_diff_me2"] = float(((m_hand - m_engine).abs() / m_hand.abs()).max())
 
     for label, proc in (("handwritten", hand), ("engine", engine)):
-        figures[f"{label}_me2_s"] = _best(lambda: proc.matrix_element2(momenta, THETA, validate=False), args.repeats)
+        figures[f"{label}_me2_s"] = best_time(lambda: proc.matrix_element2(momenta, THETA, validate=False), args.repeats)
 
         def chunked(proc=proc):
             for start in range(0, args.batch, args.chunk):
                 proc.matrix_element2(momenta[start : start + args.chunk], THETA, validate=False)
 
-        figures[f"{label}_chunked_me2_s"] = _best(chunked, args.repeats)
+        figures[f"{label}_chunked_me2_s"] = best_time(chunked, args.repeats)
 
         def grad(proc=proc):
             q = momenta.clone().requires_grad_(True)
             proc.matrix_element2(q, THETA, validate=False).sum().backward()
 
-        figures[f"{label}_grad_s"] = _best(grad, max(1, args.repeats // 2))
+        figures[f"{label}_grad_s"] = best_time(grad, max(1, args.repeats // 2))
         with _OpCounter() as counter:
             proc.matrix_element2(momenta[:8], THETA, validate=False)
         figures[f"{label}_dispatch_ops"] = counter.count
@@ -113,7 +104,7 @@ def main() -> None:
                 out = compiled(momenta)
                 figures["compile_first_call_s"] = time.perf_counter() - t0
             figures["compile_max_rel_diff_me2"] = float(((out - m_engine).abs() / m_engine.abs()).max())
-            figures["compiled_me2_s"] = _best(lambda: compiled(momenta), args.repeats)
+            figures["compiled_me2_s"] = best_time(lambda: compiled(momenta), args.repeats)
             figures["compiled_over_eager"] = figures["engine_me2_s"] / figures["compiled_me2_s"]
             figures["compile_warnings"] = sorted({str(w.message)[:120] for w in caught})
         except Exception as exc:  # report, don't fight it

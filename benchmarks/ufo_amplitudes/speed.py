@@ -12,18 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-WH_INPUTS_LIGHT = ("Me", "MMU", "MTA", "MU", "MC", "MD", "MS", "yme", "ymm", "ymtau", "ymup", "ymdo", "yms", "ymc")
-
-
-def _best(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
+from ufo_amplitudes import best_time, temporary_process_cache
 
 def _gradient_time(process, momenta, repeat: int) -> float:
 
@@ -31,14 +20,14 @@ def _gradient_time(process, momenta, repeat: int) -> float:
         p = momenta.clone().requires_grad_(True)
         process.matrix_element2(p, None, validate=False).sum().backward()
 
-    return _best(once, repeat)
+    return best_time(once, repeat)
 
 
 def _throughput(out: dict, prefix: str, hand, generated, momenta, repeat: int) -> None:
     """Best-of-``repeat`` time of every EFT coefficient, hand-written and generated, and their throughput
     ratio (> 1: the generated process is faster)."""
-    t_hand = _best(lambda: hand.eft_decomposition(momenta, validate=False), repeat)
-    t_gen = _best(lambda: generated.eft_decomposition(momenta, validate=False), repeat)
+    t_hand = best_time(lambda: hand.eft_decomposition(momenta, validate=False), repeat)
+    t_gen = best_time(lambda: generated.eft_decomposition(momenta, validate=False), repeat)
     out[f"{prefix}_handwritten_s"] = round(t_hand, 4)
     out[f"{prefix}_generated_s"] = round(t_gen, 4)
     out[f"{prefix}_generated_over_handwritten"] = round(t_hand / t_gen, 3)
@@ -47,10 +36,9 @@ def _throughput(out: dict, prefix: str, hand, generated, momenta, repeat: int) -
 def run(args) -> dict:
     import torch
 
-    from sbihep.physics.couplings import SMInputs
-    from sbihep.physics.processes.ee_mumu import EEToMuMu
-    from sbihep.physics.processes.wh_lvbb import WHToLNuBB
+    from sbihep.physics.couplings import DEFAULT_SM
     from sbihep.physics.ufo import generate_process, load_ufo
+    from sbihep.physics.ufo.handwritten import REFERENCE_CASES, generate_case, restriction_card
 
     torch.set_num_threads(1)
     ufo = Path(args.ufo_dir)
@@ -58,9 +46,7 @@ def run(args) -> dict:
     repeat = 1 if args.quick else 3
     n = 2000 if args.quick else 100_000
     out: dict = {"speed_batch_events": n, "speed_threads": 1}
-    from ufo_amplitudes import temporary_process_cache
-
-    with temporary_process_cache():
+    with temporary_process_cache() as tmp:
         # ---- build: 2 → 4 with decays, from the model folder (reading it included) -------------
         text = "u d~ > w+ z, w+ > e+ ve, z > mu+ mu-"
         ops = ["cHWB", "cHDD", "cHl3", "cHq3", "cHq1", "cHu", "cHd", "cW"]
@@ -80,11 +66,12 @@ def run(args) -> dict:
         out["process_build_diagrams_after_fusion"] = amp.n_resolved
         out["process_build_helicities"] = int(amp.helicities.shape[0])
 
-        # ---- e+ e- -> mu+ mu- ---------------------------------------------------------------------
-        model = load_ufo(u35, restriction=u35 / "restrict_massless.dat")
-        values = model.inputs
-        ee = generate_process("e- e+ > mu- mu+", model, ["cll", "cle", "cee"], orders={"NP": 1})
-        hand = EEToMuMu(SMInputs(G_F=values["Gf"], m_W=values["MW"], m_Z=values["MZ"], width_Z=values["WZ"]))
+        # ---- the hand-written processes and their aligned regenerations (as section handwritten) -----
+        card = restriction_card(u35 / "restrict_massless.dat", tmp / "restrict_u35.dat", {"cHWtil": 7e-4, "CKMlambda": 0.225})
+        model = load_ufo(u35, restriction=card)
+        cases = {case.name: case for case in REFERENCE_CASES}
+        ee_case, wh_case = cases["ee_mumu"], cases["wh_lvbb"]
+        ee, hand = generate_case(ee_case, model), ee_case.make(DEFAULT_SM)
         r = torch.rand(n, hand.n_random, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
         p, _ = hand.phase_space(r, 250.0)
         _throughput(out, "ee_mumu", hand, ee, p, repeat)
@@ -96,15 +83,10 @@ def run(args) -> dict:
         out["ee_mumu_generated_over_madjax_f64"] = None
         out["ee_mumu_grad_generated_over_madjax_f64"] = None
         torch.set_num_threads(2)
-        out["ee_mumu_generated_2threads_s"] = round(_best(lambda: ee.eft_decomposition(p, validate=False), repeat), 4)
+        out["ee_mumu_generated_2threads_s"] = round(best_time(lambda: ee.eft_decomposition(p, validate=False), repeat), 4)
         torch.set_num_threads(1)
 
-        # ---- W h -> l nu b b~ (decay chain, massive b) -----------------------------------------------
-        inputs = {**{k: 0.0 for k in WH_INPUTS_LIGHT}, "MB": 4.7, "ymb": 2.79, "MH": 125.2, "MW": 80.369,
-                  "CKMlambda": 0.0}
-        wh = generate_process("u d~ > w+ h, w+ > e+ ve, h > b b~", u35, ["cHW", "cHWtil", "cHq3"], orders={"NP": 1},
-                              inputs=inputs)
-        hand = WHToLNuBB()
+        wh, hand = generate_case(wh_case, model), wh_case.make(DEFAULT_SM)  # decay chain, massive b
         r = torch.rand(n, hand.n_random, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
         p, _ = hand.phase_space(r, 400.0)
         _throughput(out, "wh", hand, wh, p, repeat)

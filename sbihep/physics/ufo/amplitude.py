@@ -42,7 +42,7 @@ Feynman rules is iM; M = −i × (that product) × the diagram's fermion sign.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -72,7 +72,6 @@ class VertexPiece:
         couplings: (S, K) complex128, S structures × K components (g₀, ∂g/∂θ₁, …) of each coupling
             (times the term's sign).
         colour: colour tensor over the interaction's canonical legs (one axis per leg, length 1, 3 or 8).
-        has_eft: whether any coupling of the piece depends on θ.
         active: the components k ≥ 1 (operators) whose couplings are not all zero.
     """
 
@@ -80,7 +79,6 @@ class VertexPiece:
     parts: tuple[tuple[CompiledLorentz, torch.Tensor], ...]
     couplings: torch.Tensor
     colour: np.ndarray
-    has_eft: bool
     active: tuple[int, ...] = ()
 
 
@@ -91,8 +89,6 @@ class _Node:
     line: Any
     piece: VertexPiece | None  # None: external leg
     children: tuple["_Node | None", ...] = ()
-    has_eft: bool = False
-    key: tuple = field(default=())
     mass: float = 0.0
     width: float = 0.0
     active: tuple[int, ...] = ()
@@ -288,7 +284,7 @@ class TreeAmplitude:
                     lorentz = _COMPILED[signature] = compile_lorentz([structures[i] for i in rows], spins, name)
                 parts.append((lorentz, torch.tensor(rows, dtype=torch.int64)))
             active = tuple(int(k) for k in np.flatnonzero(np.any(couplings != 0, axis=0)) if k > 0)
-            pieces.append(VertexPiece(interaction.index, tuple(parts), torch.as_tensor(couplings), tensor, bool(active), active))
+            pieces.append(VertexPiece(interaction.index, tuple(parts), torch.as_tensor(couplings), tensor, active))
         return pieces
 
     def _nodes(self, line) -> list[_Node]:
@@ -297,17 +293,15 @@ class TreeAmplitude:
         if cached is not None:
             return cached
         if line.interaction is None:
-            nodes = [_Node(line, None, (), False, ("ext", line.legs))]
+            nodes = [_Node(line, None)]
         else:
             options = [[None] if child is None else self._nodes(child) for child in line.children]
             nodes = []
             for piece in self._pieces.get(line.interaction, []):
                 for children in itertools.product(*options):
-                    has_eft = piece.has_eft or any(c is not None and c.has_eft for c in children)
-                    key = (line, id(piece), tuple(None if c is None else id(c) for c in children))
                     mass, width = self._propagator(line)
                     active = tuple(sorted(set(piece.active).union(*[c.active for c in children if c is not None])))
-                    nodes.append(_Node(line, piece, tuple(children), has_eft, key, mass, width, active))
+                    nodes.append(_Node(line, piece, tuple(children), mass, width, active))
         self._node_cache[line] = nodes
         return nodes
 
@@ -351,7 +345,7 @@ class TreeAmplitude:
             out.append(external_wavefunctions(k, p.spin, kind, self.masses[leg], values)[None])  # (1, N, h_i, [4])
         return out
 
-    def _line_momenta(self, momenta: torch.Tensor) -> dict[tuple[int, ...], torch.Tensor]:
+    def _line_momenta(self, momenta: torch.Tensor):
         sign = torch.ones(self.n_legs, dtype=momenta.dtype, device=momenta.device)
         sign[self.n_initial:] = -1.0
         incoming = momenta * sign[None, :, None]  # (N, n, 4): momentum flowing into the diagram
@@ -370,7 +364,7 @@ class TreeAmplitude:
                     cache[legs] = incoming[:, list(legs)].sum(1)[:, None, :]  # (N, 1, 4)
             return cache[legs]
 
-        return get  # type: ignore[return-value]
+        return get
 
     def _is_t_channel(self, legs: tuple[int, ...]) -> bool:
         n_in = sum(1 for leg in legs if leg < self.n_initial)
