@@ -24,7 +24,7 @@ from typing import ClassVar, Literal, Mapping, Sequence
 import torch
 
 from sbihep.errors import InvalidInputError, ShapeError, UnknownParameterError
-from sbihep.params import Parameter, ParameterSpace
+from sbihep.params import ParameterSpace
 from sbihep.physics.couplings import DEFAULT_SM, SMInputs, operator_parameter
 from sbihep.physics.lorentz import check_momenta, mass
 
@@ -44,12 +44,6 @@ def check_order(order: str) -> EFTOrder:
     if order not in ("linear", "quadratic"):
         raise InvalidInputError(f"order must be 'linear' or 'quadratic', got {order!r}")
     return order  # type: ignore[return-value]
-
-
-def _unbounded_parameter(name: str) -> Parameter:
-    """θ_i without bounds, for converting a named θ: the registry's operator when it knows the name,
-    else a plain Wilson coefficient (a generated UFO process has any of the model's coefficients)."""
-    return operator_parameter(name, (-float("inf"), float("inf")))
 
 
 @dataclass
@@ -299,7 +293,8 @@ class Process(ABC):
         unknown = [k for k in theta if k not in self.operators]
         if unknown:
             raise UnknownParameterError(f"{self.name}: unknown operator(s) {unknown}; this process has {list(self.operators)}")
-        space = ParameterSpace(_unbounded_parameter(op) for op in self.operators)
+        # unbounded: only converts names (any model operator is accepted once bounds are given)
+        space = ParameterSpace(operator_parameter(op, (-float("inf"), float("inf"))) for op in self.operators)
         return torch.as_tensor(space.to_vector(theta), dtype=torch.float64)
 
     def check_momenta(self, momenta: torch.Tensor) -> None:
